@@ -1,0 +1,108 @@
+"""The error hierarchy, and the one place exit codes are decided.
+
+Every expected failure is a ``TaxsyncError``: the CLI prints ``str(error)`` (one line),
+then ``error.details`` (optional further lines), and exits with ``error.exit_code``.
+No message here may contain the API key: errors are built from statuses, paths and the
+server's own error text, never from request headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2  # only `plan --detailed-exitcode` with a non-empty plan
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
+class TaxsyncError(Exception):
+    """Root of every error taxsync expects and reports without a traceback."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    """One thing wrong in a manifest, located as precisely as we know."""
+
+    file: str
+    line: int | None
+    col: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        field = f"{self.path}: " if self.path else ""
+        return f"{where}: {field}{self.message}"
+
+
+class ManifestError(TaxsyncError):
+    """The manifest tree is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ManifestProblem]) -> None:
+        self.problems = problems
+        first = str(problems[0]) if problems else "invalid manifests"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(first + more, [str(p) for p in problems[1:]])
+
+
+class ConfigError(TaxsyncError):
+    """Bad invocation or environment: a missing API key, an unsafe URL, a bad option."""
+
+
+class ApiError(TaxsyncError):
+    """The Mixpeek API answered with an error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        request: str,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.api_message = message
+        self.request = request
+        self.api_details = details or {}
+        super().__init__(f"{request}: HTTP {status} {error_type}: {message}")
+
+
+class NetworkError(TaxsyncError):
+    """The API could not be reached, or kept failing until the retry budget ran out."""
+
+
+class WriteOutcomeUnknown(NetworkError):
+    """A write was sent but its response was lost: it may or may not have taken effect.
+
+    Never retried blindly; the applier re-reads the taxonomy and decides.
+    """
+
+
+class ResponseError(TaxsyncError):
+    """The server answered 2xx with a body that is not what the API promises."""
+
+
+class StalePlanError(TaxsyncError):
+    """Live state moved since the plan was made; nothing was written."""
+
+
+class ApplyFailed(TaxsyncError):
+    """Some changes failed; the others were applied. Re-running apply converges."""
+
+
+class Interrupted(TaxsyncError):
+    """Ctrl-C: in-flight writes finished, nothing new was started."""
+
+    exit_code = EXIT_INTERRUPTED
