@@ -1,0 +1,247 @@
+"""``plan(desired, live, options) -> Plan``: pure, no I/O, no clock.
+
+The API's versioning decides the action: a config change is a new version, a
+description/metadata change is a PATCH, a type change cannot be versioned and is a
+replace, and a delete only happens with prune, only for what taxsync manages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from taxsync import normalize
+from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
+from taxsync.plan import Change, FieldChange, Plan, Summary
+from taxsync.wire import TaxonomyResponse
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    # Namespaces to cover in addition to those the manifests name (for prune), or,
+    # with only_namespaces, the only ones to plan.
+    namespaces: frozenset[str] = frozenset()
+    only_namespaces: bool = False
+    api_url: str | None = None
+
+
+def covered_namespaces(desired: Iterable[DesiredTaxonomy], options: PlanOptions) -> list[str]:
+    """The namespaces a plan reads (and may prune): the manifests' own, or the selection."""
+    if options.only_namespaces:
+        return sorted(options.namespaces)
+    return sorted({d.namespace for d in desired} | options.namespaces)
+
+
+def plan(
+    desired: Sequence[DesiredTaxonomy],
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    options: PlanOptions = PlanOptions(),
+) -> Plan:
+    """Compare desired taxonomies with the live ones of every covered namespace."""
+    namespaces = covered_namespaces(desired, options)
+    changes: list[Change] = []
+    unchanged = 0
+    for namespace in namespaces:
+        wanted = [d for d in desired if d.namespace == namespace]
+        by_name = {t.taxonomy_name: t for t in live.get(namespace, ())}
+        claimed: set[str] = set()
+        for taxonomy in sorted(wanted, key=lambda d: d.name):
+            current, rename_from = _match(taxonomy, by_name)
+            if current is not None:
+                claimed.add(current.taxonomy_name)
+            change = _compare(taxonomy, current, rename_from)
+            if change is None:
+                unchanged += 1
+            else:
+                changes.append(change)
+        if options.prune:
+            orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
+            changes.extend(_delete(namespace, t) for t in orphans if normalize.is_managed(t.metadata))
+    return Plan(
+        api_url=options.api_url,
+        namespaces=namespaces,
+        prune=options.prune,
+        summary=_summary(changes, unchanged),
+        changes=changes,
+    )
+
+
+def _match(
+    desired: DesiredTaxonomy, by_name: Mapping[str, TaxonomyResponse]
+) -> tuple[TaxonomyResponse | None, str | None]:
+    """The live taxonomy a manifest describes: by name, else by a previous name (a rename)."""
+    if desired.name in by_name:
+        return by_name[desired.name], None
+    for old in desired.previous_names:
+        if old in by_name:
+            return by_name[old], old
+    return None, None
+
+
+def _compare(
+    desired: DesiredTaxonomy, live: TaxonomyResponse | None, rename_from: str | None
+) -> Change | None:
+    if live is None:
+        return _create(desired)
+    base = {
+        "namespace": desired.namespace,
+        "name": desired.name,
+        "taxonomy_id": live.taxonomy_id,
+        "base_version": live.version,
+        "taxonomy_type": desired.taxonomy_type,
+        "source": str(desired.source),
+        "wait": desired.wait,
+        "notes": _legacy_notes(live),
+    }
+    if normalize.config_type(live.config) != desired.taxonomy_type:
+        create = _create(desired)
+        diff = [_field("config.taxonomy_type", normalize.config_type(live.config), desired.taxonomy_type)]
+        return Change(action="replace", **base, diff=diff, create_body=create.create_body)
+    want, have = normalize.comparable_desired(desired), normalize.comparable_live(live)
+    adopt = not normalize.is_managed(live.metadata)
+    if rename_from is None and not adopt and normalize.fingerprint(want) == normalize.fingerprint(have):
+        return None
+    diff = field_diff(have, want)
+    if adopt:
+        diff.append(_field(f"metadata.{MANAGED_KEY}", None, MANAGED_VALUE, before_present=False))
+    if rename_from is not None:
+        diff.insert(0, _field("taxonomy_name", rename_from, desired.name))
+    patch = _patch_body(desired, want, have, adopt, rename_from)
+    if want["config"] != have["config"]:
+        version_body = {"config": desired.config}
+        return Change(action="new_version", **base, diff=diff, version_body=version_body,
+                      patch_body=patch, adopt=adopt, rename_from=rename_from)
+    return Change(action="update", **base, diff=diff, patch_body=patch, adopt=adopt,
+                  rename_from=rename_from)
+
+
+def _create(desired: DesiredTaxonomy) -> Change:
+    body: dict[str, Any] = {"taxonomy_name": desired.name, "config": desired.config}
+    if desired.description is not None:
+        body["description"] = desired.description
+    body["metadata"] = managed_metadata(desired)
+    after = normalize.comparable_desired(desired)
+    diff = [_field(path, None, value, before_present=False) for path, value in _leaves(after)]
+    return Change(
+        action="create",
+        namespace=desired.namespace,
+        name=desired.name,
+        taxonomy_type=desired.taxonomy_type,
+        source=str(desired.source),
+        wait=desired.wait,
+        diff=diff,
+        create_body=body,
+    )
+
+
+def _delete(namespace: str, live: TaxonomyResponse) -> Change:
+    return Change(
+        action="delete",
+        namespace=namespace,
+        name=live.taxonomy_name,
+        taxonomy_id=live.taxonomy_id,
+        base_version=live.version,
+        taxonomy_type=normalize.config_type(live.config),
+        notes=["not declared in any manifest; managed by taxsync"],
+    )
+
+
+def managed_metadata(desired: DesiredTaxonomy) -> dict[str, Any]:
+    """The metadata taxsync writes: the manifest's, plus the managed-by marker."""
+    return {**desired.metadata, MANAGED_KEY: MANAGED_VALUE}
+
+
+def _patch_body(
+    desired: DesiredTaxonomy,
+    want: Mapping[str, Any],
+    have: Mapping[str, Any],
+    adopt: bool,
+    rename_from: str | None,
+) -> dict[str, Any] | None:
+    body: dict[str, Any] = {}
+    if rename_from is not None:
+        body["taxonomy_name"] = desired.name
+    if want["description"] != have["description"]:
+        body["description"] = desired.description  # None clears it, as removing the line means
+    if adopt or want["metadata"] != have["metadata"]:
+        body["metadata"] = managed_metadata(desired)
+    return body or None
+
+
+def _legacy_notes(live: TaxonomyResponse) -> list[str]:
+    keys = normalize.unmanaged_keys(live.config)
+    if not keys:
+        return []
+    return [f"live config has keys the API no longer declares (ignored): {', '.join(keys)}"]
+
+
+def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
+    """Field-level differences between two canonical forms, in a stable order."""
+    tree = DeepDiff(dict(before), dict(after), view="tree", verbose_level=2)
+    changes = []
+    for report, items in tree.items():
+        for item in items:
+            path = _dotted(item.path(output_format="list"))
+            changes.append(
+                _field(
+                    path,
+                    None if "added" in report else item.t1,
+                    None if "removed" in report else item.t2,
+                    before_present="added" not in report,
+                    after_present="removed" not in report,
+                )
+            )
+    return sorted(changes, key=lambda c: c.path)
+
+
+def _dotted(parts: Sequence[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out and _is_keyed_entry(out):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _is_keyed_entry(prefix: str) -> bool:
+    """Keyed lists were turned into maps; show their entries as ``list[key]``."""
+    return prefix.rsplit(".", 1)[-1] in (
+        "input_mappings",
+        "enrichment_fields",
+        "hierarchical_nodes",
+        "covariates",
+    )
+
+
+def _leaves(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    if isinstance(value, dict) and value and not _is_keyed_entry(prefix):
+        for key, item in value.items():
+            yield from _leaves(item, f"{prefix}.{key}" if prefix else key)
+    elif value is not None and value != {}:
+        yield prefix, value
+
+
+def _field(
+    path: str, before: Any, after: Any, before_present: bool = True, after_present: bool = True
+) -> FieldChange:
+    return FieldChange(
+        path=path,
+        before=before,
+        after=after,
+        before_present=before_present,
+        after_present=after_present,
+    )
+
+
+def _summary(changes: Sequence[Change], unchanged: int) -> Summary:
+    summary = Summary(unchanged=unchanged)
+    for change in changes:
+        setattr(summary, change.action, getattr(summary, change.action) + 1)
+    return summary
