@@ -259,8 +259,9 @@ class _Document:
                 self.problem(key_node, (*path, key), "duplicate key")
                 continue
             mark = key_node.start_mark
-            self.positions[(*path, key)] = (mark.line + 1, mark.column + 1)
-            result[key] = self.convert(value_node, (*path, key))
+            entry = (*path, key)
+            self.positions[entry] = (mark.line + 1, mark.column + 1)
+            result[key] = self.convert(value_node, entry)
         return result
 
     def _scalar(self, node: yaml.Node, path: FieldPath) -> Any:
@@ -401,12 +402,12 @@ def _check_semantics(
         )
     else:
         for i, collection in enumerate(config.inference_collections or []):
-            path = ("config", "inference_collections", i)
+            path: FieldPath = ("config", "inference_collections", i)
             id_checks.append((path, collection, wire.COLLECTION_ID_PATTERN))
         _check_hierarchy(config, report)
-    for path, value, pattern in id_checks:
+    for id_path, value, pattern in id_checks:
         if value is not None and not re.match(pattern, value):
-            report(path, f"String should match pattern '{pattern}'")
+            report(id_path, f"String should match pattern '{pattern}'")
 
 
 def _check_hierarchy(config: wire.HierarchicalConfig, report: Any) -> None:

@@ -7,6 +7,7 @@ replace, and a delete only happens with prune, only for what taxsync manages.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +27,26 @@ class PlanOptions:
     # with only_namespaces, the only ones to plan.
     namespaces: frozenset[str] = frozenset()
     only_namespaces: bool = False
+    shard: tuple[int, int] | None = None  # (i, n): only namespaces in shard i of n
     api_url: str | None = None
 
 
 def covered_namespaces(desired: Iterable[DesiredTaxonomy], options: PlanOptions) -> list[str]:
     """The namespaces a plan reads (and may prune): the manifests' own, or the selection."""
     if options.only_namespaces:
-        return sorted(options.namespaces)
-    return sorted({d.namespace for d in desired} | options.namespaces)
+        chosen = set(options.namespaces)
+    else:
+        chosen = {d.namespace for d in desired} | options.namespaces
+    if options.shard is not None:
+        index, count = options.shard
+        chosen = {ns for ns in chosen if shard_of(ns, count) == index}
+    return sorted(chosen)
+
+
+def shard_of(namespace: str, count: int) -> int:
+    """The 1-based shard of a namespace: a stable hash, the same on every runner."""
+    digest = hashlib.sha256(namespace.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
 
 
 def plan(
@@ -60,7 +73,9 @@ def plan(
                 changes.append(change)
         if options.prune:
             orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
-            changes.extend(_delete(namespace, t) for t in orphans if normalize.is_managed(t.metadata))
+            changes.extend(
+                _delete(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
+            )
     return Plan(
         api_url=options.api_url,
         namespaces=namespaces,
@@ -87,7 +102,7 @@ def _compare(
 ) -> Change | None:
     if live is None:
         return _create(desired)
-    base = {
+    base: dict[str, Any] = {
         "namespace": desired.namespace,
         "name": desired.name,
         "taxonomy_id": live.taxonomy_id,
@@ -99,11 +114,19 @@ def _compare(
     }
     if normalize.config_type(live.config) != desired.taxonomy_type:
         create = _create(desired)
-        diff = [_field("config.taxonomy_type", normalize.config_type(live.config), desired.taxonomy_type)]
+        diff = [
+            _field(
+                "config.taxonomy_type", normalize.config_type(live.config), desired.taxonomy_type
+            )
+        ]
         return Change(action="replace", **base, diff=diff, create_body=create.create_body)
     want, have = normalize.comparable_desired(desired), normalize.comparable_live(live)
     adopt = not normalize.is_managed(live.metadata)
-    if rename_from is None and not adopt and normalize.fingerprint(want) == normalize.fingerprint(have):
+    if (
+        rename_from is None
+        and not adopt
+        and normalize.fingerprint(want) == normalize.fingerprint(have)
+    ):
         return None
     diff = field_diff(have, want)
     if adopt:
@@ -113,10 +136,18 @@ def _compare(
     patch = _patch_body(desired, want, have, adopt, rename_from)
     if want["config"] != have["config"]:
         version_body = {"config": desired.config}
-        return Change(action="new_version", **base, diff=diff, version_body=version_body,
-                      patch_body=patch, adopt=adopt, rename_from=rename_from)
-    return Change(action="update", **base, diff=diff, patch_body=patch, adopt=adopt,
-                  rename_from=rename_from)
+        return Change(
+            action="new_version",
+            **base,
+            diff=diff,
+            version_body=version_body,
+            patch_body=patch,
+            adopt=adopt,
+            rename_from=rename_from,
+        )
+    return Change(
+        action="update", **base, diff=diff, patch_body=patch, adopt=adopt, rename_from=rename_from
+    )
 
 
 def _create(desired: DesiredTaxonomy) -> Change:
@@ -201,9 +232,7 @@ def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fiel
 def _dotted(parts: Sequence[Any]) -> str:
     out = ""
     for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif out and _is_keyed_entry(out):
+        if isinstance(part, int) or out and _is_keyed_entry(out):
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)

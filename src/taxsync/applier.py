@@ -1,0 +1,292 @@
+"""Carry out a Plan through a client: concurrently, idempotently, and refusing stale changes.
+
+Idempotence rests on two habits. Before each write the taxonomy's head is re-read and
+the change is refused if it moved since the plan. After a write whose response was
+lost, the head is re-read again and the write is repeated only if it did not land, so a
+lost response to ``POST …/versions`` never becomes a second version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from taxsync import normalize
+from taxsync.client import MixpeekClient
+from taxsync.errors import StalePlanError, TaxsyncError, WriteOutcomeUnknown
+from taxsync.plan import Change, Plan
+from taxsync.wire import TaxonomyResponse
+
+Status = Literal["applied", "failed", "stale", "not_started"]
+DEFAULT_CONCURRENCY = 8
+_MAX_WRITE_ATTEMPTS = 3
+
+
+@dataclass
+class ChangeResult:
+    change: Change
+    status: Status
+    message: str = ""
+    taxonomy_id: str | None = None
+    version: int | None = None
+
+
+@dataclass
+class ApplyResult:
+    results: list[ChangeResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(r.status == "applied" for r in self.results)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    concurrency: int = DEFAULT_CONCURRENCY
+    allow_replace: bool = False
+    wait: bool = False
+    wait_timeout: float = 300.0
+
+
+class _Stale(TaxsyncError):
+    """This change's taxonomy moved since the plan."""
+
+
+async def find_stale(client: MixpeekClient, plan: Plan) -> list[str]:
+    """Re-read the head of every planned taxonomy; describe each one that moved.
+
+    One list per namespace, not one GET per taxonomy.
+    """
+    namespaces = sorted({c.namespace for c in plan.changes})
+    heads = await asyncio.gather(*(client.list_taxonomies(ns) for ns in namespaces))
+    live = {ns: {t.taxonomy_name: t for t in found} for ns, found in zip(namespaces, heads, strict=True)}
+    by_id = {ns: {t.taxonomy_id: t for t in found} for ns, found in zip(namespaces, heads, strict=True)}
+    reasons = []
+    for change in plan.changes:
+        if change.action == "create":
+            if change.name in live[change.namespace]:
+                reasons.append(f"{change.label} now exists (the plan creates it)")
+            continue
+        head = by_id[change.namespace].get(change.taxonomy_id)
+        if head is None:
+            reasons.append(f"{change.label} ({change.taxonomy_id}) no longer exists")
+        elif head.version != change.base_version:
+            reasons.append(
+                f"{change.label} is at v{head.version}, the plan was made at v{change.base_version}"
+            )
+    return reasons
+
+
+async def apply_plan(
+    client: MixpeekClient,
+    plan: Plan,
+    options: ApplyOptions = ApplyOptions(),
+    on_result: Callable[[ChangeResult], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> ApplyResult:
+    """Apply every change, ``options.concurrency`` at a time; one failure does not stop the rest.
+
+    When ``stop`` is set (Ctrl-C) no new change starts; in-flight ones finish.
+    """
+    stop = stop or asyncio.Event()
+    gate = asyncio.Semaphore(max(1, options.concurrency))
+    result = ApplyResult()
+
+    async def run(change: Change) -> None:
+        async with gate:
+            if stop.is_set():
+                outcome = ChangeResult(change, "not_started", "interrupted before it started")
+            else:
+                outcome = await _apply_change(client, change, options)
+        result.results.append(outcome)
+        if on_result:
+            on_result(outcome)
+
+    await asyncio.gather(*(run(change) for change in plan.changes))
+    result.interrupted = stop.is_set()
+    order = {id(c): i for i, c in enumerate(plan.changes)}
+    result.results.sort(key=lambda r: order[id(r.change)])
+    return result
+
+
+async def _apply_change(
+    client: MixpeekClient, change: Change, options: ApplyOptions
+) -> ChangeResult:
+    if change.action == "replace" and not options.allow_replace:
+        message = "replace deletes and recreates the taxonomy (new id); pass --allow-replace"
+        return ChangeResult(change, "failed", message)
+    try:
+        head = await _check_head(client, change)
+        head = await _ACTIONS[change.action](client, change, head)
+        if head is not None and (change.wait or options.wait) and head.ready is False:
+            head = await _wait_ready(client, change, head, options.wait_timeout)
+    except _Stale as exc:
+        return ChangeResult(change, "stale", str(exc))
+    except TaxsyncError as exc:
+        return ChangeResult(change, "failed", str(exc))
+    if head is None:
+        return ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
+    return ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
+
+
+async def _check_head(client: MixpeekClient, change: Change) -> TaxonomyResponse | None:
+    """The head right before writing; refuse the change if it moved since the plan."""
+    if change.action == "create":
+        return None  # existence is caught by the create itself (409)
+    assert change.taxonomy_id is not None
+    head = await client.get_taxonomy(change.namespace, change.taxonomy_id)
+    if head is None:
+        raise _Stale(f"stale: {change.label} no longer exists")
+    if head.version != change.base_version:
+        raise _Stale(
+            f"stale: {change.label} moved to v{head.version} since the plan (v{change.base_version})"
+        )
+    return head
+
+
+async def _create(
+    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+) -> TaxonomyResponse:
+    body = change.create_body or {}
+
+    async def landed() -> TaxonomyResponse | None:
+        found = await client.get_taxonomy(change.namespace, change.name)
+        if found is not None and _same_config(found.config, body["config"]):
+            return found
+        if found is not None:
+            raise _Stale(f"stale: {change.label} was created by someone else meanwhile")
+        return None
+
+    return await _write_once(lambda: client.create_taxonomy(change.namespace, body), landed)
+
+
+async def _new_version(
+    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+) -> TaxonomyResponse:
+    assert change.taxonomy_id is not None and change.version_body is not None
+    taxonomy_id, body = change.taxonomy_id, change.version_body
+
+    async def landed() -> TaxonomyResponse | None:
+        found = await client.get_taxonomy(change.namespace, taxonomy_id)
+        if found is None:
+            raise _Stale(f"stale: {change.label} was deleted meanwhile")
+        if found.version == change.base_version:
+            return None
+        if _same_config(found.config, body["config"]):
+            return found
+        raise _Stale(f"stale: {change.label} moved to v{found.version} meanwhile")
+
+    new = await _write_once(
+        lambda: client.create_version(change.namespace, taxonomy_id, body), landed
+    )
+    return await _patch(client, change, new) if change.patch_body else new
+
+
+async def _patch(
+    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+) -> TaxonomyResponse:
+    assert change.taxonomy_id is not None and change.patch_body is not None
+    taxonomy_id, body = change.taxonomy_id, change.patch_body
+
+    async def landed() -> TaxonomyResponse | None:
+        found = await client.get_taxonomy(change.namespace, taxonomy_id)
+        return found if found is not None and _patched(found, body) else None
+
+    return await _write_once(
+        lambda: client.patch_taxonomy(change.namespace, taxonomy_id, body), landed
+    )
+
+
+async def _delete(client: MixpeekClient, change: Change, head: TaxonomyResponse | None) -> None:
+    assert change.taxonomy_id is not None
+    taxonomy_id = change.taxonomy_id
+
+    async def landed() -> bool | None:
+        gone = await client.get_taxonomy(change.namespace, taxonomy_id) is None
+        return True if gone else None
+
+    await _write_once(lambda: client.delete_taxonomy(change.namespace, taxonomy_id), landed)
+
+
+async def _replace(
+    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+) -> TaxonomyResponse:
+    await _delete(client, change, head)
+    return await _create(client, change, None)
+
+
+_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "create": _create,
+    "new_version": _new_version,
+    "update": _patch,
+    "delete": _delete,
+    "replace": _replace,
+}
+
+
+async def _write_once(
+    write: Callable[[], Awaitable[Any]], landed: Callable[[], Awaitable[Any]]
+) -> Any:
+    """Send a write; if its response is lost, repeat it only when it did not land."""
+    for attempt in range(_MAX_WRITE_ATTEMPTS):
+        try:
+            return await write()
+        except WriteOutcomeUnknown:
+            found = await landed()
+            if found is not None:
+                return None if found is True else found
+            if attempt == _MAX_WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _same_config(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    return normalize.canonical_config(live) == normalize.canonical_config(desired)
+
+
+def _patched(live: TaxonomyResponse, body: dict[str, Any]) -> bool:
+    if "taxonomy_name" in body and live.taxonomy_name != body["taxonomy_name"]:
+        return False
+    if "description" in body and live.description != body["description"]:
+        return False
+    metadata = body.get("metadata")
+    if metadata is None:
+        return True
+    same_user = normalize.user_metadata(live.metadata) == normalize.user_metadata(metadata)
+    return same_user and normalize.is_managed(live.metadata) == normalize.is_managed(metadata)
+
+
+async def _wait_ready(
+    client: MixpeekClient, change: Change, head: TaxonomyResponse, timeout: float
+) -> TaxonomyResponse:
+    """Poll until asynchronous inference finishes (``ready``) or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    delay = 0.5
+    while head.ready is False:
+        if time.monotonic() + delay > deadline:
+            raise TaxsyncError(
+                f"{change.label}: not ready after {timeout:g}s (inference still running)"
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+        assert head.taxonomy_id is not None
+        found = await client.get_taxonomy(change.namespace, head.taxonomy_id)
+        if found is None:
+            raise _Stale(f"stale: {change.label} was deleted while waiting for it")
+        head = found
+    return head
+
+
+def raise_if_stale(reasons: Sequence[str]) -> None:
+    if reasons:
+        raise StalePlanError(
+            f"the saved plan is stale: {len(reasons)} planned taxonomy(ies) moved; nothing was written",
+            list(reasons),
+        )

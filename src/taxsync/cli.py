@@ -1,0 +1,626 @@
+"""The ``taxsync`` command line: parse options, call the core, render, choose the exit code.
+
+The only module that imports click. Heavy modules (pydantic, httpx, PyYAML, the
+emulator) are imported inside the commands, so ``taxsync --version`` starts fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from taxsync import __version__
+from taxsync.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ApplyFailed,
+    ConfigError,
+    Interrupted,
+    TaxsyncError,
+)
+
+if TYPE_CHECKING:
+    from taxsync.applier import ApplyResult
+    from taxsync.client import MixpeekClient
+    from taxsync.manifest import DesiredTaxonomy
+    from taxsync.plan import Plan
+    from taxsync.planner import PlanOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+LOCAL_API_URL = "http://taxsync.local"
+DEFAULT_LOCAL_STATE = Path(".taxsync") / "local-state.json"
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: every expected failure becomes a message and an exit code, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="taxsync", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        code = EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_ERROR  # usage errors too: 2 is reserved for "plan has changes"
+    except TaxsyncError as exc:
+        _report(exc)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        code = EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line; the traceback only on request
+        if os.environ.get("TAXSYNC_DEBUG"):
+            raise
+        click.echo(f"Error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("Set TAXSYNC_DEBUG=1 to see the traceback, and please report it.", err=True)
+        code = EXIT_ERROR
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _report(exc: TaxsyncError) -> None:
+    click.echo(f"Error: {exc}", err=True)
+    for line in exc.details:
+        click.echo(f"  {line}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="taxsync")
+def cli() -> None:
+    """Declarative GitOps reconciler for Mixpeek taxonomies."""
+
+
+# --- shared options -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    api_url: str
+    local_state: Path | None  # set: run against the in-process emulator
+    insecure: bool
+    verbose: bool
+    retry_timeout: float
+    rate_limit: float | None
+    concurrency: int
+
+    @property
+    def display_url(self) -> str:
+        return f"local ({self.local_state})" if self.local_state else self.api_url
+
+
+def connection_options(command: F) -> F:
+    """Options every command that talks to the API shares."""
+    options = [
+        click.option(
+            "--api-url",
+            envvar="MIXPEEK_API_URL",
+            default="https://api.mixpeek.com",
+            show_default=True,
+            help="Mixpeek API base URL (env MIXPEEK_API_URL).",
+        ),
+        click.option(
+            "--local", is_flag=True, help="Use the embedded emulator in process instead of the API."
+        ),
+        click.option(
+            "--local-state",
+            envvar="TAXSYNC_LOCAL_STATE",
+            type=click.Path(path_type=Path),
+            default=DEFAULT_LOCAL_STATE,
+            show_default=True,
+            help="State file of the embedded emulator (env TAXSYNC_LOCAL_STATE).",
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback API host."
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="Log every HTTP call (method, path, status, time) to stderr.",
+        ),
+        click.option(
+            "--retry-timeout",
+            type=click.FloatRange(min=1),
+            default=60.0,
+            show_default=True,
+            help="Seconds one request may spend retrying.",
+        ),
+        click.option(
+            "--rate-limit",
+            type=str,
+            default=None,
+            metavar="N/min",
+            help="Client-side request rate limit shared by all requests, e.g. 60/min.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=8,
+            show_default=True,
+            help="Namespaces read, and changes applied, at the same time.",
+        ),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        kwargs["conn"] = Connection(
+            api_url=kwargs.pop("api_url"),
+            local_state=kwargs.pop("local_state") if kwargs.pop("local") else None,
+            insecure=kwargs.pop("insecure"),
+            verbose=kwargs.pop("verbose"),
+            retry_timeout=kwargs.pop("retry_timeout"),
+            rate_limit=_parse_rate(kwargs.pop("rate_limit")),
+            concurrency=kwargs.pop("concurrency"),
+        )
+        return command(**kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_rate(text: str | None) -> float | None:
+    if text is None:
+        return None
+    number = text.removesuffix("/min").strip()
+    try:
+        rate = float(number)
+    except ValueError:
+        raise ConfigError(f"--rate-limit: expected N/min (e.g. 60/min), got {text!r}") from None
+    if rate <= 0:
+        raise ConfigError("--rate-limit must be positive")
+    return rate
+
+
+def _namespace_options(command: F) -> F:
+    command = click.option(
+        "--shard",
+        metavar="I/N",
+        default=None,
+        help="Only namespaces whose stable hash falls in shard I of N.",
+    )(command)
+    return click.option(
+        "-n",
+        "--namespace",
+        "namespaces",
+        multiple=True,
+        metavar="NS",
+        help="Only these namespaces (repeatable).",
+    )(command)
+
+
+@contextlib.contextmanager
+def _client(conn: Connection) -> Iterator[MixpeekClient]:
+    from taxsync.client import MixpeekClient, RetryPolicy, check_api_url
+
+    if conn.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("http: %(message)s"))
+        http_log = logging.getLogger("taxsync.http")
+        http_log.addHandler(handler)
+        http_log.setLevel(logging.DEBUG)
+    retry = RetryPolicy(total_seconds=conn.retry_timeout)
+    common: dict[str, Any] = {
+        "retry": retry,
+        "rate_limit_per_minute": conn.rate_limit,
+        "max_connections": max(conn.concurrency, 4),
+    }
+    if conn.local_state is not None:
+        from taxsync.emulator import local_transport
+
+        transport = local_transport(conn.local_state)
+        yield MixpeekClient(LOCAL_API_URL, "local", transport=transport, **common)
+        return
+    api_key = os.environ.get("MIXPEEK_API_KEY", "").strip()
+    if not api_key:
+        raise ConfigError(
+            "MIXPEEK_API_KEY is not set: export your Mixpeek API key, or use --local "
+            "to run against the embedded emulator"
+        )
+    yield MixpeekClient(check_api_url(conn.api_url, conn.insecure), api_key, **common)
+
+
+def _run(coro_factory: Callable[[asyncio.Event], Any]) -> Any:
+    """Run the async core; Ctrl-C sets ``stop`` (finish in-flight, start nothing new)."""
+
+    async def runner() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_sigint() -> None:
+            click.echo(
+                "\nInterrupt: finishing in-flight writes, starting no new ones "
+                "(Ctrl-C again to abort).",
+                err=True,
+            )
+            stop.set()
+            loop.remove_signal_handler(signal.SIGINT)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        return await coro_factory(stop)
+
+    return asyncio.run(runner())
+
+
+def _style() -> Any:
+    from taxsync.render import Style
+
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return Style(bool(colour))
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--local", is_flag=True, hidden=True, help="Accepted for symmetry; validate is offline."
+)
+def validate(path: Path, local: bool) -> int:
+    """Check the manifests under PATH offline (no API call)."""
+    from taxsync.manifest import load_tree
+
+    desired = load_tree(path)
+    files = len({d.source.file for d in desired})
+    click.echo(f"{len(desired)} taxonomy manifest(s) in {files} file(s) are valid.")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Also save the plan as JSON here.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How to print the plan on stdout.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when there are changes, 0 when there are none.",
+)
+@click.option(
+    "--prune", is_flag=True, help="Plan deletes of managed taxonomies no manifest declares."
+)
+@_namespace_options
+@connection_options
+def plan(
+    path: Path,
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    prune: bool,
+    namespaces: tuple[str, ...],
+    shard: str | None,
+    conn: Connection,
+) -> int:
+    """Show what apply would change in each namespace."""
+    from taxsync import render
+
+    the_plan = _make_plan(path, conn, prune, namespaces, shard)
+    if out is not None:
+        _write_atomic(out, the_plan.to_json())
+    if fmt == "json":
+        click.echo(the_plan.to_json(), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.plan_markdown(the_plan), nl=False)
+    else:
+        click.echo(render.plan_text(the_plan, _style()), nl=False)
+    return EXIT_CHANGES if detailed_exitcode and the_plan.has_changes else EXIT_OK
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Apply this saved plan exactly (refused if stale).",
+)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--prune", is_flag=True, help="Delete managed taxonomies no manifest declares.")
+@click.option(
+    "--allow-replace",
+    is_flag=True,
+    help="Allow replaces (type changes: delete then recreate with a new id).",
+)
+@click.option(
+    "--wait", is_flag=True, help="Wait until created or re-versioned taxonomies are ready."
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for readiness.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the result.",
+)
+@_namespace_options
+@connection_options
+def apply(
+    path: Path | None,
+    plan_file: Path | None,
+    auto_approve: bool,
+    prune: bool,
+    allow_replace: bool,
+    wait: bool,
+    wait_timeout: float,
+    fmt: str,
+    namespaces: tuple[str, ...],
+    shard: str | None,
+    conn: Connection,
+) -> int:
+    """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
+    from taxsync import render
+    from taxsync.applier import ApplyOptions
+
+    if (path is None) == (plan_file is None):
+        raise click.UsageError("give either PATH or --plan FILE")
+    if plan_file is not None:
+        the_plan = _read_plan(plan_file, conn)
+    else:
+        assert path is not None
+        the_plan = _make_plan(path, conn, prune, namespaces, shard)
+    if fmt == "text":
+        click.echo(render.plan_text(the_plan, _style()), nl=False)
+    if not the_plan.has_changes:
+        if fmt == "json":
+            click.echo(render.apply_json(_empty_result()), nl=False)
+        return EXIT_OK
+    _refuse_unsafe(the_plan, allow_replace)
+    if plan_file is None and not auto_approve:
+        _confirm()
+    options = ApplyOptions(conn.concurrency, allow_replace, wait, wait_timeout)
+    result = _apply(the_plan, conn, options, check_stale=plan_file is not None, fmt=fmt)
+    if fmt == "json":
+        click.echo(render.apply_json(result), nl=False)
+    else:
+        click.echo("\n" + render.apply_summary(result))
+    if result.interrupted:
+        done = result.count("applied")
+        raise Interrupted(
+            f"interrupted: {done} change(s) applied, "
+            f"{result.count('not_started')} not started; run apply again to finish"
+        )
+    if not result.ok:
+        raise ApplyFailed(
+            "some changes did not apply; fix the cause and run apply again",
+            [render.result_line(r, _style()) for r in result.results if r.status != "applied"],
+        )
+    return EXIT_OK
+
+
+@cli.command()
+def schema() -> int:
+    """Print the JSON Schema of a taxonomy manifest."""
+    import json
+
+    from taxsync.manifest import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+@cli.group()
+def local() -> None:
+    """The local Mixpeek emulator."""
+
+
+@local.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Persist state in this JSON file (default: memory only).",
+)
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    metavar="NAME",
+    help="Pre-create this namespace (repeatable); then unknown namespaces are 404.",
+)
+@click.option(
+    "--api-key",
+    envvar="TAXSYNC_LOCAL_API_KEY",
+    default=None,
+    help="Accept only this bearer key (default: any non-empty key).",
+)
+@click.option(
+    "--faults",
+    default=None,
+    metavar="SPEC",
+    help="Fault injection, e.g. 'latency=20ms,429=0.1,503=0.05,seed=7'.",
+)
+@click.option(
+    "--max-page-size",
+    type=click.IntRange(1, 1000),
+    default=1000,
+    show_default=True,
+    help="Largest page the list routes return.",
+)
+def serve(
+    host: str,
+    port: int,
+    state: Path | None,
+    namespaces: tuple[str, ...],
+    api_key: str | None,
+    faults: str | None,
+    max_page_size: int,
+) -> int:
+    """Run the Mixpeek emulator over HTTP."""
+    from taxsync.emulator import Faults
+    from taxsync.emulator import serve as run_server
+
+    try:
+        fault_plan = Faults.parse(faults) if faults else None
+    except ValueError as exc:
+        raise ConfigError(f"--faults: {exc}") from None
+    run_server(
+        host=host,
+        port=port,
+        state_path=state,
+        namespaces=namespaces,
+        api_key=api_key,
+        faults=fault_plan,
+        max_page_size=max_page_size,
+    )
+    return EXIT_OK
+
+
+# --- the steps the commands share ------------------------------------------------------
+
+
+def _plan_options(
+    conn: Connection, prune: bool, namespaces: tuple[str, ...], shard: str | None
+) -> PlanOptions:
+    from taxsync.planner import PlanOptions
+
+    return PlanOptions(
+        prune=prune,
+        namespaces=frozenset(namespaces),
+        only_namespaces=bool(namespaces),
+        shard=_parse_shard(shard),
+        api_url=LOCAL_API_URL if conn.local_state else conn.api_url,
+    )
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard: expected I/N such as 1/4, got {text!r}") from None
+    if not 1 <= index <= count:
+        raise ConfigError(f"--shard: I must be between 1 and N, got {text!r}")
+    return (index, count)
+
+
+def _make_plan(
+    path: Path, conn: Connection, prune: bool, namespaces: tuple[str, ...], shard: str | None
+) -> Plan:
+    from taxsync.manifest import load_tree
+    from taxsync.planner import covered_namespaces
+    from taxsync.planner import plan as make_plan
+
+    desired = load_tree(path)
+    options = _plan_options(conn, prune, namespaces, shard)
+    wanted = covered_namespaces(desired, options)
+
+    async def build(stop: asyncio.Event) -> Plan:
+        with _client(conn) as client:
+            async with client:
+                live = await client.read_live(wanted, concurrency=conn.concurrency)
+        return make_plan(_selected(desired, wanted), live, options)
+
+    result: Plan = _run(build)
+    return result
+
+
+def _selected(desired: list[DesiredTaxonomy], namespaces: list[str]) -> list[DesiredTaxonomy]:
+    chosen = set(namespaces)
+    return [d for d in desired if d.namespace in chosen]
+
+
+def _read_plan(path: Path, conn: Connection) -> Plan:
+    from pydantic import ValidationError
+
+    from taxsync.plan import FORMAT_VERSION, Plan
+
+    try:
+        the_plan = Plan.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the plan: {exc.strerror}") from None
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: not a taxsync plan ({exc.error_count()} problem(s))") from None
+    if the_plan.format_version != FORMAT_VERSION:
+        raise ConfigError(f"{path}: plan format {the_plan.format_version} is not supported")
+    target = LOCAL_API_URL if conn.local_state else conn.api_url.rstrip("/")
+    if the_plan.api_url and the_plan.api_url.rstrip("/") != target:
+        raise ConfigError(f"{path}: the plan was made against {the_plan.api_url}, not {target}")
+    return the_plan
+
+
+def _refuse_unsafe(the_plan: Plan, allow_replace: bool) -> None:
+    replaces = [c.label for c in the_plan.changes if c.action == "replace"]
+    if replaces and not allow_replace:
+        raise ConfigError(
+            f"the plan replaces {len(replaces)} taxonomy(ies) (deleted, then recreated with a "
+            f"new id): {', '.join(replaces)}; pass --allow-replace to proceed. Nothing was written."
+        )
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "refusing to apply without confirmation: no terminal; "
+            "pass --auto-approve (or apply a reviewed plan with --plan FILE)"
+        )
+    if not click.confirm("Apply these changes?", default=False):
+        raise ConfigError("apply cancelled; nothing was written")
+
+
+def _apply(
+    the_plan: Plan, conn: Connection, options: Any, check_stale: bool, fmt: str
+) -> ApplyResult:
+    from taxsync import render
+    from taxsync.applier import apply_plan, find_stale, raise_if_stale
+
+    style = _style()
+
+    def report(outcome: Any) -> None:
+        if fmt == "text":
+            click.echo(render.result_line(outcome, style))
+
+    async def run(stop: asyncio.Event) -> ApplyResult:
+        with _client(conn) as client:
+            async with client:
+                if check_stale:
+                    raise_if_stale(await find_stale(client, the_plan))
+                return await apply_plan(client, the_plan, options, report, stop)
+
+    result: ApplyResult = _run(run)
+    return result
+
+
+def _empty_result() -> ApplyResult:
+    from taxsync.applier import ApplyResult
+
+    return ApplyResult()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a temporary sibling, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
