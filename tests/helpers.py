@@ -1,0 +1,102 @@
+"""Builders shared by the unit tests: manifests on disk and live taxonomies as the API returns them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from taxsync.wire import TaxonomyResponse
+
+FLAT_MANIFEST = """\
+apiVersion: taxsync/v1
+kind: Taxonomy
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  description: Product categories by image similarity
+  metadata: {{team: search}}
+  config:
+    taxonomy_type: flat
+    retriever_id: ret_clip_v1
+    top_k: {top_k}
+    input_mappings:
+      - {{input_key: image_vector, path: features.clip_vit_l_14, source_type: vector}}
+    source_collection:
+      collection_id: col_products_v1
+      enrichment_fields:
+        - {{field_path: metadata.tags, merge_mode: append}}
+        - {{field_path: label, target_field: category, merge_mode: replace}}
+"""
+
+HIERARCHICAL_MANIFEST = """\
+apiVersion: taxsync/v1
+kind: Taxonomy
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  config:
+    taxonomy_type: hierarchical
+    retriever_id: ret_face_matcher
+    input_mappings: [{{input_key: face_vec, source_type: vector, path: features.face}}]
+    hierarchical_nodes:
+      - {{collection_id: col_employees, label: Employees}}
+      - {{collection_id: col_managers, parent_collection_id: col_employees, label: {label}}}
+"""
+
+
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def flat(name: str = "products", namespace: str = "production", top_k: int = 1) -> str:
+    return FLAT_MANIFEST.format(name=name, namespace=namespace, top_k=top_k)
+
+
+def hierarchical(name: str = "org", namespace: str = "production", label: str = "Managers") -> str:
+    return HIERARCHICAL_MANIFEST.format(name=name, namespace=namespace, label=label)
+
+
+def live_flat(**overrides: Any) -> TaxonomyResponse:
+    """A flat taxonomy as the server echoes it: defaults filled, nulls explicit."""
+    body: dict[str, Any] = {
+        "taxonomy_id": "tax_products",
+        "version": 1,
+        "taxonomy_name": "products",
+        "description": "Product categories by image similarity",
+        "retriever_id": None,
+        "input_mappings": None,
+        "config": {
+            "taxonomy_type": "flat",
+            "retriever_id": "ret_clip_v1",
+            "input_mappings": [
+                {
+                    "input_key": "image_vector",
+                    "source_type": "vector",
+                    "path": "features.clip_vit_l_14",
+                    "override": None,
+                }
+            ],
+            "source_collection": {
+                "collection_id": "col_products_v1",
+                # Reversed order: keyed lists compare by key, not position.
+                "enrichment_fields": [
+                    {"field_path": "label", "target_field": "category", "merge_mode": "replace"},
+                    {"field_path": "metadata.tags", "target_field": None, "merge_mode": "append"},
+                ],
+            },
+            "top_k": 1,
+            "step_analytics": None,
+        },
+        "nodes": None,
+        "ready": True,
+        "created_at": "2026-10-21T09:14:03Z",
+        "metadata": {"team": "search", "managed_by": "taxsync", "validation_warnings": []},
+    }
+    body.update(overrides)
+    return TaxonomyResponse.model_validate(body)

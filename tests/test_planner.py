@@ -1,0 +1,135 @@
+"""The pure planner: desired + live → Plan, with no I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from taxsync.manifest import DesiredTaxonomy, load_tree
+from taxsync.planner import PlanOptions, plan, shard_of
+from tests.helpers import flat, hierarchical, live_flat, write
+
+
+def desired(tmp_path: Path, *texts: str) -> list[DesiredTaxonomy]:
+    for i, text in enumerate(texts):
+        write(tmp_path, f"m{i}.yaml", text)
+    return load_tree(tmp_path, {})
+
+
+def test_server_echo_with_defaults_nulls_and_reordered_lists_is_unchanged(tmp_path: Path) -> None:
+    result = plan(desired(tmp_path, flat()), {"production": [live_flat()]})
+    assert result.changes == []
+    assert result.summary.unchanged == 1
+
+
+def test_missing_taxonomy_is_created_with_the_managed_marker(tmp_path: Path) -> None:
+    result = plan(desired(tmp_path, flat()), {"production": []})
+    (change,) = result.changes
+    assert change.action == "create" and change.taxonomy_id is None
+    assert change.create_body is not None
+    assert change.create_body["metadata"] == {"team": "search", "managed_by": "taxsync"}
+    assert change.create_body["config"]["taxonomy_type"] == "flat"
+    assert change.source and change.source.endswith("m0.yaml:1")
+
+
+def test_config_change_is_one_new_version_without_patch(tmp_path: Path) -> None:
+    result = plan(desired(tmp_path, flat(top_k=3)), {"production": [live_flat(version=2)]})
+    (change,) = result.changes
+    assert change.action == "new_version"
+    assert change.base_version == 2
+    assert change.patch_body is None
+    assert change.version_body == {"config": change.version_body["config"]}
+    assert [(d.path, d.before, d.after) for d in change.diff] == [("config.top_k", 1, 3)]
+
+
+def test_description_change_is_a_patch_not_a_version(tmp_path: Path) -> None:
+    live = live_flat(description="old words")
+    (change,) = plan(desired(tmp_path, flat()), {"production": [live]}).changes
+    assert change.action == "update"
+    assert change.patch_body == {"description": "Product categories by image similarity"}
+    assert change.version_body is None
+
+
+def test_metadata_change_sends_the_full_managed_metadata(tmp_path: Path) -> None:
+    live = live_flat(metadata={"team": "other", "extra": 1, "managed_by": "taxsync"})
+    (change,) = plan(desired(tmp_path, flat()), {"production": [live]}).changes
+    assert change.action == "update"
+    assert change.patch_body == {"metadata": {"team": "search", "managed_by": "taxsync"}}
+    paths = {d.path for d in change.diff}
+    assert paths == {"metadata.team", "metadata.extra"}
+
+
+def test_unmanaged_live_taxonomy_is_adopted_by_update(tmp_path: Path) -> None:
+    live = live_flat(metadata={"team": "search"})
+    (change,) = plan(desired(tmp_path, flat()), {"production": [live]}).changes
+    assert change.action == "update" and change.adopt
+    assert change.patch_body == {"metadata": {"team": "search", "managed_by": "taxsync"}}
+
+
+def test_type_change_is_a_replace(tmp_path: Path) -> None:
+    live = live_flat(taxonomy_name="org")
+    (change,) = plan(desired(tmp_path, hierarchical()), {"production": [live]}).changes
+    assert change.action == "replace"
+    assert change.create_body and change.create_body["config"]["taxonomy_type"] == "hierarchical"
+
+
+def test_keyed_list_change_is_reported_by_key(tmp_path: Path) -> None:
+    live_config = live_flat().config
+    live_config["input_mappings"][0]["path"] = "features.old"
+    (change,) = plan(desired(tmp_path, flat()), {"production": [live_flat(config=live_config)]}).changes
+    assert [d.path for d in change.diff] == ["config.input_mappings[image_vector].path"]
+
+
+def test_empty_enrichment_list_is_not_the_same_as_absent(tmp_path: Path) -> None:
+    live_config = live_flat().config
+    live_config["source_collection"]["enrichment_fields"] = None
+    (change,) = plan(desired(tmp_path, flat()), {"production": [live_flat(config=live_config)]}).changes
+    assert change.action == "new_version"
+
+
+def test_legacy_live_keys_are_reported_not_diffed(tmp_path: Path) -> None:
+    live_config = live_flat().config | {"build_mode": "legacy"}
+    live = live_flat(config=live_config, description="changed")
+    (change,) = plan(desired(tmp_path, flat()), {"production": [live]}).changes
+    assert change.action == "update"
+    assert any("build_mode" in note for note in change.notes)
+
+
+def test_prune_deletes_only_managed_taxonomies(tmp_path: Path) -> None:
+    mine = live_flat(taxonomy_name="old-mine", taxonomy_id="tax_mine")
+    handmade = live_flat(taxonomy_name="handmade", taxonomy_id="tax_hand", metadata={})
+    live = {"production": [live_flat(), mine, handmade]}
+    without = plan(desired(tmp_path, flat()), live)
+    assert without.changes == []
+    pruned = plan(desired(tmp_path, flat()), live, PlanOptions(prune=True))
+    assert [(c.action, c.name) for c in pruned.changes] == [("delete", "old-mine")]
+
+
+def test_namespace_selection_limits_the_plan(tmp_path: Path) -> None:
+    trees = desired(tmp_path, flat("a", "production"), flat("b", "staging"))
+    result = plan(trees, {"staging": []}, PlanOptions(namespaces=frozenset({"staging"}), only_namespaces=True))
+    assert [c.name for c in result.changes] == ["b"]
+    assert result.namespaces == ["staging"]
+
+
+def test_rename_through_previous_names_keeps_the_id(tmp_path: Path) -> None:
+    text = flat("new-name").replace("  namespace: production", "  namespace: production\n  previousNames: [products]")
+    (change,) = plan(desired(tmp_path, text), {"production": [live_flat()]}).changes
+    assert change.action == "update" and change.rename_from == "products"
+    assert change.taxonomy_id == "tax_products"
+    assert change.patch_body == {"taxonomy_name": "new-name"}
+
+
+def test_shards_partition_namespaces_stably() -> None:
+    names = [f"ns-{i}" for i in range(200)]
+    shards = [shard_of(n, 4) for n in names]
+    assert set(shards) == {1, 2, 3, 4}
+    assert shards == [shard_of(n, 4) for n in names]
+
+
+def test_summary_counts_and_json_shape(tmp_path: Path) -> None:
+    trees = desired(tmp_path, flat("a"), flat("products", top_k=2))
+    result = plan(trees, {"production": [live_flat()]})
+    data = result.model_dump()
+    assert data["summary"] == {"create": 1, "new_version": 1, "update": 0, "delete": 0, "replace": 0, "unchanged": 0}
+    for change in data["changes"]:
+        assert {"action", "namespace", "name", "taxonomy_id", "base_version", "diff", "source"} <= set(change)
