@@ -154,9 +154,10 @@ def connection_options(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
+        local_state = kwargs.pop("local_state")
         kwargs["conn"] = Connection(
             api_url=kwargs.pop("api_url"),
-            local_state=kwargs.pop("local_state") if kwargs.pop("local") else None,
+            local_state=local_state if kwargs.pop("local") else None,
             insecure=kwargs.pop("insecure"),
             verbose=kwargs.pop("verbose"),
             retry_timeout=kwargs.pop("retry_timeout"),

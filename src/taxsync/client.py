@@ -44,7 +44,7 @@ _THROTTLED = (429, 503)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    total_seconds: float = 60.0  # the whole budget for one logical request
+    total_seconds: float = 30.0  # the whole budget for one logical request
     base_delay: float = 0.25
     max_delay: float = 10.0
 

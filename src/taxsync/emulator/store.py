@@ -1,0 +1,1035 @@
+"""State of the taxonomy emulator: namespaces, taxonomies and their versions.
+
+The store knows nothing about HTTP. It takes validated wire models, returns plain dicts
+shaped like the API's responses, and raises the small exception classes below, which the
+app maps to error envelopes.
+
+``Store(None)`` keeps everything in memory. ``Store(path)`` keeps a JSON state file that
+several processes may share:
+
+* every mutation holds an exclusive ``flock`` on ``<state>.lock``, re-reads the file if
+  another process changed it, applies the change and rewrites the file atomically (a temp
+  file in the same directory, fsync, ``os.replace``), so no update is lost and a killed
+  process never leaves a half-written state file;
+* every read holds a shared lock and re-reads the file only if it changed, detected from
+  its inode, mtime, size and the generation counter written at the start of the file.
+
+Taxonomy names are per taxonomy; a version record holds its config snapshot, description,
+metadata, readiness and ``created_at``. PATCH edits the head version's description and
+metadata (older snapshots keep theirs) and never bumps ``version``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from taxsync.wire import (
+    CreateTaxonomyRequest,
+    CreateTaxonomyVersionRequest,
+    PatchTaxonomyRequest,
+)
+
+STATE_FORMAT = "taxsync-emulator-state/1"
+SYSTEM_METADATA_KEYS = ("validation_warnings",)
+NAMESPACE_NAME_MAX = 64
+ASYNC_INFERENCE_STRATEGIES = ("cluster", "llm")
+
+_GENERATION_RE = re.compile(rb'^\{"generation":(\d+),')
+_JSON_SEPARATORS = (",", ":")
+
+
+# --- errors ---------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Base class of everything the store raises on purpose."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(StoreError):
+    """The namespace, taxonomy or version does not exist."""
+
+
+class AlreadyExists(StoreError):
+    """A taxonomy with that name already exists in the namespace."""
+
+
+class BadRequest(StoreError):
+    """The request is well-formed but cannot be applied (empty patch, type change...)."""
+
+
+class StateFileError(StoreError):
+    """The state file cannot be read, parsed or written; the message names the file."""
+
+
+# --- value objects --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadyPolicy:
+    """When a taxonomy that needs async inference reports ``ready=true``.
+
+    ``after_reads``: the first N single-taxonomy GETs of that version report false and
+    later ones true (None: reads never flip it). ``after_seconds``: it is ready that long
+    after creation (None: time never flips it). Whichever comes first wins.
+    """
+
+    after_reads: int | None = 3
+    after_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A resolved list request: page size already capped, body-over-query precedence applied."""
+
+    limit: int = 100
+    cursor: str | None = None
+    offset: int | None = None
+    filters: dict[str, Any] | None = None
+    search: str | None = None
+    sort: dict[str, Any] | None = None
+    sorts: list[dict[str, Any]] | None = None
+    case_sensitive: bool = False
+    include_total: bool = False
+
+
+@dataclass
+class Page:
+    """One page of a list, plus what the response's ``pagination`` object needs."""
+
+    results: list[dict[str, Any]]
+    total_count: int
+    next_cursor: str | None
+    page: int
+    page_size: int
+    include_total: bool = False
+    stats: dict[str, int] | None = None
+
+    def pagination(self) -> dict[str, Any]:
+        """The ``PaginationResponse`` object; totals only when ``include_total`` was asked."""
+        total_pages = -(-self.total_count // self.page_size) if self.include_total else None
+        return {
+            "total": self.total_count if self.include_total else None,
+            "page": self.page,
+            "page_size": self.page_size,
+            "total_pages": total_pages,
+            "next_page": None,
+            "previous_page": None,
+            "next_cursor": self.next_cursor,
+        }
+
+
+# --- the store ------------------------------------------------------------------
+
+
+class Store:
+    """Namespaces and taxonomies, in memory or in a shared JSON state file."""
+
+    def __init__(
+        self, path: Path | str | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._path = Path(path) if path is not None else None
+        self._clock = clock
+        self._mutex = threading.RLock()
+        self._state = _State()
+        self._dirty = False
+        # (inode, mtime_ns, size, generation) of the file our in-memory state came from.
+        self._file_sig: tuple[int, int, int, int] | None = None
+        self._lock_fd: int | None = None
+        self._lock_pid: int | None = None
+        if self._path is not None:
+            with self._transaction(exclusive=True):
+                _remove_stale_temp_files(self._path)
+
+    @property
+    def path(self) -> Path | None:
+        """The state file, or None for an in-memory store."""
+        return self._path
+
+    # --- namespaces -----------------------------------------------------------
+
+    def ensure_namespace(self, name: str, description: str | None = None) -> dict[str, Any]:
+        """Return the namespace called ``name``, creating it if it does not exist."""
+        _check_namespace_name(name)
+        with self._transaction(exclusive=True):
+            existing = self._state.namespace_by_name(name)
+            if existing is not None:
+                return dict(existing)
+            return dict(self._create_namespace(name, description))
+
+    def resolve_namespace(self, ident: str, *, create: bool = False) -> dict[str, Any]:
+        """Find a namespace by name or ``ns_`` id; with ``create``, create it by name.
+
+        An unknown ``ns_...`` value is never created: it names an id, not a namespace.
+        """
+        with self._transaction():
+            found = self._state.find_namespace(ident)
+            if found is not None:
+                return dict(found)
+        if not create or ident.startswith("ns_"):
+            raise NotFound(
+                f"Namespace '{ident}' not found",
+                {"resource": "namespace", "id": ident},
+            )
+        return self.ensure_namespace(ident)
+
+    def get_namespace(self, ident: str) -> dict[str, Any]:
+        """The namespace with that name or id; NotFound otherwise."""
+        return self.resolve_namespace(ident, create=False)
+
+    def list_namespaces(self, query: ListQuery | None = None) -> Page:
+        """A page of namespaces in creation order (or the query's sort)."""
+        query = query or ListQuery()
+        with self._transaction():
+            rows = [(ns["seq"], _public_namespace(ns)) for ns in self._state.namespaces.values()]
+            return _paginate(rows, query, text_fields=("namespace_id", "namespace_name"))
+
+    # --- taxonomies -------------------------------------------------------------
+
+    def create_taxonomy(
+        self, ns: str, request: CreateTaxonomyRequest, ready: ReadyPolicy | None = None
+    ) -> dict[str, Any]:
+        """Create a taxonomy at version 1 in namespace ``ns`` (name or id)."""
+        with self._transaction(exclusive=True):
+            ns_id = self._namespace_id(ns)
+            if self._state.taxonomy_id_by_name(ns_id, request.taxonomy_name) is not None:
+                raise AlreadyExists(
+                    f"A taxonomy named '{request.taxonomy_name}' already exists in this namespace",
+                    {"resource": "taxonomy", "taxonomy_name": request.taxonomy_name},
+                )
+            record = self._new_version_record(
+                version=1,
+                description=request.description,
+                config=request.config.model_dump(mode="json", exclude_none=False),
+                metadata=_merge_metadata(request.metadata, None),
+                ready=ready or ReadyPolicy(),
+            )
+            entry = {
+                "namespace_id": ns_id,
+                "taxonomy_id": self._state.new_taxonomy_id(),
+                "seq": self._state.next_seq(),
+                "taxonomy_name": request.taxonomy_name,
+                "versions": [record],
+            }
+            self._state.add_taxonomy(entry)
+            self._dirty = True
+            return _clone(_taxonomy_view(entry, record, self._clock()))
+
+    def get_taxonomy(
+        self, ns: str, ident: str, version: int | None = None, *, count_read: bool = True
+    ) -> dict[str, Any]:
+        """The head (or ``version``) of a taxonomy found by id or name.
+
+        A GET is what moves a not-yet-ready taxonomy towards ready (see ReadyPolicy);
+        ``count_read=False`` looks without counting.
+        """
+        with self._transaction():
+            entry, record = self._find_version(ns, ident, version)
+            if not count_read or not _counts_reads(record, self._clock()):
+                return _clone(_taxonomy_view(entry, record, self._clock()))
+        # Counting a read changes state, so redo the lookup under the exclusive lock.
+        with self._transaction(exclusive=True):
+            entry, record = self._find_version(ns, ident, version)
+            if _counts_reads(record, self._clock()):
+                _count_read(record)
+                self._state.touch(entry["taxonomy_id"])
+                self._dirty = True
+            return _clone(_taxonomy_view(entry, record, self._clock()))
+
+    def list_taxonomies(self, ns: str, query: ListQuery | None = None) -> Page:
+        """A page of taxonomy heads in namespace ``ns``, with stats over all matches."""
+        query = query or ListQuery()
+        with self._transaction():
+            ns_id = self._namespace_id(ns)
+            now = self._clock()
+            rows = [
+                (entry["seq"], _taxonomy_view(entry, entry["versions"][-1], now))
+                for entry in self._state.taxonomies_in(ns_id)
+            ]
+            return _paginate(
+                rows,
+                query,
+                text_fields=("taxonomy_id", "taxonomy_name", "description"),
+                with_stats=True,
+            )
+
+    def patch_taxonomy(
+        self, ns: str, ident: str, request: PatchTaxonomyRequest
+    ) -> dict[str, Any]:
+        """Rename a taxonomy and/or set its head's description and metadata."""
+        updates = {
+            key: getattr(request, key)
+            for key in request.model_fields_set
+            if not (key == "taxonomy_name" and request.taxonomy_name is None)
+        }
+        if not updates:
+            raise BadRequest(
+                "Empty update: set at least one of taxonomy_name, description, metadata",
+                {"patchable_fields": ["taxonomy_name", "description", "metadata"]},
+            )
+        with self._transaction(exclusive=True):
+            entry = self._find_taxonomy(ns, ident)
+            head = entry["versions"][-1]
+            new_name = updates.get("taxonomy_name")
+            if new_name is not None and new_name != entry["taxonomy_name"]:
+                if self._state.taxonomy_id_by_name(entry["namespace_id"], new_name) is not None:
+                    raise AlreadyExists(
+                        f"A taxonomy named '{new_name}' already exists in this namespace",
+                        {"resource": "taxonomy", "taxonomy_name": new_name},
+                    )
+                self._state.rename_taxonomy(entry, new_name)
+            if "description" in updates:
+                head["description"] = updates["description"]
+            if "metadata" in updates:
+                head["metadata"] = _merge_metadata(updates["metadata"], head["metadata"])
+            self._state.touch(entry["taxonomy_id"])
+            self._dirty = True
+            return _clone(_taxonomy_view(entry, head, self._clock()))
+
+    def delete_taxonomy(self, ns: str, ident: str) -> str:
+        """Delete a taxonomy and all its versions; return its id."""
+        with self._transaction(exclusive=True):
+            entry = self._find_taxonomy(ns, ident)
+            self._state.remove_taxonomy(entry)
+            self._dirty = True
+            return str(entry["taxonomy_id"])
+
+    def create_version(
+        self,
+        ns: str,
+        taxonomy_id: str,
+        request: CreateTaxonomyVersionRequest,
+        ready: ReadyPolicy | None = None,
+    ) -> dict[str, Any]:
+        """Store a new config snapshot as version max+1, which becomes the head.
+
+        ``taxonomy_id`` must be an id, not a name. Changing ``taxonomy_type`` is refused.
+        Description and metadata carry over from the head unless the request sets them.
+        """
+        with self._transaction(exclusive=True):
+            entry = self._find_taxonomy(ns, taxonomy_id, by_name=False)
+            head = entry["versions"][-1]
+            config = request.config.model_dump(mode="json", exclude_none=False)
+            old_type = head["config"].get("taxonomy_type")
+            if config.get("taxonomy_type") != old_type:
+                raise BadRequest(
+                    f"Cannot change taxonomy_type from '{old_type}' to "
+                    f"'{config.get('taxonomy_type')}' with a new version; "
+                    "create a new taxonomy instead",
+                    {"taxonomy_id": entry["taxonomy_id"], "taxonomy_type": old_type},
+                )
+            fields = request.model_fields_set
+            record = self._new_version_record(
+                version=max(v["version"] for v in entry["versions"]) + 1,
+                description=request.description if "description" in fields else head["description"],
+                config=config,
+                metadata=(
+                    _merge_metadata(request.metadata, head["metadata"])
+                    if "metadata" in fields
+                    else _clone(head["metadata"])
+                ),
+                ready=ready or ReadyPolicy(),
+            )
+            entry["versions"].append(record)
+            self._state.touch(entry["taxonomy_id"])
+            self._dirty = True
+            return _clone(_taxonomy_view(entry, record, self._clock()))
+
+    def list_versions(self, ns: str, taxonomy_id: str) -> list[dict[str, Any]]:
+        """Every stored version of a taxonomy (found by id only), ascending."""
+        with self._transaction():
+            entry = self._find_taxonomy(ns, taxonomy_id, by_name=False)
+            now = self._clock()
+            return [_clone(_taxonomy_view(entry, v, now)) for v in entry["versions"]]
+
+    def count_taxonomies(self, ns: str | None = None) -> int:
+        """How many taxonomies exist, in one namespace or in all of them."""
+        with self._transaction():
+            if ns is None:
+                return self._state.taxonomy_count()
+            return sum(1 for _ in self._state.taxonomies_in(self._namespace_id(ns)))
+
+    # --- internals ----------------------------------------------------------------
+
+    def _create_namespace(self, name: str, description: str | None) -> dict[str, Any]:
+        now = _iso_now()
+        record = {
+            "object": "namespace",
+            "namespace_id": self._state.new_namespace_id(),
+            "namespace_name": name,
+            "description": description,
+            "namespace_ready": True,
+            "created_at": now,
+            "updated_at": now,
+            "seq": self._state.next_seq(),
+        }
+        self._state.add_namespace(record)
+        self._dirty = True
+        return _public_namespace(record)
+
+    def _namespace_id(self, ident: str) -> str:
+        found = self._state.find_namespace(ident)
+        if found is None:
+            raise NotFound(
+                f"Namespace '{ident}' not found", {"resource": "namespace", "id": ident}
+            )
+        return str(found["namespace_id"])
+
+    def _find_taxonomy(self, ns: str, ident: str, *, by_name: bool = True) -> dict[str, Any]:
+        ns_id = self._namespace_id(ns)
+        entry = self._state.find_taxonomy(ns_id, ident, by_name=by_name)
+        if entry is None:
+            ns_name = self._state.namespaces[ns_id]["namespace_name"]
+            raise NotFound(
+                f"Taxonomy '{ident}' not found in namespace '{ns_name}'",
+                {"resource": "taxonomy", "id": ident},
+            )
+        return entry
+
+    def _find_version(
+        self, ns: str, ident: str, version: int | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        entry = self._find_taxonomy(ns, ident)
+        if version is None:
+            return entry, entry["versions"][-1]
+        for record in entry["versions"]:
+            if record["version"] == version:
+                return entry, record
+        raise NotFound(
+            f"Taxonomy '{ident}' has no version {version}",
+            {"resource": "taxonomy_version", "id": entry["taxonomy_id"], "version": version},
+        )
+
+    def _new_version_record(
+        self,
+        *,
+        version: int,
+        description: str | None,
+        config: dict[str, Any],
+        metadata: dict[str, Any],
+        ready: ReadyPolicy,
+    ) -> dict[str, Any]:
+        needs_inference = (
+            config.get("taxonomy_type") == "hierarchical"
+            and config.get("inference_strategy") in ASYNC_INFERENCE_STRATEGIES
+        )
+        ready_at = None
+        if needs_inference and ready.after_seconds is not None:
+            ready_at = self._clock() + ready.after_seconds
+        return {
+            "version": version,
+            "description": description,
+            "config": config,
+            "metadata": metadata,
+            "created_at": _iso_now(),
+            "ready": not needs_inference,
+            "pending_reads": ready.after_reads if needs_inference else None,
+            "ready_at": ready_at,
+        }
+
+    @contextlib.contextmanager
+    def _transaction(self, *, exclusive: bool = False) -> Iterator[None]:
+        """Serialise access; with a file, lock it, catch up with other writers and save."""
+        with self._mutex:
+            if self._path is None:
+                yield
+                self._dirty = False
+                return
+            with self._file_lock(exclusive):
+                self._refresh()
+                self._dirty = False
+                try:
+                    yield
+                except BaseException:
+                    if self._dirty:
+                        self._discard_unsaved()
+                    raise
+                if self._dirty:
+                    if not exclusive:
+                        raise RuntimeError("a read-only transaction changed the state")
+                    self._save()
+
+    @contextlib.contextmanager
+    def _file_lock(self, exclusive: bool) -> Iterator[None]:
+        fd = self._lock_file_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_file_fd(self) -> int:
+        # A forked child shares its parent's open file description, and flock locks
+        # belong to that description: reopen so the child gets locks of its own.
+        if self._lock_fd is None or self._lock_pid != os.getpid():
+            assert self._path is not None
+            lock_path = self._path.with_name(self._path.name + ".lock")
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StateFileError(
+                    f"cannot open emulator lock file {lock_path}: {exc.strerror or exc}"
+                ) from exc
+            self._lock_pid = os.getpid()
+        return self._lock_fd
+
+    def _refresh(self) -> None:
+        """Reload the state file if another process (or a restart) changed it."""
+        assert self._path is not None
+        try:
+            stat = os.stat(self._path)
+        except FileNotFoundError:
+            if self._file_sig is not None or self._state.generation:
+                self._state = _State()
+            self._file_sig = None
+            return
+        except OSError as exc:
+            raise _state_file_error(self._path, exc) from exc
+        signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size, _read_generation(self._path))
+        if signature == self._file_sig:
+            return
+        self._state = _State.load(self._path)
+        self._file_sig = signature
+
+    def _save(self) -> None:
+        assert self._path is not None
+        self._state.generation += 1
+        try:
+            data = self._state.encode()
+            _atomic_write(self._path, data)
+            stat = os.stat(self._path)
+        except BaseException:
+            self._discard_unsaved()
+            raise
+        self._file_sig = (stat.st_ino, stat.st_mtime_ns, stat.st_size, self._state.generation)
+        self._dirty = False
+
+    def _discard_unsaved(self) -> None:
+        """Forget in-memory changes that did not reach the file."""
+        self._file_sig = None
+        self._dirty = False
+        self._state = _State()
+        with contextlib.suppress(StateFileError):
+            self._refresh()
+
+
+class _State:
+    """The data plus the indexes rebuilt from it; ``encode`` caches per-taxonomy JSON."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.seq = 0
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.ns_by_name: dict[str, str] = {}
+        self.taxonomies: dict[str, dict[str, dict[str, Any]]] = {}
+        self.tax_by_name: dict[str, dict[str, str]] = {}
+        self.tax_namespace: dict[str, str] = {}
+        self._fragments: dict[str, str] = {}
+
+    @classmethod
+    def load(cls, path: Path) -> _State:
+        """Parse a state file; any problem is a StateFileError naming the file."""
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise _state_file_error(path, exc) from exc
+        try:
+            data = json.loads(raw)
+            return cls._from_json(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StateFileError(
+                f"emulator state file {path} is corrupt or not a taxsync state file "
+                f"({type(exc).__name__}: {exc}); move it aside or delete it to start afresh"
+            ) from exc
+
+    @classmethod
+    def _from_json(cls, data: Any) -> _State:
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ValueError(f"expected a JSON object with format {STATE_FORMAT!r}")
+        state = cls()
+        state.generation = int(data["generation"])
+        state.seq = int(data["seq"])
+        for ns in data["namespaces"]:
+            state.add_namespace(dict(ns))
+        for entry in data["taxonomies"]:
+            if entry["namespace_id"] not in state.namespaces or not entry["versions"]:
+                raise ValueError(f"taxonomy {entry.get('taxonomy_id')!r} is inconsistent")
+            state.add_taxonomy(entry)
+        return state
+
+    def encode(self) -> bytes:
+        """The whole state as JSON, the generation first so it can be read cheaply."""
+        fragments = []
+        for per_ns in self.taxonomies.values():
+            for tax_id, entry in per_ns.items():
+                fragment = self._fragments.get(tax_id)
+                if fragment is None:
+                    fragment = _dumps(entry)
+                    self._fragments[tax_id] = fragment
+                fragments.append(fragment)
+        text = (
+            f'{{"generation":{self.generation},"format":{_dumps(STATE_FORMAT)},'
+            f'"seq":{self.seq},"namespaces":{_dumps(list(self.namespaces.values()))},'
+            f'"taxonomies":[{",".join(fragments)}]}}'
+        )
+        return text.encode("utf-8")
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def new_taxonomy_id(self) -> str:
+        while True:
+            candidate = "tax_" + secrets.token_hex(8)
+            if candidate not in self.tax_namespace:
+                return candidate
+
+    def new_namespace_id(self) -> str:
+        while True:
+            candidate = "ns_" + secrets.token_hex(8)
+            if candidate not in self.namespaces:
+                return candidate
+
+    def add_namespace(self, record: dict[str, Any]) -> None:
+        self.namespaces[record["namespace_id"]] = record
+        self.ns_by_name[record["namespace_name"]] = record["namespace_id"]
+        self.taxonomies.setdefault(record["namespace_id"], {})
+        self.tax_by_name.setdefault(record["namespace_id"], {})
+
+    def namespace_by_name(self, name: str) -> dict[str, Any] | None:
+        ns_id = self.ns_by_name.get(name)
+        return self.namespaces[ns_id] if ns_id is not None else None
+
+    def find_namespace(self, ident: str) -> dict[str, Any] | None:
+        return self.namespaces.get(ident) or self.namespace_by_name(ident)
+
+    def add_taxonomy(self, entry: dict[str, Any]) -> None:
+        ns_id, tax_id = entry["namespace_id"], entry["taxonomy_id"]
+        self.taxonomies[ns_id][tax_id] = entry
+        self.tax_by_name[ns_id][entry["taxonomy_name"]] = tax_id
+        self.tax_namespace[tax_id] = ns_id
+
+    def remove_taxonomy(self, entry: dict[str, Any]) -> None:
+        ns_id, tax_id = entry["namespace_id"], entry["taxonomy_id"]
+        del self.taxonomies[ns_id][tax_id]
+        del self.tax_by_name[ns_id][entry["taxonomy_name"]]
+        del self.tax_namespace[tax_id]
+        self._fragments.pop(tax_id, None)
+
+    def rename_taxonomy(self, entry: dict[str, Any], new_name: str) -> None:
+        names = self.tax_by_name[entry["namespace_id"]]
+        del names[entry["taxonomy_name"]]
+        names[new_name] = entry["taxonomy_id"]
+        entry["taxonomy_name"] = new_name
+
+    def touch(self, tax_id: str) -> None:
+        """Mark a taxonomy changed so its cached JSON is re-encoded."""
+        self._fragments.pop(tax_id, None)
+
+    def taxonomy_id_by_name(self, ns_id: str, name: str) -> str | None:
+        return self.tax_by_name[ns_id].get(name)
+
+    def find_taxonomy(self, ns_id: str, ident: str, *, by_name: bool) -> dict[str, Any] | None:
+        per_ns = self.taxonomies[ns_id]
+        entry = per_ns.get(ident)
+        if entry is None and by_name:
+            tax_id = self.tax_by_name[ns_id].get(ident)
+            entry = per_ns.get(tax_id) if tax_id is not None else None
+        return entry
+
+    def taxonomies_in(self, ns_id: str) -> Iterable[dict[str, Any]]:
+        return self.taxonomies[ns_id].values()
+
+    def taxonomy_count(self) -> int:
+        return len(self.tax_namespace)
+
+
+# --- response shaping -------------------------------------------------------------
+
+
+def _taxonomy_view(entry: dict[str, Any], record: dict[str, Any], now: float) -> dict[str, Any]:
+    """A TaxonomyResponse-shaped dict that shares nested objects with the stored record."""
+    return {
+        "taxonomy_id": entry["taxonomy_id"],
+        "version": record["version"],
+        "taxonomy_name": entry["taxonomy_name"],
+        "description": record["description"],
+        # Legacy top-level fields: the real server still echoes them as null.
+        "retriever_id": None,
+        "input_mappings": None,
+        "config": record["config"],
+        "nodes": None,
+        "ready": _is_ready(record, now),
+        "created_at": record["created_at"],
+        "metadata": record["metadata"],
+    }
+
+
+def _public_namespace(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != "seq"}
+
+
+def _merge_metadata(
+    caller: dict[str, Any] | None, previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Caller keys replace the old caller keys; system keys come from the server side."""
+    merged = {k: v for k, v in (caller or {}).items() if k not in SYSTEM_METADATA_KEYS}
+    for key in SYSTEM_METADATA_KEYS:
+        merged[key] = _clone((previous or {}).get(key, []))
+    return merged
+
+
+def _is_ready(record: dict[str, Any], now: float) -> bool:
+    ready_at = record.get("ready_at")
+    return bool(record["ready"]) or (ready_at is not None and now >= ready_at)
+
+
+def _counts_reads(record: dict[str, Any], now: float) -> bool:
+    return not _is_ready(record, now) and record.get("pending_reads") is not None
+
+
+def _count_read(record: dict[str, Any]) -> None:
+    if record["pending_reads"] <= 0:
+        record["ready"] = True
+        record["pending_reads"] = None
+        record["ready_at"] = None
+    else:
+        record["pending_reads"] -= 1
+
+
+def _check_namespace_name(name: str) -> None:
+    if not name or not name.strip() or len(name) > NAMESPACE_NAME_MAX:
+        raise BadRequest(
+            f"Namespace name must be 1 to {NAMESPACE_NAME_MAX} characters",
+            {"namespace_name": name[:NAMESPACE_NAME_MAX]},
+        )
+
+
+# --- listing: filters, search, sort, pagination -----------------------------------
+
+_STRING_OPERATORS = {
+    "contains": lambda a, b: b in a,
+    "starts_with": lambda a, b: a.startswith(b),
+    "ends_with": lambda a, b: a.endswith(b),
+}
+_ORDER_OPERATORS = {
+    "gt": lambda c: c > 0,
+    "gte": lambda c: c >= 0,
+    "lt": lambda c: c < 0,
+    "lte": lambda c: c <= 0,
+}
+_FIELD_ALIASES = {"taxonomy_type": "config.taxonomy_type"}
+
+
+def _paginate(
+    rows: list[tuple[int, dict[str, Any]]],
+    query: ListQuery,
+    *,
+    text_fields: tuple[str, ...],
+    with_stats: bool = False,
+) -> Page:
+    """Filter, sort and slice ``(seq, view)`` rows that arrive in creation order."""
+    case_sensitive = bool(query.case_sensitive)
+    if query.filters:
+        rows = [r for r in rows if _matches(r[1], query.filters, case_sensitive)]
+    if query.search:
+        pattern = _search_pattern(query.search, case_sensitive)
+        rows = [r for r in rows if any(_search_hit(r[1], f, pattern) for f in text_fields)]
+    sort_spec = _parse_sort(query.sort, query.sorts)
+    keyed = [(_sort_key(view, sort_spec, seq), view) for seq, view in rows]
+    if sort_spec:
+        compare = functools.partial(_compare_keys, sort_spec)
+        keyed.sort(key=functools.cmp_to_key(lambda a, b: compare(a[0], b[0])))
+    limit = query.limit
+    if query.cursor is not None:
+        after, page_no = _decode_cursor(query.cursor, sort_spec)
+        start = _first_after(keyed, after, sort_spec)
+    else:
+        start = query.offset or 0
+        page_no = start // limit + 1
+    window = keyed[start : start + limit]
+    more = start + limit < len(keyed)
+    next_cursor = _encode_cursor(window[-1][0], sort_spec, page_no) if more and window else None
+    return Page(
+        results=[_clone(view) for _, view in window],
+        total_count=len(keyed),
+        next_cursor=next_cursor,
+        page=page_no,
+        page_size=limit,
+        include_total=query.include_total,
+        stats=_taxonomy_stats([view for _, view in keyed]) if with_stats else None,
+    )
+
+
+def _taxonomy_stats(views: list[dict[str, Any]]) -> dict[str, int]:
+    types = [view["config"].get("taxonomy_type") for view in views]
+    return {
+        "total_taxonomies": len(views),
+        "flat_taxonomies": types.count("flat"),
+        "hierarchical_taxonomies": types.count("hierarchical"),
+        "taxonomies_with_retrievers": sum(1 for v in views if v["config"].get("retriever_id")),
+    }
+
+
+def _field(view: dict[str, Any], path: str) -> Any:
+    value: Any = view
+    for part in _FIELD_ALIASES.get(path, path).split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _fold(value: Any, case_sensitive: bool) -> Any:
+    return value if case_sensitive or not isinstance(value, str) else value.casefold()
+
+
+def _matches(view: dict[str, Any], filters: dict[str, Any], case_sensitive: bool) -> bool:
+    """Evaluate a LogicalOperatorInput: AND / OR / NOT lists plus ``field: value`` shorthand."""
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be an object", {"filters": filters})
+    case_sensitive = bool(filters.get("case_sensitive", case_sensitive))
+    for key, value in filters.items():
+        if key == "case_sensitive":
+            continue
+        if key in ("AND", "OR", "NOT"):
+            if not isinstance(value, list):
+                raise BadRequest(f"filters.{key} must be a list", {"filters": filters})
+            results = [_matches_item(view, item, case_sensitive) for item in value]
+            ok = all(results) if key == "AND" else any(results) if key == "OR" else not any(results)
+        else:
+            ok = _condition(view, key, "eq", value, case_sensitive)
+        if not ok:
+            return False
+    return True
+
+
+def _matches_item(view: dict[str, Any], item: Any, case_sensitive: bool) -> bool:
+    if isinstance(item, dict) and "field" in item:
+        return _condition(
+            view, item["field"], item.get("operator") or "eq", item.get("value"), case_sensitive
+        )
+    return _matches(view, item, case_sensitive)
+
+
+def _condition(
+    view: dict[str, Any], field: Any, operator: Any, value: Any, case_sensitive: bool
+) -> bool:
+    if not isinstance(field, str):
+        raise BadRequest("a filter condition's field must be a string", {"field": field})
+    actual = _fold(_field(view, field), case_sensitive)
+    wanted = _fold(value, case_sensitive)
+    if operator == "eq":
+        return bool(actual == wanted)
+    if operator == "ne":
+        return bool(actual != wanted)
+    if operator in ("in", "nin"):
+        if not isinstance(value, list):
+            raise BadRequest(f"operator '{operator}' needs a list value", {"field": field})
+        hit = actual in [_fold(v, case_sensitive) for v in value]
+        return hit if operator == "in" else not hit
+    if operator == "exists":
+        return (actual is not None) == bool(value if value is not None else True)
+    if operator == "is_null":
+        return (actual is None) == bool(value if value is not None else True)
+    if operator in _STRING_OPERATORS:
+        return (
+            isinstance(actual, str)
+            and isinstance(wanted, str)
+            and _STRING_OPERATORS[operator](actual, wanted)
+        )
+    if operator == "regex":
+        flags = 0 if case_sensitive else re.IGNORECASE
+        try:
+            return isinstance(actual, str) and re.search(str(value), actual, flags) is not None
+        except re.error as exc:
+            raise BadRequest(f"invalid regex {value!r}: {exc}", {"field": field}) from exc
+    if operator in _ORDER_OPERATORS:
+        if actual is None or wanted is None:
+            return False
+        return _ORDER_OPERATORS[operator](_cmp(_rank(actual), _rank(wanted)))
+    raise BadRequest(
+        f"Filter operator '{operator}' is not supported here",
+        {"field": field, "operator": operator},
+    )
+
+
+def _search_pattern(search: str, case_sensitive: bool) -> re.Pattern[str]:
+    """``*`` is a wildcard; anything else matches as a substring."""
+    body = ".*".join(re.escape(part) for part in search.split("*"))
+    return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
+
+
+def _search_hit(view: dict[str, Any], field: str, pattern: re.Pattern[str]) -> bool:
+    value = view.get(field)
+    return isinstance(value, str) and pattern.search(value) is not None
+
+
+SortSpec = tuple[tuple[str, str], ...]
+
+
+def _parse_sort(sort: dict[str, Any] | None, sorts: list[dict[str, Any]] | None) -> SortSpec:
+    """``sorts`` (a list, first is primary) beats the legacy single ``sort``."""
+    items = sorts if sorts else ([sort] if sort else [])
+    spec = []
+    for item in items:
+        field = item.get("field") if isinstance(item, dict) else None
+        direction = str(item.get("direction") or "asc").lower() if isinstance(item, dict) else ""
+        if not isinstance(field, str) or not field or direction not in ("asc", "desc"):
+            raise BadRequest(
+                "each sort must be {field: <name>, direction: 'asc' | 'desc'}", {"sort": item}
+            )
+        spec.append((field, direction))
+    return tuple(spec)
+
+
+def _rank(value: Any) -> tuple[int, Any]:
+    """A total order over JSON values: null < bool < number < string < anything else."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, json.dumps(value, sort_keys=True))
+
+
+def _cmp(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
+
+
+def _sort_key(view: dict[str, Any], spec: SortSpec, seq: int) -> list[Any]:
+    """The values a cursor remembers: the sort fields' values, then the creation seq."""
+    return [_field(view, field) for field, _ in spec] + [seq]
+
+
+def _compare_keys(spec: SortSpec, a: list[Any], b: list[Any]) -> int:
+    for index, (_, direction) in enumerate(spec):
+        order = _cmp(_rank(a[index]), _rank(b[index]))
+        if order:
+            return order if direction == "asc" else -order
+    return _cmp(a[-1], b[-1])
+
+
+def _first_after(keyed: list[tuple[list[Any], dict[str, Any]]], after: list[Any], spec: SortSpec) -> int:
+    """Index of the first row that sorts after the cursor's row (keyset pagination)."""
+    for index, (key, _) in enumerate(keyed):
+        if _compare_keys(spec, key, after) > 0:
+            return index
+    return len(keyed)
+
+
+def _encode_cursor(key: list[Any], spec: SortSpec, page_no: int) -> str:
+    payload = {"k": key, "s": [list(item) for item in spec], "p": page_no}
+    return base64.urlsafe_b64encode(_dumps(payload).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, spec: SortSpec) -> tuple[list[Any], int]:
+    """Return (key of the last row seen, number of the page it was on)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key, sort, page_no = payload["k"], payload["s"], int(payload["p"])
+        if not isinstance(key, list) or len(key) != len(spec) + 1 or not isinstance(key[-1], int):
+            raise ValueError("bad key")
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise BadRequest("Invalid pagination cursor", {"cursor": cursor}) from None
+    if [tuple(item) for item in sort] != list(spec):
+        raise BadRequest(
+            "The cursor was issued for a different sort order", {"cursor": cursor}
+        )
+    return key, page_no + 1
+
+
+# --- files ---------------------------------------------------------------------------
+
+
+def _read_generation(path: Path) -> int:
+    """The generation counter from the first bytes of the state file (-1 if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return -1
+    match = _GENERATION_RE.match(head)
+    return int(match.group(1)) if match else -1
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    # Persist the rename itself; without this a power cut could bring back the old file.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete temp files a killed writer left behind (call with the exclusive lock held)."""
+    if not path.parent.is_dir():
+        return
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+def _state_file_error(path: Path, exc: OSError) -> StateFileError:
+    return StateFileError(f"cannot read emulator state file {path}: {exc.strerror or exc}")
+
+
+# --- small helpers -------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
+
+
+def _clone(value: Any) -> Any:
+    """Deep copy of plain JSON data (much faster than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clone(item) for item in value]
+    return value
+
+
+def _iso_now() -> str:
+    """Current UTC time as ISO 8601 with a ``Z`` suffix, like the API."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
