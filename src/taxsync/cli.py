@@ -132,7 +132,7 @@ def connection_options(command: F) -> F:
         click.option(
             "--retry-timeout",
             type=click.FloatRange(min=1),
-            default=60.0,
+            default=30.0,
             show_default=True,
             help="Seconds one request may spend retrying.",
         ),
