@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+from taxsync import cli
 from taxsync.wire import TaxonomyResponse
 
 FLAT_MANIFEST = """\
@@ -100,3 +106,35 @@ def live_flat(**overrides: Any) -> TaxonomyResponse:
     }
     body.update(overrides)
     return TaxonomyResponse.model_validate(body)
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin_tty: bool = False) -> CliRun:
+    """Run ``taxsync ARGS`` in process, as a user would from a shell, capturing everything."""
+    out, err = io.StringIO(), io.StringIO()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPEEK_", "TAXSYNC_"))}
+    environ.update(env or {})
+    environ.setdefault("NO_COLOR", "1")
+    with (
+        mock.patch.dict(os.environ, environ, clear=True),
+        mock.patch("sys.stdin.isatty", return_value=stdin_tty),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            cli.main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        else:
+            code = 0
+    return CliRun(code, out.getvalue(), err.getvalue())

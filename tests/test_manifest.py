@@ -57,16 +57,31 @@ def test_all_errors_of_a_run_are_reported_together(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         (flat().replace("kind: Taxonomy", "kind: Taxonomy\nextra: 1"), "3:1: extra: unknown key"),
-        (flat().replace("  namespace: production\n", ""), "3:1: metadata.namespace: required key is missing"),
-        (flat().replace("merge_mode: append", "merge_mode: merge"), "enrichment_fields[0].merge_mode: Input should be 'replace' or 'append'"),
-        (flat().replace("    taxonomy_type: flat\n", ""), "spec.config: taxonomy_type is required in manifests"),
+        (
+            flat().replace("  namespace: production\n", ""),
+            "3:1: metadata.namespace: required key is missing",
+        ),
+        (
+            flat().replace("merge_mode: append", "merge_mode: merge"),
+            "enrichment_fields[0].merge_mode: Input should be 'replace' or 'append'",
+        ),
+        (
+            flat().replace("    taxonomy_type: flat\n", ""),
+            "spec.config: taxonomy_type is required in manifests",
+        ),
         (flat().replace("taxonomy_type: flat", "taxonomy_type: tree"), "spec.config"),
-        (flat().replace("apiVersion: taxsync/v1", "apiVersion: v2"), "1:1: apiVersion: must be 'taxsync/v1'"),
+        (
+            flat().replace("apiVersion: taxsync/v1", "apiVersion: v2"),
+            "1:1: apiVersion: must be 'taxsync/v1'",
+        ),
         ("- a\n- b\n", "1:1: a manifest document must be a mapping"),
         ("a: 1\na: 2\n", "2:1: a: duplicate key"),
         ("a:\n\tb: 1\n", "invalid YAML"),
         ("a: !!python/object:os.system x\n", "unsupported YAML tag"),
-        (flat().replace("  name: products", "  name: ''"), "metadata.name: String should have at least 1 character"),
+        (
+            flat().replace("  name: products", "  name: ''"),
+            "metadata.name: String should have at least 1 character",
+        ),
     ],
 )
 def test_invalid_documents(tmp_path: Path, text: str, expected: str) -> None:

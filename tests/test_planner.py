@@ -75,14 +75,18 @@ def test_type_change_is_a_replace(tmp_path: Path) -> None:
 def test_keyed_list_change_is_reported_by_key(tmp_path: Path) -> None:
     live_config = live_flat().config
     live_config["input_mappings"][0]["path"] = "features.old"
-    (change,) = plan(desired(tmp_path, flat()), {"production": [live_flat(config=live_config)]}).changes
+    (change,) = plan(
+        desired(tmp_path, flat()), {"production": [live_flat(config=live_config)]}
+    ).changes
     assert [d.path for d in change.diff] == ["config.input_mappings[image_vector].path"]
 
 
 def test_empty_enrichment_list_is_not_the_same_as_absent(tmp_path: Path) -> None:
     live_config = live_flat().config
     live_config["source_collection"]["enrichment_fields"] = None
-    (change,) = plan(desired(tmp_path, flat()), {"production": [live_flat(config=live_config)]}).changes
+    (change,) = plan(
+        desired(tmp_path, flat()), {"production": [live_flat(config=live_config)]}
+    ).changes
     assert change.action == "new_version"
 
 
@@ -106,13 +110,17 @@ def test_prune_deletes_only_managed_taxonomies(tmp_path: Path) -> None:
 
 def test_namespace_selection_limits_the_plan(tmp_path: Path) -> None:
     trees = desired(tmp_path, flat("a", "production"), flat("b", "staging"))
-    result = plan(trees, {"staging": []}, PlanOptions(namespaces=frozenset({"staging"}), only_namespaces=True))
+    result = plan(
+        trees, {"staging": []}, PlanOptions(namespaces=frozenset({"staging"}), only_namespaces=True)
+    )
     assert [c.name for c in result.changes] == ["b"]
     assert result.namespaces == ["staging"]
 
 
 def test_rename_through_previous_names_keeps_the_id(tmp_path: Path) -> None:
-    text = flat("new-name").replace("  namespace: production", "  namespace: production\n  previousNames: [products]")
+    text = flat("new-name").replace(
+        "  namespace: production", "  namespace: production\n  previousNames: [products]"
+    )
     (change,) = plan(desired(tmp_path, text), {"production": [live_flat()]}).changes
     assert change.action == "update" and change.rename_from == "products"
     assert change.taxonomy_id == "tax_products"
@@ -130,6 +138,21 @@ def test_summary_counts_and_json_shape(tmp_path: Path) -> None:
     trees = desired(tmp_path, flat("a"), flat("products", top_k=2))
     result = plan(trees, {"production": [live_flat()]})
     data = result.model_dump()
-    assert data["summary"] == {"create": 1, "new_version": 1, "update": 0, "delete": 0, "replace": 0, "unchanged": 0}
+    assert data["summary"] == {
+        "create": 1,
+        "new_version": 1,
+        "update": 0,
+        "delete": 0,
+        "replace": 0,
+        "unchanged": 0,
+    }
     for change in data["changes"]:
-        assert {"action", "namespace", "name", "taxonomy_id", "base_version", "diff", "source"} <= set(change)
+        assert {
+            "action",
+            "namespace",
+            "name",
+            "taxonomy_id",
+            "base_version",
+            "diff",
+            "source",
+        } <= set(change)

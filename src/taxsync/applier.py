@@ -66,8 +66,12 @@ async def find_stale(client: MixpeekClient, plan: Plan) -> list[str]:
     """
     namespaces = sorted({c.namespace for c in plan.changes})
     heads = await asyncio.gather(*(client.list_taxonomies(ns) for ns in namespaces))
-    live = {ns: {t.taxonomy_name: t for t in found} for ns, found in zip(namespaces, heads, strict=True)}
-    by_id = {ns: {t.taxonomy_id: t for t in found} for ns, found in zip(namespaces, heads, strict=True)}
+    live = {
+        ns: {t.taxonomy_name: t for t in found} for ns, found in zip(namespaces, heads, strict=True)
+    }
+    by_id = {
+        ns: {t.taxonomy_id: t for t in found} for ns, found in zip(namespaces, heads, strict=True)
+    }
     reasons = []
     for change in plan.changes:
         if change.action == "create":

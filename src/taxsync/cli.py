@@ -206,11 +206,7 @@ def _client(conn: Connection) -> Iterator[MixpeekClient]:
     from taxsync.client import MixpeekClient, RetryPolicy, check_api_url
 
     if conn.verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("http: %(message)s"))
-        http_log = logging.getLogger("taxsync.http")
-        http_log.addHandler(handler)
-        http_log.setLevel(logging.DEBUG)
+        _log_http_to_stderr()
     retry = RetryPolicy(total_seconds=conn.retry_timeout)
     common: dict[str, Any] = {
         "retry": retry,
@@ -230,6 +226,16 @@ def _client(conn: Connection) -> Iterator[MixpeekClient]:
             "to run against the embedded emulator"
         )
     yield MixpeekClient(check_api_url(conn.api_url, conn.insecure), api_key, **common)
+
+
+def _log_http_to_stderr() -> None:
+    http_log = logging.getLogger("taxsync.http")
+    for handler in list(http_log.handlers):
+        http_log.removeHandler(handler)  # one handler, bound to the current stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("http: %(message)s"))
+    http_log.addHandler(handler)
+    http_log.setLevel(logging.DEBUG)
 
 
 def _run(coro_factory: Callable[[asyncio.Event], Any]) -> Any:

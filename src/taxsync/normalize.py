@@ -54,14 +54,15 @@ def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
     filled = dict(wire.SERVER_DEFAULTS[kind])
     filled.update({k: v for k, v in config.items() if k in known and v is not None})
     filled["taxonomy_type"] = kind
-    return _canonical(filled)
+    return canonical(filled)
 
 
-def _canonical(value: Any, field: str | None = None) -> Any:
+def canonical(value: Any, field: str | None = None) -> Any:
+    """Nulls dropped, keyed lists as maps from key to item, integral floats as ints."""
     if isinstance(value, dict):
-        return {k: _canonical(v, k) for k, v in value.items() if v is not None}
+        return {k: canonical(v, k) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        items = [_canonical(item) for item in value]
+        items = [canonical(item) for item in value]
         keyed = _as_keyed(items, _KEYED_LISTS.get(field or ""))
         return keyed if keyed is not None else items
     if isinstance(value, float) and value.is_integer():
@@ -95,7 +96,7 @@ def comparable_live(live: wire.TaxonomyResponse) -> dict[str, Any]:
     """The parts of a live taxonomy a manifest controls, in canonical form."""
     return {
         "description": live.description,
-        "metadata": _canonical(user_metadata(live.metadata)),
+        "metadata": canonical(user_metadata(live.metadata)),
         "config": canonical_config(live.config),
     }
 
@@ -104,7 +105,7 @@ def comparable_desired(desired: DesiredTaxonomy) -> dict[str, Any]:
     """The desired side of the comparison, in the same canonical form."""
     return {
         "description": desired.description,
-        "metadata": _canonical(user_metadata(desired.metadata)),
+        "metadata": canonical(user_metadata(desired.metadata)),
         "config": canonical_config(desired.config),
     }
 

@@ -155,7 +155,12 @@ def _create(desired: DesiredTaxonomy) -> Change:
     if desired.description is not None:
         body["description"] = desired.description
     body["metadata"] = managed_metadata(desired)
-    after = normalize.comparable_desired(desired)
+    # As declared (no server defaults): what the reviewer wrote is what they see.
+    after = {
+        "description": desired.description,
+        "metadata": normalize.canonical(desired.metadata),
+        "config": normalize.canonical(desired.config),
+    }
     diff = [_field(path, None, value, before_present=False) for path, value in _leaves(after)]
     return Change(
         action="create",
@@ -250,7 +255,10 @@ def _is_keyed_entry(prefix: str) -> bool:
 
 
 def _leaves(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    if isinstance(value, dict) and value and not _is_keyed_entry(prefix):
+    if isinstance(value, dict) and value and _is_keyed_entry(prefix):
+        for key, item in value.items():
+            yield f"{prefix}[{key}]", item  # one line per keyed item, as the diff shows them
+    elif isinstance(value, dict) and value:
         for key, item in value.items():
             yield from _leaves(item, f"{prefix}.{key}" if prefix else key)
     elif value is not None and value != {}:
