@@ -174,8 +174,8 @@ class Store:
         with self._transaction(exclusive=True):
             existing = self._state.namespace_by_name(name)
             if existing is not None:
-                return dict(existing)
-            return dict(self._create_namespace(name, description))
+                return _public_namespace(existing)
+            return self._create_namespace(name, description)
 
     def resolve_namespace(self, ident: str, *, create: bool = False) -> dict[str, Any]:
         """Find a namespace by name or ``ns_`` id; with ``create``, create it by name.
@@ -185,7 +185,7 @@ class Store:
         with self._transaction():
             found = self._state.find_namespace(ident)
             if found is not None:
-                return dict(found)
+                return _public_namespace(found)
         if not create or ident.startswith("ns_"):
             raise NotFound(
                 f"Namespace '{ident}' not found",
@@ -273,9 +273,7 @@ class Store:
                 with_stats=True,
             )
 
-    def patch_taxonomy(
-        self, ns: str, ident: str, request: PatchTaxonomyRequest
-    ) -> dict[str, Any]:
+    def patch_taxonomy(self, ns: str, ident: str, request: PatchTaxonomyRequest) -> dict[str, Any]:
         """Rename a taxonomy and/or set its head's description and metadata."""
         updates = {
             key: getattr(request, key)
@@ -390,9 +388,7 @@ class Store:
     def _namespace_id(self, ident: str) -> str:
         found = self._state.find_namespace(ident)
         if found is None:
-            raise NotFound(
-                f"Namespace '{ident}' not found", {"resource": "namespace", "id": ident}
-            )
+            raise NotFound(f"Namespace '{ident}' not found", {"resource": "namespace", "id": ident})
         return str(found["namespace_id"])
 
     def _find_taxonomy(self, ns: str, ident: str, *, by_name: bool = True) -> dict[str, Any]:
@@ -453,7 +449,6 @@ class Store:
         with self._mutex:
             if self._path is None:
                 yield
-                self._dirty = False
                 return
             with self._file_lock(exclusive):
                 self._refresh()
@@ -571,8 +566,9 @@ class _State:
         state.generation = int(data["generation"])
         state.seq = int(data["seq"])
         for ns in data["namespaces"]:
-            state.add_namespace(dict(ns))
+            state.add_namespace(dict(ns, seq=int(ns["seq"])))
         for entry in data["taxonomies"]:
+            entry["seq"] = int(entry["seq"])
             if entry["namespace_id"] not in state.namespaces or not entry["versions"]:
                 raise ValueError(f"taxonomy {entry.get('taxonomy_id')!r} is inconsistent")
             state.add_taxonomy(entry)
@@ -742,6 +738,9 @@ _ORDER_OPERATORS = {
 _FIELD_ALIASES = {"taxonomy_type": "config.taxonomy_type"}
 
 
+_Keyed = tuple[list[Any], dict[str, Any]]
+
+
 def _paginate(
     rows: list[tuple[int, dict[str, Any]]],
     query: ListQuery,
@@ -759,8 +758,11 @@ def _paginate(
     sort_spec = _parse_sort(query.sort, query.sorts)
     keyed = [(_sort_key(view, sort_spec, seq), view) for seq, view in rows]
     if sort_spec:
-        compare = functools.partial(_compare_keys, sort_spec)
-        keyed.sort(key=functools.cmp_to_key(lambda a, b: compare(a[0], b[0])))
+
+        def by_key(a: _Keyed, b: _Keyed) -> int:
+            return _compare_keys(sort_spec, a[0], b[0])
+
+        keyed.sort(key=functools.cmp_to_key(by_key))
     limit = query.limit
     if query.cursor is not None:
         after, page_no = _decode_cursor(query.cursor, sort_spec)
@@ -934,7 +936,7 @@ def _compare_keys(spec: SortSpec, a: list[Any], b: list[Any]) -> int:
     return _cmp(a[-1], b[-1])
 
 
-def _first_after(keyed: list[tuple[list[Any], dict[str, Any]]], after: list[Any], spec: SortSpec) -> int:
+def _first_after(keyed: list[_Keyed], after: list[Any], spec: SortSpec) -> int:
     """Index of the first row that sorts after the cursor's row (keyset pagination)."""
     for index, (key, _) in enumerate(keyed):
         if _compare_keys(spec, key, after) > 0:
@@ -958,9 +960,7 @@ def _decode_cursor(cursor: str, spec: SortSpec) -> tuple[list[Any], int]:
     except (ValueError, TypeError, KeyError, binascii.Error):
         raise BadRequest("Invalid pagination cursor", {"cursor": cursor}) from None
     if [tuple(item) for item in sort] != list(spec):
-        raise BadRequest(
-            "The cursor was issued for a different sort order", {"cursor": cursor}
-        )
+        raise BadRequest("The cursor was issued for a different sort order", {"cursor": cursor})
     return key, page_no + 1
 
 

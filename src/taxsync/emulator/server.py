@@ -1,0 +1,160 @@
+"""Running the emulator: over HTTP with uvicorn, or in process as an httpx transport."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from taxsync.emulator.app import (
+    IN_PROCESS_EXTENSION,
+    ConnectionDropped,
+    EmulatorApp,
+    create_app,
+    logger,
+)
+from taxsync.emulator.faults import Faults
+
+# What uvicorn logs when an app returns mid-response, which is exactly how the emulator
+# drops a connection on purpose (see app._drop_connection).
+_UNFINISHED_RESPONSE_LOG = "ASGI callable returned without completing response."
+
+
+class _DroppedConnectionLogFilter(logging.Filter):
+    """Hide uvicorn's error line for connections the emulator drops on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _UNFINISHED_RESPONSE_LOG
+
+
+def make_server(
+    app: EmulatorApp, host: str = "127.0.0.1", port: int = 8080, log_level: str = "warning"
+) -> uvicorn.Server:
+    """A uvicorn Server for the app (not started): ``.run()`` it, or ``.run(sockets=[...])``.
+
+    It uses uvicorn's h11 protocol, whose handling of an unfinished response (close the
+    socket) is what the drop and reset faults rely on, and turns off uvicorn's access log:
+    the app logs method, path and status to the ``taxsync.emulator`` logger itself.
+    """
+    error_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DroppedConnectionLogFilter) for f in error_logger.filters):
+        error_logger.addFilter(_DroppedConnectionLogFilter())
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="h11",
+        ws="none",
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    state_path: Path | str | None = None,
+    namespaces: Iterable[str] = (),
+    api_key: str | None = None,
+    faults: Faults | None = None,
+    max_page_size: int = 1000,
+    ready_after_reads: int | None = 3,
+    ready_after_seconds: float | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve the emulator with uvicorn until interrupted.
+
+    ``namespaces`` are created up front and unknown namespaces are then 404, as on the
+    real API; with none, namespaces are created on first use. A non-loopback ``host``
+    prints a warning, since the emulator has no real security. Raises StateFileError
+    (before listening) if the state file is unreadable.
+    """
+    if not _is_loopback(host):
+        print(
+            f"warning: the taxonomy emulator is listening on {host}, reachable from other "
+            "machines; it is a test double with no real security",
+            file=sys.stderr,
+        )
+    app = create_app(
+        state_path=state_path,
+        namespaces=namespaces,
+        api_key=api_key,
+        faults=faults,
+        max_page_size=max_page_size,
+        ready_after_reads=ready_after_reads,
+        ready_after_seconds=ready_after_seconds,
+    )
+    _log_to_stderr(log_level)
+    make_server(app, host, port, log_level).run()
+
+
+class LocalTransport(httpx.ASGITransport):
+    """An httpx transport that runs the emulator in process.
+
+    A connection the emulator drops (faults ``reset`` and ``drop``) surfaces as
+    ``httpx.RemoteProtocolError``, what httpx raises when a real server closes the
+    connection mid-response, never as an emulator exception.
+    """
+
+    def __init__(self, app: EmulatorApp) -> None:
+        super().__init__(app=_InProcess(app))
+        self.emulator = app
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Run the request through the app; turn a dropped connection into a transport error."""
+        try:
+            return await super().handle_async_request(request)
+        except ConnectionDropped as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from None
+
+
+def local_transport(state_path: Path | str | None, **app_kwargs: Any) -> LocalTransport:
+    """The in-process emulator as an ``httpx.AsyncBaseTransport`` (for ``--local``).
+
+    ``state_path`` (e.g. ``.taxsync/local-state.json``) persists state across runs; None
+    keeps it in memory. Namespaces are created on first use unless ``app_kwargs``
+    declares ``namespaces``. Requests still need ``Authorization: Bearer <any key>``.
+    Raises StateFileError at once if the state file is unreadable.
+    """
+    return LocalTransport(create_app(state_path=state_path, **app_kwargs))
+
+
+class _InProcess:
+    """Marks requests as in process so the app raises instead of dropping a socket."""
+
+    def __init__(self, app: EmulatorApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions[IN_PROCESS_EXTENSION] = True
+        await self._app({**scope, "extensions": extensions}, receive, send)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _log_to_stderr(log_level: str) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s emulator %(message)s"))
+        logger.addHandler(handler)
+    if isinstance(level, int):
+        logger.setLevel(level)
