@@ -421,6 +421,69 @@ def apply(
 
 
 @cli.command()
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    required=True,
+    metavar="NS",
+    help="Namespace to export (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder to write <namespace>/<name>.yaml into.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@connection_options
+def export(namespaces: tuple[str, ...], out: Path, force: bool, conn: Connection) -> int:
+    """Write one manifest per live taxonomy, to bring existing taxonomies under git."""
+    from taxsync.export import plan_files, write_files
+
+    async def read(stop: asyncio.Event) -> Any:
+        with _client(conn) as client:
+            async with client:
+                return await client.read_live(sorted(set(namespaces)), conn.concurrency)
+
+    files = plan_files(out, _run(read))
+    write_files(files, force)
+    for exported in files:
+        click.echo(f"wrote {exported.path}  ({exported.namespace}/{exported.name})")
+    click.echo(f"Exported {len(files)} taxonomy(ies) from {len(set(namespaces))} namespace(s).")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-n", "--namespace", required=True, metavar="NS", help="The taxonomy's namespace.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@connection_options
+def history(name: str, namespace: str, fmt: str, conn: Connection) -> int:
+    """Show the versions of taxonomy NAME and what changed between consecutive ones."""
+    from taxsync import render
+    from taxsync.history import history as build_history
+
+    async def read(stop: asyncio.Event) -> Any:
+        with _client(conn) as client:
+            async with client:
+                head = await client.get_taxonomy(namespace, name)
+                if head is None or head.taxonomy_id is None:
+                    raise TaxsyncError(f"taxonomy {name!r} not found in namespace {namespace!r}")
+                return await client.list_versions(namespace, head.taxonomy_id)
+
+    result = build_history(namespace, _run(read))
+    if fmt == "json":
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        click.echo(render.history_text(result), nl=False)
+    return EXIT_OK
+
+
+@cli.command()
 def schema() -> int:
     """Print the JSON Schema of a taxonomy manifest."""
     import json

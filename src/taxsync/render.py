@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from taxsync.applier import ApplyResult, ChangeResult
+from taxsync.history import History
 from taxsync.plan import Change, FieldChange, Plan
 
 _SYMBOL = {"create": "+", "new_version": "~", "update": "~", "delete": "-", "replace": "±"}
@@ -155,3 +156,18 @@ def apply_json(result: ApplyResult) -> str:
     )
     summary = {s: result.count(s) for s in ("applied", "failed", "stale", "not_started")}
     return json.dumps({"summary": summary, "results": list(rows)}, indent=2) + "\n"
+
+
+def history_text(history: History) -> str:
+    """Each version with its creation time and what changed since the one before."""
+    count = len(history.versions)
+    lines = [f"{history.namespace}/{history.name} ({history.taxonomy_id}): {count} version(s)"]
+    for entry in history.versions:
+        pending = "" if entry.ready is not False else "  (not ready: inference running)"
+        lines.append(f"v{entry.version}  {entry.created_at or 'unknown time'}{pending}")
+        if entry.version == history.versions[0].version:
+            lines.append("    created")
+        elif not entry.diff:
+            lines.append("    (no config change)")
+        lines.extend(f"    {diff_line(field)}" for field in entry.diff)
+    return "\n".join(lines) + "\n"
