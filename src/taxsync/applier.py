@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from taxsync import normalize
 from taxsync.client import MixpeekClient
-from taxsync.errors import StalePlanError, TaxsyncError, WriteOutcomeUnknown
+from taxsync.errors import ApiError, StalePlanError, TaxsyncError, WriteOutcomeUnknown
+from taxsync.manifest import dotted
 from taxsync.plan import Change, Plan
 from taxsync.wire import TaxonomyResponse
 
@@ -47,12 +48,17 @@ class ApplyResult:
         return not self.interrupted and all(r.status == "applied" for r in self.results)
 
 
+# Where a manifest field is written, as "file:line:col", given a change and a dotted spec path.
+Locator = Callable[[Change, str], str]
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     allow_replace: bool = False
     wait: bool = False
     wait_timeout: float = 300.0
+    locate: Locator | None = None
 
 
 class _Stale(TaxsyncError):
@@ -133,11 +139,31 @@ async def _apply_change(
             head = await _wait_ready(client, change, head, options.wait_timeout)
     except _Stale as exc:
         return ChangeResult(change, "stale", str(exc))
+    except ApiError as exc:
+        return ChangeResult(change, "failed", _explain(exc, change, options.locate))
     except TaxsyncError as exc:
         return ChangeResult(change, "failed", str(exc))
     if head is None:
         return ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
     return ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
+
+
+def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:
+    """Map a 422's field errors back to the manifest lines they came from."""
+    problems = error.api_details.get("validation_errors") if error.status == 422 else None
+    if not isinstance(problems, list) or not problems:
+        return str(error)
+    lines = []
+    for problem in problems:
+        loc = (
+            [p for p in problem.get("loc", []) if p != "body"] if isinstance(problem, dict) else []
+        )
+        field = dotted(tuple(loc))
+        spec_path = "metadata.name" if field == "taxonomy_name" else f"spec.{field}"
+        where = locate(change, field) if locate else (change.source or change.label)
+        message = problem.get("msg", "invalid") if isinstance(problem, dict) else str(problem)
+        lines.append(f"{where}: {spec_path}: {message}")
+    return f"{'; '.join(lines)} (HTTP 422 from {error.request})"
 
 
 async def _check_head(client: MixpeekClient, change: Change) -> TaxonomyResponse | None:

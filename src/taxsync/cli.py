@@ -320,7 +320,7 @@ def plan(
     """Show what apply would change in each namespace."""
     from taxsync import render
 
-    the_plan = _make_plan(path, conn, prune, namespaces, shard)
+    the_plan = _make_plan(_load(path), conn, prune, namespaces, shard)
     if out is not None:
         _write_atomic(out, the_plan.to_json())
     if fmt == "json":
@@ -386,11 +386,12 @@ def apply(
 
     if (path is None) == (plan_file is None):
         raise click.UsageError("give either PATH or --plan FILE")
+    desired = _load(path) if path is not None else None
     if plan_file is not None:
         the_plan = _read_plan(plan_file, conn)
     else:
-        assert path is not None
-        the_plan = _make_plan(path, conn, prune, namespaces, shard)
+        assert desired is not None
+        the_plan = _make_plan(desired, conn, prune, namespaces, shard)
     if fmt == "text":
         click.echo(render.plan_text(the_plan, _style()), nl=False)
     if not the_plan.has_changes:
@@ -400,7 +401,7 @@ def apply(
     _refuse_unsafe(the_plan, allow_replace)
     if plan_file is None and not auto_approve:
         _confirm()
-    options = ApplyOptions(conn.concurrency, allow_replace, wait, wait_timeout)
+    options = ApplyOptions(conn.concurrency, allow_replace, wait, wait_timeout, _locator(desired))
     result = _apply(the_plan, conn, options, check_stale=plan_file is not None, fmt=fmt)
     if fmt == "json":
         click.echo(render.apply_json(result), nl=False)
@@ -592,14 +593,22 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return (index, count)
 
 
-def _make_plan(
-    path: Path, conn: Connection, prune: bool, namespaces: tuple[str, ...], shard: str | None
-) -> Plan:
+def _load(path: Path) -> list[DesiredTaxonomy]:
     from taxsync.manifest import load_tree
+
+    return load_tree(path)
+
+
+def _make_plan(
+    desired: list[DesiredTaxonomy],
+    conn: Connection,
+    prune: bool,
+    namespaces: tuple[str, ...],
+    shard: str | None,
+) -> Plan:
     from taxsync.planner import covered_namespaces
     from taxsync.planner import plan as make_plan
 
-    desired = load_tree(path)
     options = _plan_options(conn, prune, namespaces, shard)
     wanted = covered_namespaces(desired, options)
 
@@ -635,6 +644,19 @@ def _read_plan(path: Path, conn: Connection) -> Plan:
     if the_plan.api_url and the_plan.api_url.rstrip("/") != target:
         raise ConfigError(f"{path}: the plan was made against {the_plan.api_url}, not {target}")
     return the_plan
+
+
+def _locator(desired: list[DesiredTaxonomy] | None) -> Callable[[Any, str], str] | None:
+    """With the manifests at hand, API field errors point at their exact line."""
+    if desired is None:
+        return None
+    by_key = {d.key: d for d in desired}
+
+    def locate(change: Any, field: str) -> str:
+        desired = by_key.get((change.namespace, change.name))
+        return desired.locate(field) if desired else str(change.source or change.label)
+
+    return locate
 
 
 def _refuse_unsafe(the_plan: Plan, allow_replace: bool) -> None:

@@ -47,6 +47,8 @@ class RetryPolicy:
     total_seconds: float = 30.0  # the whole budget for one logical request
     base_delay: float = 0.25
     max_delay: float = 10.0
+    # A refused connection rarely heals in seconds: fail fast rather than spend the budget.
+    connect_attempts: int = 4
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""
@@ -266,6 +268,14 @@ class MixpeekClient:
                         f"({type(exc).__name__}); it may or may not have taken effect"
                     ) from None
                 last, wait = f"network error ({type(exc).__name__})", self.retry.backoff(attempt)
+                if (
+                    isinstance(exc, httpx.ConnectError)
+                    and attempt + 1 >= self.retry.connect_attempts
+                ):
+                    raise NetworkError(
+                        f"{label}: cannot connect to {self.api_url} after {attempt + 1} attempt(s) "
+                        f"({type(exc).__name__})"
+                    ) from None
             else:
                 self._log(method, path, response.status_code, started)
                 if response.is_success:
