@@ -279,7 +279,10 @@ class EmulatorApp:
         )
 
     async def _get_namespace(self, request: Request) -> Response:
-        return JSONResponse(self.store.get_namespace(request.path_params["namespace_identifier"]))
+        # In auto-create mode a namespace exists as soon as anyone names it, here too, so a
+        # reconciler's namespace look-up behaves like its first taxonomy call would.
+        ident = request.path_params["namespace_identifier"]
+        return JSONResponse(self.store.resolve_namespace(ident, create=self.auto_create_namespaces))
 
     async def _create_taxonomy(self, request: Request) -> Response:
         ns = self._namespace(request)

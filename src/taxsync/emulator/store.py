@@ -540,7 +540,10 @@ class _State:
         self.taxonomies: dict[str, dict[str, dict[str, Any]]] = {}
         self.tax_by_name: dict[str, dict[str, str]] = {}
         self.tax_namespace: dict[str, str] = {}
-        self._fragments: dict[str, str] = {}
+        # Encoded JSON of each taxonomy, in creation order, and the ids whose JSON is stale:
+        # a save re-encodes only what changed, then joins the bytes in one C call.
+        self._fragments: dict[str, bytes] = {}
+        self._stale: set[str] = set()
 
     @classmethod
     def load(cls, path: Path) -> _State:
@@ -576,20 +579,16 @@ class _State:
 
     def encode(self) -> bytes:
         """The whole state as JSON, the generation first so it can be read cheaply."""
-        fragments = []
-        for per_ns in self.taxonomies.values():
-            for tax_id, entry in per_ns.items():
-                fragment = self._fragments.get(tax_id)
-                if fragment is None:
-                    fragment = _dumps(entry)
-                    self._fragments[tax_id] = fragment
-                fragments.append(fragment)
-        text = (
+        for tax_id in self._stale:
+            entry = self.taxonomies[self.tax_namespace[tax_id]][tax_id]
+            self._fragments[tax_id] = _dumps(entry).encode("utf-8")
+        self._stale.clear()
+        head = (
             f'{{"generation":{self.generation},"format":{_dumps(STATE_FORMAT)},'
             f'"seq":{self.seq},"namespaces":{_dumps(list(self.namespaces.values()))},'
-            f'"taxonomies":[{",".join(fragments)}]}}'
+            '"taxonomies":['
         )
-        return text.encode("utf-8")
+        return b"".join((head.encode("utf-8"), b",".join(self._fragments.values()), b"]}"))
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -625,13 +624,16 @@ class _State:
         self.taxonomies[ns_id][tax_id] = entry
         self.tax_by_name[ns_id][entry["taxonomy_name"]] = tax_id
         self.tax_namespace[tax_id] = ns_id
+        self._fragments[tax_id] = b""
+        self._stale.add(tax_id)
 
     def remove_taxonomy(self, entry: dict[str, Any]) -> None:
         ns_id, tax_id = entry["namespace_id"], entry["taxonomy_id"]
         del self.taxonomies[ns_id][tax_id]
         del self.tax_by_name[ns_id][entry["taxonomy_name"]]
         del self.tax_namespace[tax_id]
-        self._fragments.pop(tax_id, None)
+        del self._fragments[tax_id]
+        self._stale.discard(tax_id)
 
     def rename_taxonomy(self, entry: dict[str, Any], new_name: str) -> None:
         names = self.tax_by_name[entry["namespace_id"]]
@@ -641,7 +643,7 @@ class _State:
 
     def touch(self, tax_id: str) -> None:
         """Mark a taxonomy changed so its cached JSON is re-encoded."""
-        self._fragments.pop(tax_id, None)
+        self._stale.add(tax_id)
 
     def taxonomy_id_by_name(self, ns_id: str, name: str) -> str | None:
         return self.tax_by_name[ns_id].get(name)

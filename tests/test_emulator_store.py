@@ -1,0 +1,453 @@
+"""The emulator's Store: semantics, pagination, readiness and the shared state file."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taxsync.emulator import StateFileError, Store, create_app
+from taxsync.emulator import store as store_module
+from taxsync.emulator.store import AlreadyExists, BadRequest, ListQuery, NotFound, ReadyPolicy
+from taxsync.wire import (
+    CreateTaxonomyRequest,
+    CreateTaxonomyVersionRequest,
+    PatchTaxonomyRequest,
+    TaxonomyResponse,
+)
+
+NS = "production"
+
+
+def flat_config(top_k: int | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "taxonomy_type": "flat",
+        "retriever_id": "ret_catalog",
+        "input_mappings": [{"input_key": "q", "source_type": "payload", "path": "text"}],
+        "source_collection": {"collection_id": "col_categories"},
+    }
+    if top_k is not None:
+        config["top_k"] = top_k
+    return config
+
+
+def create_request(name: str, **extra: Any) -> CreateTaxonomyRequest:
+    return CreateTaxonomyRequest.model_validate(
+        {"taxonomy_name": name, "config": flat_config(), **extra}
+    )
+
+
+def llm_request(name: str) -> CreateTaxonomyRequest:
+    config = {"taxonomy_type": "hierarchical", "inference_strategy": "llm"}
+    return CreateTaxonomyRequest.model_validate({"taxonomy_name": name, "config": config})
+
+
+def memory_store() -> Store:
+    store = Store(None)
+    store.ensure_namespace(NS)
+    return store
+
+
+# --- semantics -------------------------------------------------------------------------
+
+
+def test_create_fills_server_fields_and_defaults() -> None:
+    store = memory_store()
+    created = store.create_taxonomy(NS, create_request("cats", metadata={"owner": "search"}))
+    assert created["taxonomy_id"].startswith("tax_")
+    assert created["version"] == 1
+    assert created["config"]["top_k"] == 1
+    assert created["config"]["step_analytics"] is None
+    assert created["config"]["source_collection"]["enrichment_fields"] is None
+    assert created["metadata"] == {"owner": "search", "validation_warnings": []}
+    assert created["retriever_id"] is None and created["nodes"] is None
+    assert created["created_at"].endswith("Z")
+    TaxonomyResponse.model_validate(created)
+    assert store.get_taxonomy(NS, "cats") == created
+    assert store.get_taxonomy(NS, created["taxonomy_id"]) == created
+
+
+def test_returned_dicts_are_copies() -> None:
+    store = memory_store()
+    created = store.create_taxonomy(NS, create_request("cats"))
+    created["config"]["top_k"] = 99
+    assert store.get_taxonomy(NS, "cats")["config"]["top_k"] == 1
+
+
+def test_duplicate_name_is_already_exists_but_other_namespace_is_fine() -> None:
+    store = memory_store()
+    store.ensure_namespace("staging")
+    store.create_taxonomy(NS, create_request("cats"))
+    with pytest.raises(AlreadyExists) as excinfo:
+        store.create_taxonomy(NS, create_request("cats"))
+    assert excinfo.value.details == {"resource": "taxonomy", "taxonomy_name": "cats"}
+    store.create_taxonomy("staging", create_request("cats"))
+
+
+def test_patch_never_bumps_version_and_keeps_system_metadata() -> None:
+    store = memory_store()
+    store.create_taxonomy(NS, create_request("cats", metadata={"a": 1, "b": 2}))
+    patched = store.patch_taxonomy(
+        NS, "cats", PatchTaxonomyRequest(description="new", metadata={"c": 3})
+    )
+    assert patched["version"] == 1
+    assert patched["description"] == "new"
+    assert patched["metadata"] == {"c": 3, "validation_warnings": []}
+
+
+def test_patch_empty_and_rename_conflict() -> None:
+    store = memory_store()
+    store.create_taxonomy(NS, create_request("cats"))
+    store.create_taxonomy(NS, create_request("dogs"))
+    with pytest.raises(BadRequest):
+        store.patch_taxonomy(NS, "cats", PatchTaxonomyRequest())
+    with pytest.raises(AlreadyExists):
+        store.patch_taxonomy(NS, "cats", PatchTaxonomyRequest(taxonomy_name="dogs"))
+    renamed = store.patch_taxonomy(NS, "cats", PatchTaxonomyRequest(taxonomy_name="felines"))
+    assert store.get_taxonomy(NS, "felines")["taxonomy_id"] == renamed["taxonomy_id"]
+    with pytest.raises(NotFound):
+        store.get_taxonomy(NS, "cats")
+
+
+def test_versions_snapshot_config_and_refuse_type_change() -> None:
+    store = memory_store()
+    created = store.create_taxonomy(NS, create_request("cats", description="v1 text"))
+    tax_id = created["taxonomy_id"]
+    v2 = store.create_version(
+        NS, tax_id, CreateTaxonomyVersionRequest.model_validate({"config": flat_config(top_k=3)})
+    )
+    assert v2["version"] == 2 and v2["config"]["top_k"] == 3
+    assert v2["description"] == "v1 text"  # carried over from the head
+    assert store.get_taxonomy(NS, "cats")["version"] == 2
+    assert store.get_taxonomy(NS, "cats", version=1)["config"]["top_k"] == 1
+    assert [v["version"] for v in store.list_versions(NS, tax_id)] == [1, 2]
+    with pytest.raises(NotFound):
+        store.get_taxonomy(NS, "cats", version=3)
+    with pytest.raises(NotFound):  # the versions routes take ids only
+        store.list_versions(NS, "cats")
+    hierarchical = CreateTaxonomyVersionRequest.model_validate(
+        {"config": {"taxonomy_type": "hierarchical"}}
+    )
+    with pytest.raises(BadRequest):
+        store.create_version(NS, tax_id, hierarchical)
+
+
+def test_delete_removes_every_version() -> None:
+    store = memory_store()
+    tax_id = store.create_taxonomy(NS, create_request("cats"))["taxonomy_id"]
+    store.create_version(
+        NS, tax_id, CreateTaxonomyVersionRequest.model_validate({"config": flat_config(2)})
+    )
+    assert store.delete_taxonomy(NS, "cats") == tax_id
+    with pytest.raises(NotFound):
+        store.get_taxonomy(NS, tax_id, version=1)
+    store.create_taxonomy(NS, create_request("cats"))  # the name is free again
+
+
+def test_namespaces_by_name_or_id_and_auto_create() -> None:
+    store = Store(None)
+    with pytest.raises(NotFound):
+        store.resolve_namespace("prod")
+    created = store.resolve_namespace("prod", create=True)
+    assert created["namespace_id"].startswith("ns_")
+    assert store.get_namespace(created["namespace_id"]) == created
+    with pytest.raises(NotFound):  # an unknown id is never auto-created
+        store.resolve_namespace("ns_doesnotexist", create=True)
+    with pytest.raises(BadRequest):
+        store.ensure_namespace("x" * 65)
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+def test_cursor_pagination_visits_each_taxonomy_once() -> None:
+    store = memory_store()
+    for i in range(25):
+        store.create_taxonomy(NS, create_request(f"t{i:02d}"))
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = store.list_taxonomies(NS, ListQuery(limit=10, cursor=cursor))
+        pages += 1
+        assert page.total_count == 25
+        seen += [t["taxonomy_name"] for t in page.results]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [f"t{i:02d}" for i in range(25)]
+
+
+def test_cursor_survives_deletes_between_pages() -> None:
+    store = memory_store()
+    for i in range(6):
+        store.create_taxonomy(NS, create_request(f"t{i}"))
+    first = store.list_taxonomies(NS, ListQuery(limit=3))
+    store.delete_taxonomy(NS, "t1")
+    store.delete_taxonomy(NS, "t3")
+    second = store.list_taxonomies(NS, ListQuery(limit=3, cursor=first.next_cursor))
+    assert [t["taxonomy_name"] for t in second.results] == ["t4", "t5"]
+    assert second.page == 2 and second.next_cursor is None
+
+
+def test_sort_filters_and_search() -> None:
+    store = memory_store()
+    for name in ("Beta", "alpha", "gamma", "delta"):
+        store.create_taxonomy(NS, create_request(name, description=f"about {name}"))
+    by_name = store.list_taxonomies(
+        NS, ListQuery(limit=2, sorts=[{"field": "taxonomy_name", "direction": "desc"}])
+    )
+    assert [t["taxonomy_name"] for t in by_name.results] == ["gamma", "delta"]
+    rest = store.list_taxonomies(
+        NS,
+        ListQuery(
+            limit=2,
+            cursor=by_name.next_cursor,
+            sorts=[{"field": "taxonomy_name", "direction": "desc"}],
+        ),
+    )
+    assert [t["taxonomy_name"] for t in rest.results] == ["alpha", "Beta"]
+
+    def names(**query: Any) -> list[str]:
+        page = store.list_taxonomies(NS, ListQuery(**query))
+        return [t["taxonomy_name"] for t in page.results]
+
+    assert names(filters={"taxonomy_name": "beta"}) == ["Beta"]  # case-insensitive default
+    assert names(filters={"taxonomy_name": "beta"}, case_sensitive=True) == []
+    condition = {"field": "taxonomy_name", "operator": "in", "value": ["alpha", "delta"]}
+    assert names(filters={"AND": [condition]}) == ["alpha", "delta"]
+    assert names(filters={"NOT": [condition]}) == ["Beta", "gamma"]
+    assert names(search="GAM") == ["gamma"]
+    assert names(search="about *ta") == ["Beta", "delta"]
+    with pytest.raises(BadRequest):
+        names(filters={"AND": [{"field": "taxonomy_name", "operator": "geo_radius"}]})
+    with pytest.raises(BadRequest):
+        names(cursor="not-a-cursor")
+
+
+def test_stats_count_matching_taxonomies() -> None:
+    store = memory_store()
+    store.create_taxonomy(NS, create_request("a"))
+    store.create_taxonomy(NS, llm_request("b"))
+    page = store.list_taxonomies(NS, ListQuery(limit=1))
+    assert page.stats == {
+        "total_taxonomies": 2,
+        "flat_taxonomies": 1,
+        "hierarchical_taxonomies": 1,
+        "taxonomies_with_retrievers": 1,
+    }
+
+
+# --- readiness ----------------------------------------------------------------------------
+
+
+def test_ready_flips_after_reads_and_only_gets_count() -> None:
+    store = memory_store()
+    created = store.create_taxonomy(NS, llm_request("topics"), ReadyPolicy(after_reads=2))
+    assert created["ready"] is False
+    store.list_taxonomies(NS)
+    store.list_versions(NS, created["taxonomy_id"])
+    readings = [store.get_taxonomy(NS, "topics")["ready"] for _ in range(4)]
+    assert readings == [False, False, True, True]
+    assert store.create_taxonomy(NS, create_request("flat"))["ready"] is True
+
+
+def test_ready_flips_after_seconds() -> None:
+    now = [1000.0]
+    store = Store(None, clock=lambda: now[0])
+    store.ensure_namespace(NS)
+    policy = ReadyPolicy(after_reads=None, after_seconds=30)
+    store.create_taxonomy(NS, llm_request("topics"), policy)
+    assert store.get_taxonomy(NS, "topics")["ready"] is False
+    now[0] += 31
+    assert store.list_taxonomies(NS).results[0]["ready"] is True
+
+
+# --- the state file --------------------------------------------------------------------
+
+
+def test_round_trip_through_the_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "state.json"  # parents created on demand
+    first = Store(path)
+    first.ensure_namespace(NS)
+    created = first.create_taxonomy(NS, create_request("cats", metadata={"k": "v"}))
+    first.create_version(
+        NS,
+        created["taxonomy_id"],
+        CreateTaxonomyVersionRequest.model_validate({"config": flat_config(4)}),
+    )
+    second = Store(path)
+    assert second.list_versions(NS, created["taxonomy_id"]) == first.list_versions(
+        NS, created["taxonomy_id"]
+    )
+    assert second.get_namespace(NS) == first.get_namespace(NS)
+    assert json.loads(path.read_text())["generation"] >= 3
+
+
+def test_two_stores_on_one_file_see_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    a, b = Store(path), Store(path)
+    a.ensure_namespace(NS)
+    a.create_taxonomy(NS, create_request("from-a"))
+    b.create_taxonomy(NS, create_request("from-b"))
+    a.patch_taxonomy(NS, "from-b", PatchTaxonomyRequest(description="seen by a"))
+    assert b.get_taxonomy(NS, "from-b")["description"] == "seen by a"
+    assert a.count_taxonomies() == b.count_taxonomies() == 2
+
+
+def test_failed_write_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    store = Store(path)
+    store.ensure_namespace(NS)
+    store.create_taxonomy(NS, create_request("kept"))
+    before = path.read_bytes()
+
+    def crash(*args: Any) -> None:
+        raise OSError("simulated crash between write and rename")
+
+    # The temp file is fully written and fsynced; the crash hits before the rename.
+    monkeypatch.setattr(store_module.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.create_taxonomy(NS, create_request("lost"))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
+    # The in-memory state was rolled back to the file's.
+    assert store.count_taxonomies() == 1
+    with pytest.raises(NotFound):
+        store.get_taxonomy(NS, "lost")
+
+
+def test_failed_encoding_leaves_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.json"
+    store = Store(path)
+    store.ensure_namespace(NS)
+    store.create_taxonomy(NS, create_request("kept"))
+    before = path.read_bytes()
+
+    def broken_encode(self: Any) -> bytes:
+        raise RuntimeError("json dump failed")
+
+    monkeypatch.setattr(store_module._State, "encode", broken_encode)
+    with pytest.raises(RuntimeError):
+        store.patch_taxonomy(NS, "kept", PatchTaxonomyRequest(description="changed"))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert store.get_taxonomy(NS, "kept")["description"] is None
+
+
+def _write_until_killed(path: str, started: Any) -> None:
+    store = Store(path)
+    store.ensure_namespace(NS)
+    for i in range(100_000):
+        store.create_taxonomy(NS, create_request(f"t{i}", description="x" * 500))
+        if i == 20:
+            started.set()
+
+
+def test_killed_writer_never_leaves_a_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    ctx = multiprocessing.get_context("spawn")
+    started = ctx.Event()
+    writer = ctx.Process(target=_write_until_killed, args=(str(path), started))
+    writer.start()
+    try:
+        assert started.wait(timeout=30)
+        time.sleep(0.3)
+    finally:
+        writer.kill()
+        writer.join(timeout=10)
+    survivor = Store(path)  # loads without error, and removes the killed writer's temp file
+    count = survivor.count_taxonomies()
+    assert count > 20
+    assert len(json.loads(path.read_text())["taxonomies"]) == count
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _create_many(path: str, prefix: str, count: int, barrier: Any) -> None:
+    store = Store(path)
+    store.ensure_namespace(NS)
+    barrier.wait()
+    for i in range(count):
+        store.create_taxonomy(NS, create_request(f"{prefix}-{i}"))
+
+
+def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
+    path = tmp_path / "shared.json"
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    workers = [
+        ctx.Process(target=_create_many, args=(str(path), prefix, 50, barrier))
+        for prefix in ("a", "b")
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    store = Store(path)
+    names = {t["taxonomy_name"] for t in store.list_taxonomies(NS, ListQuery(limit=1000)).results}
+    assert names == {f"{p}-{i}" for p in ("a", "b") for i in range(50)}
+    assert len(store.list_namespaces().results) == 1
+
+
+def test_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text('{"generation": 1, "format": "taxsync-emul')
+    with pytest.raises(StateFileError, match=str(path)):
+        Store(path)
+    path.write_text("[]")
+    with pytest.raises(StateFileError, match="not a taxsync state file"):
+        create_app(state_path=path)
+
+
+def test_unreadable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StateFileError, match="lock file"):
+        Store(blocker / "state.json")
+
+
+def test_reads_do_not_rewrite_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    store = Store(path)
+    store.ensure_namespace(NS)
+    store.create_taxonomy(NS, create_request("cats"))
+    stamp = os.stat(path).st_ino, os.stat(path).st_mtime_ns
+    for _ in range(5):
+        store.get_taxonomy(NS, "cats")
+        store.list_taxonomies(NS)
+        store.list_namespaces()
+    assert (os.stat(path).st_ino, os.stat(path).st_mtime_ns) == stamp
+
+
+def test_five_thousand_taxonomies_in_twenty_namespaces_stay_fast() -> None:
+    store = Store(None)
+    namespaces = [f"ns{i}" for i in range(20)]
+    for ns in namespaces:
+        store.ensure_namespace(ns)
+    started = time.perf_counter()
+    for i in range(5000):
+        store.create_taxonomy(namespaces[i % 20], create_request(f"t{i}"))
+    listed = 0
+    for ns in namespaces:
+        cursor = None
+        while True:
+            page = store.list_taxonomies(ns, ListQuery(limit=100, cursor=cursor))
+            listed += len(page.results)
+            for taxonomy in page.results[:5]:
+                store.get_taxonomy(ns, taxonomy["taxonomy_name"])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    elapsed = time.perf_counter() - started
+    assert listed == 5000
+    assert elapsed < 5, f"5,000 creates and a full listing took {elapsed:.1f}s"
