@@ -17,7 +17,7 @@ from typing import Any, Literal
 from taxsync import normalize
 from taxsync.client import MixpeekClient
 from taxsync.errors import ApiError, StalePlanError, TaxsyncError, WriteOutcomeUnknown
-from taxsync.manifest import dotted
+from taxsync.manifest import dotted, strip_union_tags
 from taxsync.plan import Change, Plan
 from taxsync.wire import TaxonomyResponse
 
@@ -158,7 +158,7 @@ def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:
         loc = (
             [p for p in problem.get("loc", []) if p != "body"] if isinstance(problem, dict) else []
         )
-        field = dotted(tuple(loc))
+        field = dotted(strip_union_tags(loc))
         spec_path = "metadata.name" if field == "taxonomy_name" else f"spec.{field}"
         where = locate(change, field) if locate else (change.source or change.label)
         message = problem.get("msg", "invalid") if isinstance(problem, dict) else str(problem)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -323,7 +323,7 @@ def _validate(
         manifest = TaxonomyManifest.model_validate(value)
     except ValidationError as exc:
         for error in exc.errors():
-            loc = _strip_union_tags(error["loc"])
+            loc = strip_union_tags(error["loc"])
             _add(problems, document, loc, _describe(error))
         return None
     before = len(problems)
@@ -333,11 +333,20 @@ def _validate(
     return _desired(manifest, document)
 
 
-def _strip_union_tags(loc: tuple[Any, ...]) -> FieldPath:
-    """Pydantic puts the union tag in the location (``config.flat.top_k``); users never wrote it."""
+_UNION_TAGS = {
+    "flat",
+    "hierarchical",
+    "FlatTaxonomyConfigInput",
+    "HierarchicalTaxonomyConfigInput",
+}
+
+
+def strip_union_tags(loc: Sequence[Any]) -> FieldPath:
+    """Pydantic (ours, and the API's) puts the union member in a location
+    (``config.flat.top_k``); users never wrote it."""
     out: list[str | int] = []
     for i, part in enumerate(loc):
-        if part in ("flat", "hierarchical") and i > 0 and loc[i - 1] == "config":
+        if part in _UNION_TAGS and i > 0 and loc[i - 1] == "config":
             continue
         out.append(part)
     return tuple(out)
