@@ -270,7 +270,16 @@ class _Document:
         if node.tag not in _PLAIN_TAGS:
             self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
             return None
-        value = _constructor.construct_object(node)
+        try:
+            value = _constructor.construct_object(node)
+        except (ValueError, KeyError, IndexError, yaml.YAMLError):
+            # An explicit tag on text it cannot read (`!!int three`, `!!bool maybe`), or an
+            # integer past Python's digit limit: a problem in the manifest, not a crash.
+            text = str(node.value)
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            kind = node.tag.rsplit(":", 1)[-1]
+            self.problem(node, path, f"cannot read {shown!r} as {kind}")
+            return None
         if isinstance(value, str):
             return self._expand(value, node, path)
         return value
