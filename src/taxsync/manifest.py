@@ -240,6 +240,8 @@ class _Document:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         return self._scalar(node, path)
 
