@@ -137,4 +137,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin_tty: bool = Fal
             code = exit_.code if isinstance(exit_.code, int) else 1
         else:
             code = 0
-    return CliRun(code, out.getvalue(), err.getvalue())
+    run = CliRun(code, out.getvalue(), err.getvalue())
+    # Every CLI run of the suite is scanned: the API key must never reach any output.
+    secret = environ.get("MIXPEEK_API_KEY", "")
+    assert not secret or secret not in run.output, "the API key leaked into the output"
+    return run
