@@ -29,6 +29,7 @@ MANAGED_KEY = "managed_by"
 MANAGED_VALUE = "taxsync"
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES_PER_DOCUMENT = 200_000  # guards against alias bombs ("billion laughs")
+MAX_DEPTH = 100  # guards the recursive conversion against deep nesting and self-referencing aliases
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -222,6 +223,7 @@ class _Document:
         self.positions: dict[FieldPath, Position] = {}
         self.problems: list[ManifestProblem] = []
         self._budget = MAX_NODES_PER_DOCUMENT
+        self._too_deep = False
 
     def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
         mark = node.start_mark
@@ -234,6 +236,11 @@ class _Document:
         if self._budget < 0:
             if self._budget == -1:
                 self.problem(node, path, "document too large (aliases expand past the limit)")
+            return None
+        if len(path) > MAX_DEPTH:
+            if not self._too_deep:  # one problem per document, not one per branch
+                self._too_deep = True
+                self.problem(node, path, f"nested more than {MAX_DEPTH} levels deep")
             return None
         # A mapping entry is located at its key (set by _mapping), everything else at itself.
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
