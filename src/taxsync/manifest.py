@@ -170,6 +170,9 @@ def _load_file(
         reason = exc.problem or str(exc)
         problems.append(ManifestProblem(file, line, col, "", f"invalid YAML: {reason}"))
         return
+    except yaml.reader.ReaderError as exc:
+        problems.append(_reader_problem(file, text, exc))
+        return
     except yaml.YAMLError as exc:
         problems.append(ManifestProblem(file, None, None, "", f"invalid YAML: {exc}"))
         return
@@ -208,6 +211,22 @@ def _read_text(path: Path, problems: list[ManifestProblem]) -> str | None:
         message = f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
         problems.append(ManifestProblem(file, line, col, "", message))
         return None
+
+
+def _reader_problem(file: str, text: str, exc: yaml.reader.ReaderError) -> ManifestProblem:
+    """A character YAML forbids, such as a control character, located by line and column.
+
+    libyaml counts ``exc.position`` in bytes, the pure-Python reader in characters, so find
+    the character instead: the reader stops at the first forbidden one.
+    """
+    code = exc.character if isinstance(exc.character, int) else None
+    index = text.find(chr(code)) if code is not None else -1
+    if code is None or index < 0:
+        return ManifestProblem(file, None, None, "", f"invalid YAML: {exc.reason}")
+    line = text.count("\n", 0, index) + 1
+    col = index - text.rfind("\n", 0, index)
+    message = f"invalid YAML: unacceptable character #x{code:04x}: {exc.reason}"
+    return ManifestProblem(file, line, col, "", message)
 
 
 def _is_empty_document(node: yaml.Node | None) -> bool:
