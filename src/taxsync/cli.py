@@ -681,17 +681,10 @@ def _confirm() -> None:
 def _apply(
     the_plan: Plan, conn: Connection, options: Any, check_stale: bool, fmt: str
 ) -> ApplyResult:
-    from taxsync import render
     from taxsync.applier import apply_plan, find_stale, raise_if_stale
 
-    style = _style()
-
-    def report(outcome: Any) -> None:
-        if fmt == "text":
-            click.echo(render.result_line(outcome, style))
-
     async def run(stop: asyncio.Event) -> ApplyResult:
-        with _client(conn) as client:
+        with _client(conn) as client, _progress(fmt, len(the_plan.changes)) as report:
             async with client:
                 if check_stale:
                     raise_if_stale(await find_stale(client, the_plan))
@@ -699,6 +692,29 @@ def _apply(
 
     result: ApplyResult = _run(run)
     return result
+
+
+@contextlib.contextmanager
+def _progress(fmt: str, total: int) -> Iterator[Callable[[Any], None]]:
+    """Report each change as it completes: a progress bar on a terminal (problems still
+    printed as lines), one line per change otherwise."""
+    from taxsync import render
+
+    style = _style()
+    if fmt != "text":
+        yield lambda outcome: None
+        return
+    if not sys.stderr.isatty():
+        yield lambda outcome: click.echo(render.result_line(outcome, style))
+        return
+    with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
+
+        def report(outcome: Any) -> None:
+            if outcome.status != "applied":
+                click.echo("\r" + render.result_line(outcome, style), err=True)
+            bar.update(1)
+
+        yield report
 
 
 def _empty_result() -> ApplyResult:
