@@ -1,0 +1,196 @@
+"""Bringing existing taxonomies under git: export, adoption, renames, history, waiting."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.helpers import flat, hierarchical, run_cli, write
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+
+def env(srv: Any) -> dict[str, str]:
+    return {"MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
+
+
+def create_by_hand(srv: Any, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(f"{srv.url}/v1/taxonomies", json=body, headers=srv.headers(namespace))
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def get(srv: Any, namespace: str, ident: str) -> dict[str, Any]:
+    response = httpx.get(f"{srv.url}/v1/taxonomies/{ident}", headers=srv.headers(namespace))
+    response.raise_for_status()
+    return dict(response.json())
+
+
+HANDMADE_FLAT = {
+    "taxonomy_name": "colours",
+    "description": "made in the UI",
+    "config": {
+        "taxonomy_type": "flat",
+        "retriever_id": "ret_colour",
+        "input_mappings": [{"input_key": "q", "source_type": "literal", "override": {"k": [1, 2]}}],
+        "source_collection": {"collection_id": "col_colours", "enrichment_fields": []},
+        "top_k": 2,
+    },
+    "metadata": {"owner": "design"},
+}
+HANDMADE_TREE = {
+    "taxonomy_name": "places/regions",  # a slash: the file name must be made safe
+    "config": {
+        "taxonomy_type": "hierarchical",
+        "hierarchical_nodes": [
+            {"collection_id": "col_world"},
+            {"collection_id": "col_europe", "parent_collection_id": "col_world", "label": "Europe"},
+        ],
+        "cluster_overlap_threshold": 0.5,
+    },
+}
+
+
+def test_export_then_plan_shows_only_adoption(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    create_by_hand(srv, "design", HANDMADE_FLAT)
+    create_by_hand(srv, "design", HANDMADE_TREE)
+    out = tmp_path / "exported"
+
+    exported = run_cli("export", "-n", "design", "--out", str(out), env=env(srv))
+    assert exported.code == 0, exported.output
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml"))
+    assert files == ["design/colours.yaml", "design/places_regions.yaml"]
+    assert "validation_warnings" not in (out / "design/colours.yaml").read_text()
+
+    shown = run_cli("plan", str(out), "--format", "json", env=env(srv))
+    changes = json.loads(shown.out)["changes"]
+    assert {(c["action"], c["name"], c["adopt"]) for c in changes} == {
+        ("update", "colours", True),
+        ("update", "places/regions", True),
+    }
+    assert run_cli("apply", str(out), "--auto-approve", env=env(srv)).code == 0
+    assert get(srv, "design", "colours")["metadata"]["managed_by"] == "taxsync"
+    assert get(srv, "design", "colours")["version"] == 1  # adopted, not recreated
+    assert run_cli("plan", str(out), "--detailed-exitcode", env=env(srv)).code == 0
+
+
+def test_export_does_not_overwrite_without_force(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    create_by_hand(srv, "design", HANDMADE_FLAT)
+    out = tmp_path / "exported"
+    write(out, "design/colours.yaml", "# mine\n")
+    refused = run_cli("export", "-n", "design", "--out", str(out), env=env(srv))
+    assert refused.code == 1 and "--force" in refused.err
+    assert (out / "design/colours.yaml").read_text() == "# mine\n"
+    assert run_cli("export", "-n", "design", "--out", str(out), "--force", env=env(srv)).code == 0
+    assert "apiVersion: taxsync/v1" in (out / "design/colours.yaml").read_text()
+
+
+def test_adoption_with_a_config_change_is_update_plus_new_version(
+    tmp_path: Path, emulator: Any
+) -> None:
+    srv = emulator()
+    created = create_by_hand(
+        srv,
+        "production",
+        {
+            "taxonomy_name": "products",
+            "description": "Product categories by image similarity",
+            "config": {
+                "taxonomy_type": "flat",
+                "retriever_id": "ret_clip_v1",
+                "input_mappings": [
+                    {
+                        "input_key": "image_vector",
+                        "source_type": "vector",
+                        "path": "features.clip_vit_l_14",
+                    }
+                ],
+                "source_collection": {"collection_id": "col_products_v1"},
+            },
+            "metadata": {"team": "search"},
+        },
+    )
+    root = tmp_path / "m"
+    write(root, "p.yaml", flat())
+    result = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+    assert result.code == 0, result.output
+    assert "~ new version production/products v1 → v2" in result.out
+    head = get(srv, "production", "products")
+    assert head["taxonomy_id"] == created["taxonomy_id"] and head["version"] == 2
+    assert head["metadata"]["managed_by"] == "taxsync"
+
+
+def test_rename_keeps_the_id_and_history(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "p.yaml", flat("products"))
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    old_id = get(srv, "production", "products")["taxonomy_id"]
+    renamed = flat("catalogue").replace(
+        "  namespace: production", "  namespace: production\n  previousNames: [products]"
+    )
+    write(root, "p.yaml", renamed)
+
+    shown = run_cli("plan", str(root), env=env(srv))
+    assert "~ update production/catalogue (rename products → catalogue)" in shown.out
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    head = get(srv, "production", "catalogue")
+    assert head["taxonomy_id"] == old_id and head["version"] == 1
+    assert run_cli("plan", str(root), "--detailed-exitcode", env=env(srv)).code == 0
+
+
+def test_history_shows_versions_and_diffs(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "o.yaml", hierarchical("org", label="Managers"))
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    write(root, "o.yaml", hierarchical("org", label="Team leads"))
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    write(
+        root,
+        "o.yaml",
+        hierarchical("org", label="Team leads").replace("label: Employees", "label: Staff"),
+    )
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+
+    text = run_cli("history", "org", "-n", "production", env=env(srv))
+    as_json = run_cli("history", "org", "-n", "production", "--format", "json", env=env(srv))
+    data = json.loads(as_json.out)
+    assert [v["version"] for v in data["versions"]] == [1, 2, 3]
+    check_golden("history.txt", _stable(text.out, data))
+    missing = run_cli("history", "nope", "-n", "production", env=env(srv))
+    assert missing.code == 1 and "not found" in missing.err
+
+
+def _stable(text: str, data: dict[str, Any]) -> str:
+    """Ids and timestamps vary per run; the golden file holds the rest."""
+    text = text.replace(data["taxonomy_id"], "tax_ID")
+    for entry in data["versions"]:
+        text = text.replace(entry["created_at"], "CREATED_AT")
+    return text
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("TAXSYNC_UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator(ready_after_reads=2)
+    root = tmp_path / "m"
+    text = hierarchical("topics").replace(
+        "    hierarchical_nodes:",
+        "    inference_strategy: llm\n    inference_collections: [col_a]\n    hierarchical_nodes:",
+    )
+    write(root, "t.yaml", text)
+    result = run_cli("apply", str(root), "--auto-approve", "--wait", env=env(srv))
+    assert result.code == 0, result.output
+    assert get(srv, "production", "topics")["ready"] is True
