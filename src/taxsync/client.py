@@ -215,21 +215,23 @@ class MixpeekClient:
         return _parse(wire.ListTaxonomiesResponse, response).results
 
     async def create_taxonomy(self, namespace: str, body: dict[str, Any]) -> wire.TaxonomyResponse:
-        response = await self._send("POST", "/v1/taxonomies", namespace, json=body, write=True)
-        return _parse(wire.TaxonomyResponse, response)
+        return await self._write("POST", "/v1/taxonomies", namespace, body)
 
     async def create_version(
         self, namespace: str, taxonomy_id: str, body: dict[str, Any]
     ) -> wire.TaxonomyResponse:
         path = f"/v1/taxonomies/{_segment(taxonomy_id)}/versions"
-        response = await self._send("POST", path, namespace, json=body, write=True)
-        return _parse(wire.TaxonomyResponse, response)
+        return await self._write("POST", path, namespace, body)
 
     async def patch_taxonomy(
         self, namespace: str, identifier: str, body: dict[str, Any]
     ) -> wire.TaxonomyResponse:
-        path = f"/v1/taxonomies/{_segment(identifier)}"
-        response = await self._send("PATCH", path, namespace, json=body, write=True)
+        return await self._write("PATCH", f"/v1/taxonomies/{_segment(identifier)}", namespace, body)
+
+    async def _write(
+        self, method: str, path: str, namespace: str, body: dict[str, Any]
+    ) -> wire.TaxonomyResponse:
+        response = await self._send(method, path, namespace, json=body, write=True)
         return _parse(wire.TaxonomyResponse, response)
 
     async def delete_taxonomy(self, namespace: str, identifier: str) -> None:

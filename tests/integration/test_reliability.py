@@ -215,14 +215,20 @@ def _wait_for_creates(srv: Any, at_least: int, timeout: float = 20) -> int:
     raise AssertionError(f"fewer than {at_least} creates after {timeout}s")
 
 
-@pytest.mark.slow
-def test_killed_apply_is_finished_by_the_next_one(tmp_path: Path, emulator: Any) -> None:
+def _apply_under_way(tmp_path: Path, emulator: Any) -> tuple[Any, Path, subprocess.Popen[str]]:
+    """An apply of 16 slow creates in a subprocess, caught after its first three landed."""
     srv = emulator(faults=Faults(latency_ms=60))
     root = tmp_path / "m"
     for i in range(16):
         write(root, f"{i}.yaml", flat(f"t-{i}", "alpha"))
     process = _spawn_apply(srv, root)
     _wait_for_creates(srv, 3)
+    return srv, root, process
+
+
+@pytest.mark.slow
+def test_killed_apply_is_finished_by_the_next_one(tmp_path: Path, emulator: Any) -> None:
+    srv, root, process = _apply_under_way(tmp_path, emulator)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     partial = len(live_names(srv, "alpha"))
@@ -237,12 +243,7 @@ def test_killed_apply_is_finished_by_the_next_one(tmp_path: Path, emulator: Any)
 
 @pytest.mark.slow
 def test_ctrl_c_finishes_in_flight_writes_and_exits_130(tmp_path: Path, emulator: Any) -> None:
-    srv = emulator(faults=Faults(latency_ms=60))
-    root = tmp_path / "m"
-    for i in range(16):
-        write(root, f"{i}.yaml", flat(f"t-{i}", "alpha"))
-    process = _spawn_apply(srv, root)
-    _wait_for_creates(srv, 3)
+    srv, root, process = _apply_under_way(tmp_path, emulator)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert process.returncode == 130, out + err
