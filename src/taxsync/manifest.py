@@ -9,6 +9,7 @@ values only, after parsing.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -307,6 +308,10 @@ class _Document:
             shown = text if len(text) <= 40 else text[:37] + "..."
             kind = node.tag.rsplit(":", 1)[-1]
             self.problem(node, path, f"cannot read {shown!r} as {kind}")
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has neither: the API request could not even be encoded.
+            self.problem(node, path, f"{node.value!r} is not allowed: JSON has no NaN or infinity")
             return None
         if isinstance(value, str):
             return self._expand(value, node, path)
