@@ -459,6 +459,20 @@ def _check_semantics(
     for id_path, value, pattern in id_checks:
         if value is not None and not re.match(pattern, value):
             report(id_path, f"String should match pattern '{pattern}'")
+    for number_path in _non_finite(config.model_dump(exclude_unset=True), ("config",)):
+        report(number_path, "must be a finite number: JSON has no NaN or infinity")
+
+
+def _non_finite(value: Any, path: FieldPath) -> Iterator[FieldPath]:
+    """Paths of NaN or infinite floats, as pydantic reads from strings like 'nan' or '1e999'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _non_finite(item, (*path, i))
 
 
 def _check_hierarchy(config: wire.HierarchicalConfig, report: Any) -> None:
