@@ -60,7 +60,9 @@ def emulator() -> Iterator[Callable[..., EmulatorHandle]]:
         app_kwargs.setdefault("api_key", DEFAULT_TEST_API_KEY)
         app = create_app(**app_kwargs)
         # Bind the socket here so the port is known and cannot be taken in between.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto
+        # says TCP, and without it every response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -280,9 +280,11 @@ class EmulatorApp:
 
     async def _get_namespace(self, request: Request) -> Response:
         # In auto-create mode a namespace exists as soon as anyone names it, here too, so a
-        # reconciler's namespace look-up behaves like its first taxonomy call would.
+        # reconciler's namespace look-up behaves like its first taxonomy call would. With
+        # declared namespaces (and for unknown ns_ ids) an unknown one is 404.
         ident = request.path_params["namespace_identifier"]
-        return JSONResponse(self.store.resolve_namespace(ident, create=self.auto_create_namespaces))
+        namespace = self.store.resolve_namespace(ident, create=self.auto_create_namespaces)
+        return JSONResponse(namespace)
 
     async def _create_taxonomy(self, request: Request) -> Response:
         ns = self._namespace(request)
@@ -425,7 +427,8 @@ def create_app(
     ``store`` or ``state_path`` (not both) choose the state; neither means in memory.
     ``namespaces`` are created up front; unknown namespaces are then 404 unless
     ``auto_create_namespaces`` says otherwise (it defaults to True only when no
-    namespaces are given). ``api_key``: the only bearer token accepted (None accepts
+    namespaces are given). In auto-create mode any use of a namespace name (the
+    X-Namespace header, or ``GET /v1/namespaces/{name}``) creates it. ``api_key``: the only bearer token accepted (None accepts
     any non-empty token). ``max_page_size`` silently caps list page sizes.
     ``ready_after_reads`` / ``ready_after_seconds``: when cluster/llm hierarchical
     taxonomies turn ready (see ReadyPolicy).
