@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +56,8 @@ class FakeGitHub:
     max_page: int = 100
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
-    fail: dict[str, list[int]] = field(default_factory=dict)  # "POST" -> statuses to answer
+    # "POST" -> answers to give first: a status, or (status, headers)
+    fail: dict[str, list[int | tuple[int, dict[str, str]]]] = field(default_factory=dict)
     next_link_host: str | None = None  # send pagination links to another host
     _ids: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,7 +78,9 @@ class FakeGitHub:
             self.requests.append(Recorded(method, parts.path, parse_qs(parts.query), headers, body))
             injected = self.fail.get(method, [])
             if injected:
-                return injected.pop(0), {"message": "Server Error"}, {}
+                answer = injected.pop(0)
+                status, extra = answer if isinstance(answer, tuple) else (answer, {})
+                return status, {"message": "Server Error"}, extra
             if headers.get("authorization") != f"Bearer {TOKEN}":
                 return 401, {"message": "Bad credentials"}, {}
             return self._route(method, parts.path, parse_qs(parts.query), body)
@@ -348,6 +352,13 @@ def test_outputs_and_summary_are_no_ops_outside_actions(runner: Runner) -> None:
     assert runner.output.read_text() == "" and runner.summary.read_text() == ""
 
 
+def test_a_full_summary_is_left_alone(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(github, "SUMMARY_LIMIT_BYTES", 2000)
+    runner.summary.write_text("x" * 1900 + "\n")
+    github.append_summary(runner.ctx(), "### more\n")
+    assert runner.summary.read_text() == "x" * 1900 + "\n"
+
+
 def test_summary_is_trimmed_to_the_room_left(
     runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -460,6 +471,17 @@ def test_comment_key_keeps_one_comment_per_manifest_tree(runner: Runner, fake: F
     assert bodies[0].startswith("<!-- taxsync-plan prod -->\n")
 
 
+@pytest.mark.parametrize(
+    ("path", "key"), [(".", ""), ("./", ""), ("", ""), ("./prod/", "prod"), ("a/b", "a/b")]
+)
+def test_comment_key_from_the_path_input(runner: Runner, path: str, key: str) -> None:
+    ctx = runner.ctx(TAXSYNC_COMMENT_KEY=path)
+    assert ctx.comment_key == key
+    assert github.comment_marker(ctx.comment_key) == (
+        f"<!-- taxsync-plan {key} -->" if key else github.MARKER
+    )
+
+
 def test_the_comment_is_found_on_a_later_page(runner: Runner, fake: FakeGitHub) -> None:
     fake.max_page = 2
     for i in range(5):
@@ -507,9 +529,27 @@ def test_gets_are_retried_but_a_post_is_never_repeated(runner: Runner, fake: Fak
         assert github.upsert_pr_comment(ctx, "### plan\n", api=api) == "created"
 
 
+def test_rate_limits_are_waited_out(runner: Runner, fake: FakeGitHub) -> None:
+    ctx = runner.ctx()
+    fake.fail["GET"] = [(429, {"Retry-After": "0.3"})]
+    started = time.monotonic()
+    with fast_api(ctx) as api:
+        assert github.upsert_pr_comment(ctx, "### plan\n", api=api) == "created"
+    assert time.monotonic() - started >= 0.3
+
+
+def test_a_comment_edited_with_crlf_is_still_ours(runner: Runner, fake: FakeGitHub) -> None:
+    ours = fake.add_comment(PR, github.MARKER + "\r\nedited in the browser\r\n", BOT)
+    assert github.upsert_pr_comment(runner.ctx(), "### plan\n") == "updated"
+    assert len(fake.comments[PR]) == 1 and "### plan" in ours["body"]
+
+
 def test_an_unreachable_api_is_a_clear_error(runner: Runner) -> None:
     ctx = runner.ctx(GITHUB_API_URL="http://127.0.0.1:9")
-    with fast_api(ctx) as api, pytest.raises(GitHubError, match="unreachable") as caught:
+    with (
+        fast_api(ctx) as api,
+        pytest.raises(GitHubError, match="no answer from the GitHub API") as caught,
+    ):
         github.upsert_pr_comment(ctx, "### plan\n", api=api)
     assert TOKEN not in str(caught.value) and TOKEN not in repr(api)
 

@@ -109,7 +109,7 @@ class GitHubContext:
             output_path=_optional_path(environ.get("GITHUB_OUTPUT")),
             summary_path=_optional_path(environ.get("GITHUB_STEP_SUMMARY")),
             comment_author=environ.get("TAXSYNC_COMMENT_AUTHOR") or None,
-            comment_key=environ.get("TAXSYNC_COMMENT_KEY", "").strip(),
+            comment_key=_comment_key(environ.get("TAXSYNC_COMMENT_KEY", "")),
         )
 
     @property
@@ -156,6 +156,14 @@ def _is_fork(pull: Mapping[str, Any], repository: str) -> bool:
     # head.repo is null when the fork was deleted: that is still someone else's code.
     head = _dig(pull, "head", "repo", "full_name")
     return head != base
+
+
+def _comment_key(raw: str) -> str:
+    """The manifest path as a comment key: ``./prod/`` is ``prod``; ``.`` is the default."""
+    key = raw.strip().rstrip("/")
+    while key.startswith("./"):
+        key = key[2:]
+    return "" if key in ("", ".") else key
 
 
 def _optional_path(value: str | None) -> Path | None:
@@ -217,6 +225,8 @@ def append_summary(ctx: GitHubContext, markdown: str) -> None:
     room = SUMMARY_LIMIT_BYTES - used - 1
     text = markdown if markdown.endswith("\n") else markdown + "\n"
     note = _trim_note(ctx, "the step summary")
+    if room < _utf8_length(note) + 1024:
+        return  # the summary is full: what is there already stays readable
     _append(ctx.summary_path, trim_markdown(text, room, note, _utf8_length))
 
 
@@ -397,18 +407,21 @@ class GitHubApi:
         attempts = len(self.retry_delays) + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            delay = self.retry_delays[attempt] if not last else 0.0
             try:
                 response = self._http.request(method, url, json=body)
             except httpx.TransportError as exc:
                 if last or not (method in _IDEMPOTENT or isinstance(exc, _NOT_SENT)):
                     raise GitHubError(
-                        f"{method} {_path(url)}: GitHub API unreachable ({type(exc).__name__})"
+                        f"{method} {_path(url)}: no answer from the GitHub API "
+                        f"({type(exc).__name__})"
                     ) from None
             else:
                 retryable = response.status_code >= 500 or response.status_code == 429
                 if last or method not in _IDEMPOTENT or not retryable:
                     return response
-            time.sleep(self.retry_delays[attempt])
+                delay = max(delay, _retry_after(response))
+            time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _checked(self, method: str, url: str, response: httpx.Response) -> Any:
@@ -421,6 +434,14 @@ class GitHubApi:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***")
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """GitHub's Retry-After in seconds (rate limits), capped so a step never hangs long."""
+    try:
+        return min(float(response.headers.get("Retry-After", "0")), 60.0)
+    except ValueError:
+        return 0.0
 
 
 def _failure(method: str, url: str, response: httpx.Response) -> str:
@@ -517,7 +538,8 @@ def _find_comment(
     for comment in comments:
         body = comment.get("body")
         login = _dig(comment, "user", "login")
-        if isinstance(body, str) and body.startswith(marker + "\n") and login == author:
+        first_line = body.partition("\n")[0].rstrip("\r") if isinstance(body, str) else None
+        if first_line == marker and login == author:
             return comment
     return None
 
