@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from taxsync.emulator import Faults, local_transport
+from taxsync.emulator import server as server_module
 from taxsync.emulator.faults import FaultAction
 from taxsync.wire import ErrorResponse, ListTaxonomiesResponse, NamespaceModel, TaxonomyResponse
 
@@ -237,7 +238,9 @@ def test_malformed_bodies_and_queries_get_envelopes(emulator: Any) -> None:
         assert limit["details"]["validation_errors"][0]["loc"] == ["query", "limit"]
         assert_error(http.get("/v1/taxonomies/x?version=abc"), 422, "ValidationError")
         assert_error(http.get("/v1/taxonomies?cursor=garbage"), 400, "BadRequestError")
+        http.post("/v1/taxonomies", json=flat("x"))
         assert_error(http.patch("/v1/taxonomies/x", json={}), 400, "BadRequestError")
+        assert_error(http.patch("/v1/taxonomies/x"), 400, "BadRequestError")
 
 
 def test_routes_methods_and_conflicts(emulator: Any) -> None:
@@ -541,3 +544,38 @@ def test_local_transport_turns_dropped_connections_into_transport_errors() -> No
 
     assert asyncio.run(scenario(Faults(rate_drop_after_commit=1))) == 1
     assert asyncio.run(scenario(Faults(rate_reset=1))) == 0
+
+
+# --- serve() ---------------------------------------------------------------------------------
+
+
+class _FakeServer:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.ran = False
+
+    def run(self) -> None:
+        self.ran = True
+
+
+def test_serve_warns_off_loopback_and_declares_namespaces(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made: list[_FakeServer] = []
+
+    def fake_make_server(app: Any, host: str, port: int, log_level: str) -> _FakeServer:
+        made.append(_FakeServer(app))
+        return made[-1]
+
+    monkeypatch.setattr(server_module, "make_server", fake_make_server)
+    monkeypatch.setattr(server_module, "_log_to_stderr", lambda level: None)
+    server_module.serve(host="127.0.0.1", port=0, namespaces=["prod"], api_key="sk_secret")
+    assert capsys.readouterr().err == ""
+    server_module.serve(host="0.0.0.0", port=0)
+    warning = capsys.readouterr().err
+    assert "0.0.0.0" in warning and "warning" in warning
+    declared, open_mode = (server.app for server in made)
+    assert all(server.ran for server in made)
+    assert declared.auto_create_namespaces is False
+    assert [n["namespace_name"] for n in declared.store.list_namespaces().results] == ["prod"]
+    assert open_mode.auto_create_namespaces is True

@@ -312,7 +312,8 @@ class EmulatorApp:
 
     async def _patch_taxonomy(self, request: Request) -> Response:
         ns = self._namespace(request)
-        body = await _required_body(request, PatchTaxonomyRequest)
+        # No body at all is the same empty update as {}: a 400, not a 422.
+        body = await _optional_body(request, PatchTaxonomyRequest) or PatchTaxonomyRequest()
         ident = request.path_params["taxonomy_identifier"]
         return JSONResponse(self.store.patch_taxonomy(ns, ident, body))
 
