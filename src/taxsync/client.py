@@ -278,6 +278,15 @@ class MixpeekClient:
                         f"{label}: cannot connect to {self.api_url} after {attempt + 1} attempt(s) "
                         f"({type(exc).__name__})"
                     ) from None
+            except httpx.DecodingError as exc:
+                # An answer whose body cannot be decoded (a bad Content-Encoding, say).
+                self._log(method, path, type(exc).__name__, started)
+                if write:
+                    raise WriteOutcomeUnknown(
+                        f"{label}: the response could not be decoded ({exc}); "
+                        "the write may or may not have taken effect"
+                    ) from None
+                raise ResponseError(f"{label}: the response could not be decoded ({exc})") from None
             else:
                 self._log(method, path, response.status_code, started)
                 if response.is_success:
