@@ -333,7 +333,12 @@ def _server_wait(response: httpx.Response, error: ApiError) -> float | None:
     except ValueError:
         pass  # absent, or an HTTP date: fall back to the body
     hint = error.api_details.get("retry_after_seconds")
-    return max(0.0, float(hint)) if isinstance(hint, int | float) else None
+    if not isinstance(hint, int | float):
+        return None
+    try:
+        return max(0.0, float(hint))
+    except OverflowError:  # an integer beyond any float: wait forever, or not at all
+        return float("inf") if hint > 0 else 0.0
 
 
 def _api_error(response: httpx.Response, label: str) -> ApiError:
