@@ -114,10 +114,12 @@ class GitHubContext:
 
     @property
     def is_pull_request(self) -> bool:
+        """Whether the run is for a pull request (the events that get a plan comment)."""
         return self.event_name in PR_EVENTS
 
     @property
     def run_url(self) -> str | None:
+        """The workflow run's page, linked from the comment; None outside a run."""
         if not (self.run_id and self.repository):
             return None
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
@@ -360,6 +362,7 @@ class GitHubApi:
         self.close()
 
     def close(self) -> None:
+        """Close the pooled connections."""
         self._http.close()
 
     def __repr__(self) -> str:
@@ -387,10 +390,12 @@ class GitHubApi:
         return comments
 
     def create_issue_comment(self, repository: str, number: int, body: str) -> dict[str, Any]:
+        """POST a new comment on an issue or pull request; returns the comment."""
         url = f"/repos/{repository}/issues/{number}/comments"
         return self._checked("POST", url, self._send("POST", url, {"body": body}))
 
     def update_issue_comment(self, repository: str, comment_id: int, body: str) -> dict[str, Any]:
+        """PATCH an existing comment's body in place; returns the comment."""
         url = f"/repos/{repository}/issues/comments/{comment_id}"
         return self._checked("PATCH", url, self._send("PATCH", url, {"body": body}))
 
