@@ -26,7 +26,7 @@ from taxsync.github import GitHubApi, GitHubContext, GitHubError
 from taxsync.manifest import load_tree
 from taxsync.plan import Change, FieldChange, Plan, Summary
 from taxsync.render import plan_markdown
-from tests.helpers import flat, write
+from tests.helpers import flat, run_cli, write
 
 TOKEN = "ghs_SECRETtokenVALUE1234567890"
 REPO = "acme/taxonomies"
@@ -731,3 +731,76 @@ def test_the_token_never_appears_anywhere(
     assert TOKEN not in runner.files_text()
     bodies = json.dumps([r.body for r in fake.requests])
     assert TOKEN not in bodies
+
+
+# --- the CLI's --github flag, end to end against the emulator ------------------------------
+
+
+def cli_env(runner: Runner, srv: Any) -> dict[str, str]:
+    return {**runner.env, "MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
+
+
+def test_plan_on_a_pull_request_comments_once_and_updates_in_place(
+    runner: Runner, fake: FakeGitHub, emulator: Any
+) -> None:
+    srv = emulator()
+    tree = runner.root / "workspace" / "taxonomies"
+    write(tree, "prod/a.yaml", flat("a"))
+    plan_file = runner.root / "workspace" / ".taxsync" / "plan.json"
+
+    first = run_cli(
+        "plan", "--github", "--out", str(plan_file), "--", str(tree), env=cli_env(runner, srv)
+    )
+    assert first.code == 0, first.output
+    assert runner.outputs() == {
+        "changes": "true",
+        "plan-file": ".taxsync/plan.json",
+        "summary": "1 to create",
+    }
+    assert "### taxsync plan" in runner.summary.read_text(encoding="utf-8")
+    (comment,) = bot_comments(fake)
+    assert "+ create production/a (flat)" in comment["body"]
+
+    write(tree, "prod/b.yaml", flat("b"))
+    second = run_cli(
+        "plan", "--github", "--out", str(plan_file), str(tree), env=cli_env(runner, srv)
+    )
+    assert second.code == 0, second.output
+    (updated,) = bot_comments(fake)  # still exactly one comment, edited in place
+    assert updated["id"] == comment["id"] and "2 to create" in updated["body"]
+    assert TOKEN not in first.output + second.output + runner.files_text()
+
+
+def test_bad_manifest_becomes_an_annotation_and_fails(
+    runner: Runner, fake: FakeGitHub, emulator: Any
+) -> None:
+    srv = emulator()
+    tree = runner.root / "workspace" / "taxonomies"
+    write(tree, "prod/a.yaml", flat("a", top_k=99))
+    result = run_cli("plan", "--github", str(tree), env=cli_env(runner, srv))
+    assert result.code == 1
+    assert "::error file=taxonomies/prod/a.yaml,line=12,col=5," in result.out
+    assert "The plan failed." in bot_comments(fake)[0]["body"]
+
+
+def test_apply_on_push_sets_outputs_and_summary(
+    runner: Runner, fake: FakeGitHub, emulator: Any
+) -> None:
+    srv = emulator()
+    set_event(runner, "push", push_event(), "refs/heads/main")
+    tree = runner.root / "workspace" / "taxonomies"
+    write(tree, "prod/a.yaml", flat("a"))
+    result = run_cli("apply", "--github", "--auto-approve", str(tree), env=cli_env(runner, srv))
+    assert result.code == 0, result.output
+    assert runner.outputs()["changes"] == "true"
+    assert "Apply: 1 applied, 0 failed." in runner.summary.read_text(encoding="utf-8")
+    assert fake.comments == {}  # no pull request: no comment
+
+    refused = run_cli(
+        "apply",
+        "--github",
+        "--auto-approve",
+        str(tree),
+        env={**cli_env(runner, srv), "GITHUB_EVENT_NAME": "pull_request"},
+    )
+    assert refused.code == 1 and "refusing to apply" in refused.err

@@ -201,6 +201,39 @@ def _namespace_options(command: F) -> F:
     )(command)
 
 
+def _github_options(command: F) -> F:
+    command = click.option(
+        "--no-comment", is_flag=True, help="With --github: no pull-request comment."
+    )(command)
+    return click.option(
+        "--github",
+        is_flag=True,
+        help="Report to GitHub Actions: outputs, step summary, annotations, the PR comment.",
+    )(command)
+
+
+def _github(enabled: bool) -> Any:
+    """The GitHub Actions context when ``--github`` is given, else None."""
+    if not enabled:
+        return None
+    from taxsync.github import GitHubContext
+
+    return GitHubContext.from_env(os.environ)
+
+
+@contextlib.contextmanager
+def _github_failure(gh: Any, comment: bool) -> Iterator[None]:
+    """A failure to plan also shows where reviewers look (annotations, summary, comment)."""
+    try:
+        yield
+    except TaxsyncError as exc:
+        if gh is not None:
+            from taxsync.github import report_plan_error
+
+            report_plan_error(gh, exc, comment)
+        raise
+
+
 @contextlib.contextmanager
 def _client(conn: Connection) -> Iterator[MixpeekClient]:
     from taxsync.client import MixpeekClient, RetryPolicy, check_api_url
@@ -305,6 +338,7 @@ def validate(path: Path, local: bool) -> int:
 @click.option(
     "--prune", is_flag=True, help="Plan deletes of managed taxonomies no manifest declares."
 )
+@_github_options
 @_namespace_options
 @connection_options
 def plan(
@@ -315,14 +349,26 @@ def plan(
     prune: bool,
     namespaces: tuple[str, ...],
     shard: str | None,
+    github: bool,
+    no_comment: bool,
     conn: Connection,
 ) -> int:
     """Show what apply would change in each namespace."""
     from taxsync import render
 
-    the_plan = _make_plan(_load(path), conn, prune, namespaces, shard)
+    gh = _github(github)
+    if gh is not None:
+        from taxsync import github as actions
+
+        if actions.skip_fork_without_secrets(gh, os.environ):
+            return EXIT_OK
+        out = out or Path(os.environ.get("RUNNER_TEMP", ".taxsync")) / "taxsync-plan.json"
+    with _github_failure(gh, comment=not no_comment):
+        the_plan = _make_plan(_load(path), conn, prune, namespaces, shard)
     if out is not None:
         _write_atomic(out, the_plan.to_json())
+    if gh is not None and out is not None:
+        actions.report_plan(gh, the_plan, out, comment=not no_comment)
     if fmt == "json":
         click.echo(the_plan.to_json(), nl=False)
     elif fmt == "markdown":
@@ -365,6 +411,7 @@ def plan(
     show_default=True,
     help="How to print the result.",
 )
+@_github_options
 @_namespace_options
 @connection_options
 def apply(
@@ -378,6 +425,8 @@ def apply(
     fmt: str,
     namespaces: tuple[str, ...],
     shard: str | None,
+    github: bool,
+    no_comment: bool,
     conn: Connection,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
@@ -386,15 +435,23 @@ def apply(
 
     if (path is None) == (plan_file is None):
         raise click.UsageError("give either PATH or --plan FILE")
-    desired = _load(path) if path is not None else None
-    if plan_file is not None:
-        the_plan = _read_plan(plan_file, conn)
-    else:
-        assert desired is not None
-        the_plan = _make_plan(desired, conn, prune, namespaces, shard)
+    gh = _github(github)
+    if gh is not None:
+        from taxsync import github as actions
+
+        actions.check_apply_allowed(gh)
+    with _github_failure(gh, comment=False):
+        desired = _load(path) if path is not None else None
+        if plan_file is not None:
+            the_plan = _read_plan(plan_file, conn)
+        else:
+            assert desired is not None
+            the_plan = _make_plan(desired, conn, prune, namespaces, shard)
     if fmt == "text":
         click.echo(render.plan_text(the_plan, _style()), nl=False)
     if not the_plan.has_changes:
+        if gh is not None:
+            actions.report_apply(gh, _empty_result(), the_plan)
         if fmt == "json":
             click.echo(render.apply_json(_empty_result()), nl=False)
         return EXIT_OK
@@ -403,6 +460,8 @@ def apply(
         _confirm()
     options = ApplyOptions(conn.concurrency, allow_replace, wait, wait_timeout, _locator(desired))
     result = _apply(the_plan, conn, options, check_stale=plan_file is not None, fmt=fmt)
+    if gh is not None:
+        actions.report_apply(gh, result, the_plan)
     if fmt == "json":
         click.echo(render.apply_json(result), nl=False)
     else:
