@@ -142,8 +142,12 @@ def test_stale_saved_plan_is_refused_without_any_write(
 
     # Someone re-versions the taxonomy between review and apply.
     head = api.taxonomies("production")["products"]
-    api.call("POST", f"/v1/taxonomies/{head['taxonomy_id']}/versions", "production",
-             {"config": {**head["config"], "top_k": 7}})
+    api.call(
+        "POST",
+        f"/v1/taxonomies/{head['taxonomy_id']}/versions",
+        "production",
+        {"config": {**head["config"], "top_k": 7}},
+    )
 
     result = taxsync(server, "apply", "--plan", str(plan_file))
     assert result.code == 1
@@ -199,8 +203,12 @@ def test_missing_api_key_and_wrong_key(tmp_path: Path, emulator: Any) -> None:
     root = tree(tmp_path / "m")
     missing = run_cli("plan", str(root), env={"MIXPEEK_API_URL": server.url})
     assert missing.code == 1 and "MIXPEEK_API_KEY is not set" in missing.err
-    wrong = run_cli("plan", str(root), "-v",
-                    env={"MIXPEEK_API_URL": server.url, "MIXPEEK_API_KEY": "sk_wrong_secret"})
+    wrong = run_cli(
+        "plan",
+        str(root),
+        "-v",
+        env={"MIXPEEK_API_URL": server.url, "MIXPEEK_API_KEY": "sk_wrong_secret"},
+    )
     assert wrong.code == 1 and "401" in wrong.err
     assert "sk_wrong_secret" not in wrong.output
 
