@@ -14,6 +14,8 @@ from typing import Any
 
 import mixpeek
 import pytest
+import urllib3
+from mixpeek import Mixpeek
 from mixpeek.api.namespaces_api import NamespacesApi
 from mixpeek.api.taxonomies_api import TaxonomiesApi
 from mixpeek.exceptions import (
@@ -34,6 +36,8 @@ from mixpeek.models.list_taxonomies_response import ListTaxonomiesResponse
 from mixpeek.models.namespace_model import NamespaceModel
 from mixpeek.models.patch_taxonomy_request import PatchTaxonomyRequest
 from mixpeek.models.taxonomy_response import TaxonomyResponse
+
+from taxsync.emulator import Faults
 
 NS = "production"
 
@@ -285,3 +289,27 @@ def test_validation_errors_are_422_with_details(sdk: Sdk) -> None:
             tax_id, {"config": {"taxonomy_type": "hierarchical"}}
         )
     assert envelope(bad.value).error.type == "BadRequestError"
+
+
+def test_hand_written_client_retries_injected_throttling(emulator: Any) -> None:
+    """``Mixpeek._request`` honours the emulator's 429/503 Retry-After and gets through."""
+    server = emulator(faults=Faults(rate_429=0.4, rate_503=0.2, retry_after_seconds=0, seed=4))
+    client = Mixpeek(server.api_key, namespace=NS, base_url=f"{server.url}/v1")
+    for i in range(5):
+        created = client._request("POST", "/taxonomies", body={**FLAT, "taxonomy_name": f"t{i}"})
+        assert created["taxonomy_name"] == f"t{i}"
+    assert server.store.count_taxonomies() == 5
+    listed: Any = client.namespaces.list()  # typed as a list, but the API sends the page
+    assert [n["namespace_name"] for n in listed["results"]] == [NS]
+
+
+def test_dropped_reply_reaches_the_sdk_as_a_broken_connection(emulator: Any) -> None:
+    server = emulator(faults=Faults(rate_drop_after_commit=1))
+    request = CreateTaxonomyRequest.from_dict(FLAT)
+    assert request is not None
+    with (
+        sdk_client(server.url, server.api_key) as api,
+        pytest.raises(urllib3.exceptions.ProtocolError),
+    ):
+        TaxonomiesApi(api).create_taxonomy_taxonomies(request)
+    assert server.store.count_taxonomies() == 1  # committed before the connection dropped

@@ -55,8 +55,15 @@ class Faults:
     """Fault-injection settings plus the random source that applies them.
 
     Rates are probabilities in [0, 1]. ``rate_500`` applies to reads only (GET and the
-    ``/list`` POSTs) and ``rate_drop_after_commit`` to writes only; the other faults
-    apply to every request.
+    ``/list`` POSTs) and ``rate_drop_after_commit`` to successful writes only (POST create,
+    POST versions, PATCH, DELETE); latency, 429, 503 and reset apply to every request.
+    The namespace routes are not exempt: a client resolves namespaces through the same
+    flaky network and rate limiter as everything else.
+
+    On the wire: 429 and 503 carry ``Retry-After`` and ``details.retryable``; ``reset``
+    closes the connection before handling (nothing stored) and ``drop`` closes it after
+    the write is committed, both mid-response, which httpx reports as
+    ``httpx.RemoteProtocolError`` (a TransportError).
     """
 
     latency_ms: float = 0
