@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from taxsync.emulator import Faults, local_transport
+from taxsync.emulator import Faults, Store, local_transport
 from taxsync.emulator import server as server_module
 from taxsync.emulator.faults import FaultAction
 from taxsync.wire import ErrorResponse, ListTaxonomiesResponse, NamespaceModel, TaxonomyResponse
@@ -165,6 +165,17 @@ def test_versions_need_an_id_and_keep_the_type(emulator: Any) -> None:
         )
         assert no_config["details"]["validation_errors"][0]["loc"] == ["body", "config"]
         assert http.get(f"/v1/taxonomies/{tax_id}").json()["version"] == 1
+
+
+def test_served_state_file_is_shared_with_other_processes(emulator: Any, tmp_path: Path) -> None:
+    state = tmp_path / "served.json"
+    srv = emulator(state_path=state)
+    with client(srv) as http:
+        created = http.post("/v1/taxonomies", json=flat()).json()
+        outsider = Store(state)  # e.g. a CLI run with --local on the same file
+        assert outsider.get_taxonomy(NS, created["taxonomy_id"]) == created
+        outsider.delete_taxonomy(NS, created["taxonomy_id"])
+        assert_error(http.get("/v1/taxonomies/product_categories"), 404, "NotFoundError")
 
 
 # --- errors ------------------------------------------------------------------------------
