@@ -201,10 +201,7 @@ def _namespace_options(command: F) -> F:
     )(command)
 
 
-def _github_options(command: F) -> F:
-    command = click.option(
-        "--no-comment", is_flag=True, help="With --github: no pull-request comment."
-    )(command)
+def _github_option(command: F) -> F:
     return click.option(
         "--github",
         is_flag=True,
@@ -338,7 +335,8 @@ def validate(path: Path, local: bool) -> int:
 @click.option(
     "--prune", is_flag=True, help="Plan deletes of managed taxonomies no manifest declares."
 )
-@_github_options
+@click.option("--no-comment", is_flag=True, help="With --github: no pull-request comment.")
+@_github_option
 @_namespace_options
 @connection_options
 def plan(
@@ -358,9 +356,9 @@ def plan(
 
     gh = _github(github)
     if gh is not None:
-        from taxsync import github as actions
+        from taxsync.github import report_plan, skip_fork_without_secrets
 
-        if actions.skip_fork_without_secrets(gh, os.environ):
+        if skip_fork_without_secrets(gh, os.environ):
             return EXIT_OK
         out = out or Path(os.environ.get("RUNNER_TEMP", ".taxsync")) / "taxsync-plan.json"
     with _github_failure(gh, comment=not no_comment):
@@ -368,7 +366,7 @@ def plan(
     if out is not None:
         _write_atomic(out, the_plan.to_json())
     if gh is not None and out is not None:
-        actions.report_plan(gh, the_plan, out, comment=not no_comment)
+        report_plan(gh, the_plan, out, comment=not no_comment)
     if fmt == "json":
         click.echo(the_plan.to_json(), nl=False)
     elif fmt == "markdown":
@@ -411,7 +409,7 @@ def plan(
     show_default=True,
     help="How to print the result.",
 )
-@_github_options
+@_github_option
 @_namespace_options
 @connection_options
 def apply(
@@ -426,7 +424,6 @@ def apply(
     namespaces: tuple[str, ...],
     shard: str | None,
     github: bool,
-    no_comment: bool,
     conn: Connection,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
@@ -437,9 +434,9 @@ def apply(
         raise click.UsageError("give either PATH or --plan FILE")
     gh = _github(github)
     if gh is not None:
-        from taxsync import github as actions
+        from taxsync.github import check_apply_allowed
 
-        actions.check_apply_allowed(gh)
+        check_apply_allowed(gh)
     with _github_failure(gh, comment=False):
         desired = _load(path) if path is not None else None
         if plan_file is not None:
@@ -450,34 +447,13 @@ def apply(
     if fmt == "text":
         click.echo(render.plan_text(the_plan, _style()), nl=False)
     if not the_plan.has_changes:
-        if gh is not None:
-            actions.report_apply(gh, _empty_result(), the_plan)
-        if fmt == "json":
-            click.echo(render.apply_json(_empty_result()), nl=False)
-        return EXIT_OK
+        return _finish_apply(_empty_result(), the_plan, fmt, gh)
     _refuse_unsafe(the_plan, allow_replace)
     if plan_file is None and not auto_approve:
         _confirm()
     options = ApplyOptions(conn.concurrency, allow_replace, wait, wait_timeout, _locator(desired))
     result = _apply(the_plan, conn, options, check_stale=plan_file is not None, fmt=fmt)
-    if gh is not None:
-        actions.report_apply(gh, result, the_plan)
-    if fmt == "json":
-        click.echo(render.apply_json(result), nl=False)
-    else:
-        click.echo("\n" + render.apply_summary(result))
-    if result.interrupted:
-        done = result.count("applied")
-        raise Interrupted(
-            f"interrupted: {done} change(s) applied, "
-            f"{result.count('not_started')} not started; run apply again to finish"
-        )
-    if not result.ok:
-        raise ApplyFailed(
-            "some changes did not apply; fix the cause and run apply again",
-            [render.result_line(r, _style()) for r in result.results if r.status != "applied"],
-        )
-    return EXIT_OK
+    return _finish_apply(result, the_plan, fmt, gh)
 
 
 @cli.command()
@@ -774,6 +750,32 @@ def _progress(fmt: str, total: int) -> Iterator[Callable[[Any], None]]:
             bar.update(1)
 
         yield report
+
+
+def _finish_apply(result: ApplyResult, the_plan: Plan, fmt: str, gh: Any) -> int:
+    """Report the outcome (stdout, GitHub) and turn it into an exit code."""
+    from taxsync import render
+
+    if gh is not None:
+        from taxsync.github import report_apply
+
+        report_apply(gh, result, the_plan)
+    if fmt == "json":
+        click.echo(render.apply_json(result), nl=False)
+    elif result.results:
+        click.echo("\n" + render.apply_summary(result))
+    if result.interrupted:
+        raise Interrupted(
+            f"interrupted: {result.count('applied')} change(s) applied, "
+            f"{result.count('not_started')} not started; run apply again to finish"
+        )
+    if not result.ok:
+        problems = [r for r in result.results if r.status != "applied"]
+        raise ApplyFailed(
+            "some changes did not apply; fix the cause and run apply again",
+            [render.result_line(r, _style()) for r in problems],
+        )
+    return EXIT_OK
 
 
 def _empty_result() -> ApplyResult:
