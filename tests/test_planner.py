@@ -156,3 +156,34 @@ def test_summary_counts_and_json_shape(tmp_path: Path) -> None:
             "diff",
             "source",
         } <= set(change)
+
+
+def test_nested_server_defaults_do_not_count(tmp_path: Path) -> None:
+    text = flat().replace(
+        "    top_k: 1\n",
+        "    top_k: 1\n"
+        "    step_analytics:\n"
+        "      timestamp_field: created_at\n"
+        "      sequence_id_field: thread_id\n"
+        "      covariates: [{field_path: domain, covariate_type: categorical, name: Domain}]\n",
+    )
+    config = live_flat().config
+    config["step_analytics"] = {
+        "timestamp_field": "created_at",
+        "sequence_id_field": "thread_id",
+        "step_key_source": None,
+        "step_key_field_path": None,
+        "covariates": [
+            {
+                "field_path": "domain",
+                "covariate_type": "categorical",
+                "name": "Domain",
+                "binning_strategy": "quartiles",  # echoed defaults the manifest never wrote
+                "clustering_method": "kmeans",
+                "n_clusters": 10,
+            }
+        ],
+        "max_sequence_duration_days": None,
+    }
+    result = plan(desired(tmp_path, text), {"production": [live_flat(config=config)]})
+    assert result.changes == [], [c.diff for c in result.changes]
