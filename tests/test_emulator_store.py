@@ -13,7 +13,9 @@ import pytest
 
 from taxsync.emulator import StateFileError, Store, create_app
 from taxsync.emulator import store as store_module
-from taxsync.emulator.store import AlreadyExists, BadRequest, ListQuery, NotFound, ReadyPolicy
+from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound
+from taxsync.emulator.query import ListQuery
+from taxsync.emulator.store import ReadyPolicy
 from taxsync.wire import (
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,

@@ -7,9 +7,10 @@ connections.
 """
 
 from taxsync.emulator.app import EmulatorApp, create_app
+from taxsync.emulator.errors import StateFileError, StoreError
 from taxsync.emulator.faults import Faults
 from taxsync.emulator.server import LocalTransport, local_transport, make_server, serve
-from taxsync.emulator.store import StateFileError, Store, StoreError
+from taxsync.emulator.store import Store
 
 __all__ = [
     "EmulatorApp",

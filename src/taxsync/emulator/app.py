@@ -28,17 +28,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from taxsync.emulator.faults import FaultAction, FaultPlan, Faults
-from taxsync.emulator.store import (
+from taxsync.emulator.errors import (
     AlreadyExists,
     BadRequest,
-    ListQuery,
     NotFound,
-    ReadyPolicy,
     StateFileError,
-    Store,
     StoreError,
 )
+from taxsync.emulator.faults import FaultAction, FaultPlan, Faults
+from taxsync.emulator.query import ListQuery
+from taxsync.emulator.store import ReadyPolicy, Store
 from taxsync.wire import (
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,

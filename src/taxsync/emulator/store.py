@@ -21,11 +21,8 @@ metadata (older snapshots keep theirs) and never bumps ``version``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import re
@@ -39,6 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound, StateFileError
+from taxsync.emulator.query import ListQuery, Page, clone, paginate
 from taxsync.wire import (
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,
@@ -52,34 +51,6 @@ ASYNC_INFERENCE_STRATEGIES = ("cluster", "llm")
 
 _GENERATION_RE = re.compile(rb'^\{"generation":(\d+),')
 _JSON_SEPARATORS = (",", ":")
-
-
-# --- errors ---------------------------------------------------------------------
-
-
-class StoreError(Exception):
-    """Base class of everything the store raises on purpose."""
-
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class NotFound(StoreError):
-    """The namespace, taxonomy or version does not exist."""
-
-
-class AlreadyExists(StoreError):
-    """A taxonomy with that name already exists in the namespace."""
-
-
-class BadRequest(StoreError):
-    """The request is well-formed but cannot be applied (empty patch, type change...)."""
-
-
-class StateFileError(StoreError):
-    """The state file cannot be read, parsed or written; the message names the file."""
 
 
 # --- value objects --------------------------------------------------------------
@@ -96,47 +67,6 @@ class ReadyPolicy:
 
     after_reads: int | None = 3
     after_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """A resolved list request: page size already capped, body-over-query precedence applied."""
-
-    limit: int = 100
-    cursor: str | None = None
-    offset: int | None = None
-    filters: dict[str, Any] | None = None
-    search: str | None = None
-    sort: dict[str, Any] | None = None
-    sorts: list[dict[str, Any]] | None = None
-    case_sensitive: bool = False
-    include_total: bool = False
-
-
-@dataclass
-class Page:
-    """One page of a list, plus what the response's ``pagination`` object needs."""
-
-    results: list[dict[str, Any]]
-    total_count: int
-    next_cursor: str | None
-    page: int
-    page_size: int
-    include_total: bool = False
-    stats: dict[str, int] | None = None
-
-    def pagination(self) -> dict[str, Any]:
-        """The ``PaginationResponse`` object; totals only when ``include_total`` was asked."""
-        total_pages = -(-self.total_count // self.page_size) if self.include_total else None
-        return {
-            "total": self.total_count if self.include_total else None,
-            "page": self.page,
-            "page_size": self.page_size,
-            "total_pages": total_pages,
-            "next_page": None,
-            "previous_page": None,
-            "next_cursor": self.next_cursor,
-        }
 
 
 # --- the store ------------------------------------------------------------------
@@ -202,7 +132,7 @@ class Store:
         query = query or ListQuery()
         with self._transaction():
             rows = [(ns["seq"], _public_namespace(ns)) for ns in self._state.namespaces.values()]
-            return _paginate(rows, query, text_fields=("namespace_id", "namespace_name"))
+            return paginate(rows, query, text_fields=("namespace_id", "namespace_name"))
 
     # --- taxonomies -------------------------------------------------------------
 
@@ -233,7 +163,7 @@ class Store:
             }
             self._state.add_taxonomy(entry)
             self._dirty = True
-            return _clone(_taxonomy_view(entry, record, self._clock()))
+            return clone(_taxonomy_view(entry, record, self._clock()))
 
     def get_taxonomy(
         self, ns: str, ident: str, version: int | None = None, *, count_read: bool = True
@@ -246,7 +176,7 @@ class Store:
         with self._transaction():
             entry, record = self._find_version(ns, ident, version)
             if not count_read or not _counts_reads(record, self._clock()):
-                return _clone(_taxonomy_view(entry, record, self._clock()))
+                return clone(_taxonomy_view(entry, record, self._clock()))
         # Counting a read changes state, so redo the lookup under the exclusive lock.
         with self._transaction(exclusive=True):
             entry, record = self._find_version(ns, ident, version)
@@ -254,7 +184,7 @@ class Store:
                 _count_read(record)
                 self._state.touch(entry["taxonomy_id"])
                 self._dirty = True
-            return _clone(_taxonomy_view(entry, record, self._clock()))
+            return clone(_taxonomy_view(entry, record, self._clock()))
 
     def list_taxonomies(self, ns: str, query: ListQuery | None = None) -> Page:
         """A page of taxonomy heads in namespace ``ns``, with stats over all matches."""
@@ -266,7 +196,7 @@ class Store:
                 (entry["seq"], _taxonomy_view(entry, entry["versions"][-1], now))
                 for entry in self._state.taxonomies_in(ns_id)
             ]
-            return _paginate(
+            return paginate(
                 rows,
                 query,
                 text_fields=("taxonomy_id", "taxonomy_name", "description"),
@@ -302,7 +232,7 @@ class Store:
                 head["metadata"] = _merge_metadata(updates["metadata"], head["metadata"])
             self._state.touch(entry["taxonomy_id"])
             self._dirty = True
-            return _clone(_taxonomy_view(entry, head, self._clock()))
+            return clone(_taxonomy_view(entry, head, self._clock()))
 
     def delete_taxonomy(self, ns: str, ident: str) -> str:
         """Delete a taxonomy and all its versions; return its id."""
@@ -344,21 +274,21 @@ class Store:
                 metadata=(
                     _merge_metadata(request.metadata, head["metadata"])
                     if "metadata" in fields
-                    else _clone(head["metadata"])
+                    else clone(head["metadata"])
                 ),
                 ready=ready or ReadyPolicy(),
             )
             entry["versions"].append(record)
             self._state.touch(entry["taxonomy_id"])
             self._dirty = True
-            return _clone(_taxonomy_view(entry, record, self._clock()))
+            return clone(_taxonomy_view(entry, record, self._clock()))
 
     def list_versions(self, ns: str, taxonomy_id: str) -> list[dict[str, Any]]:
         """Every stored version of a taxonomy (found by id only), ascending."""
         with self._transaction():
             entry = self._find_taxonomy(ns, taxonomy_id, by_name=False)
             now = self._clock()
-            return [_clone(_taxonomy_view(entry, v, now)) for v in entry["versions"]]
+            return [clone(_taxonomy_view(entry, v, now)) for v in entry["versions"]]
 
     def count_taxonomies(self, ns: str | None = None) -> int:
         """How many taxonomies exist, in one namespace or in all of them."""
@@ -694,7 +624,7 @@ def _merge_metadata(
     """Caller keys replace the old caller keys; system keys come from the server side."""
     merged = {k: v for k, v in (caller or {}).items() if k not in SYSTEM_METADATA_KEYS}
     for key in SYSTEM_METADATA_KEYS:
-        merged[key] = _clone((previous or {}).get(key, []))
+        merged[key] = clone((previous or {}).get(key, []))
     return merged
 
 
@@ -722,248 +652,6 @@ def _check_namespace_name(name: str) -> None:
             f"Namespace name must be 1 to {NAMESPACE_NAME_MAX} characters",
             {"namespace_name": name[:NAMESPACE_NAME_MAX]},
         )
-
-
-# --- listing: filters, search, sort, pagination -----------------------------------
-
-_STRING_OPERATORS = {
-    "contains": lambda a, b: b in a,
-    "starts_with": lambda a, b: a.startswith(b),
-    "ends_with": lambda a, b: a.endswith(b),
-}
-_ORDER_OPERATORS = {
-    "gt": lambda c: c > 0,
-    "gte": lambda c: c >= 0,
-    "lt": lambda c: c < 0,
-    "lte": lambda c: c <= 0,
-}
-_FIELD_ALIASES = {"taxonomy_type": "config.taxonomy_type"}
-
-
-_Keyed = tuple[list[Any], dict[str, Any]]
-
-
-def _paginate(
-    rows: list[tuple[int, dict[str, Any]]],
-    query: ListQuery,
-    *,
-    text_fields: tuple[str, ...],
-    with_stats: bool = False,
-) -> Page:
-    """Filter, sort and slice ``(seq, view)`` rows that arrive in creation order."""
-    case_sensitive = bool(query.case_sensitive)
-    if query.filters:
-        rows = [r for r in rows if _matches(r[1], query.filters, case_sensitive)]
-    if query.search:
-        pattern = _search_pattern(query.search, case_sensitive)
-        rows = [r for r in rows if any(_search_hit(r[1], f, pattern) for f in text_fields)]
-    sort_spec = _parse_sort(query.sort, query.sorts)
-    keyed = [(_sort_key(view, sort_spec, seq), view) for seq, view in rows]
-    if sort_spec:
-
-        def by_key(a: _Keyed, b: _Keyed) -> int:
-            return _compare_keys(sort_spec, a[0], b[0])
-
-        keyed.sort(key=functools.cmp_to_key(by_key))
-    limit = query.limit
-    if query.cursor is not None:
-        after, page_no = _decode_cursor(query.cursor, sort_spec)
-        start = _first_after(keyed, after, sort_spec)
-    else:
-        start = query.offset or 0
-        page_no = start // limit + 1
-    window = keyed[start : start + limit]
-    more = start + limit < len(keyed)
-    next_cursor = _encode_cursor(window[-1][0], sort_spec, page_no) if more and window else None
-    return Page(
-        results=[_clone(view) for _, view in window],
-        total_count=len(keyed),
-        next_cursor=next_cursor,
-        page=page_no,
-        page_size=limit,
-        include_total=query.include_total,
-        stats=_taxonomy_stats([view for _, view in keyed]) if with_stats else None,
-    )
-
-
-def _taxonomy_stats(views: list[dict[str, Any]]) -> dict[str, int]:
-    types = [view["config"].get("taxonomy_type") for view in views]
-    return {
-        "total_taxonomies": len(views),
-        "flat_taxonomies": types.count("flat"),
-        "hierarchical_taxonomies": types.count("hierarchical"),
-        "taxonomies_with_retrievers": sum(1 for v in views if v["config"].get("retriever_id")),
-    }
-
-
-def _field(view: dict[str, Any], path: str) -> Any:
-    value: Any = view
-    for part in _FIELD_ALIASES.get(path, path).split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _fold(value: Any, case_sensitive: bool) -> Any:
-    return value if case_sensitive or not isinstance(value, str) else value.casefold()
-
-
-def _matches(view: dict[str, Any], filters: dict[str, Any], case_sensitive: bool) -> bool:
-    """Evaluate a LogicalOperatorInput: AND / OR / NOT lists plus ``field: value`` shorthand."""
-    if not isinstance(filters, dict):
-        raise BadRequest("filters must be an object", {"filters": filters})
-    case_sensitive = bool(filters.get("case_sensitive", case_sensitive))
-    for key, value in filters.items():
-        if key == "case_sensitive":
-            continue
-        if key in ("AND", "OR", "NOT"):
-            if not isinstance(value, list):
-                raise BadRequest(f"filters.{key} must be a list", {"filters": filters})
-            results = [_matches_item(view, item, case_sensitive) for item in value]
-            ok = all(results) if key == "AND" else any(results) if key == "OR" else not any(results)
-        else:
-            ok = _condition(view, key, "eq", value, case_sensitive)
-        if not ok:
-            return False
-    return True
-
-
-def _matches_item(view: dict[str, Any], item: Any, case_sensitive: bool) -> bool:
-    if isinstance(item, dict) and "field" in item:
-        return _condition(
-            view, item["field"], item.get("operator") or "eq", item.get("value"), case_sensitive
-        )
-    return _matches(view, item, case_sensitive)
-
-
-def _condition(
-    view: dict[str, Any], field: Any, operator: Any, value: Any, case_sensitive: bool
-) -> bool:
-    if not isinstance(field, str):
-        raise BadRequest("a filter condition's field must be a string", {"field": field})
-    actual = _fold(_field(view, field), case_sensitive)
-    wanted = _fold(value, case_sensitive)
-    if operator == "eq":
-        return bool(actual == wanted)
-    if operator == "ne":
-        return bool(actual != wanted)
-    if operator in ("in", "nin"):
-        if not isinstance(value, list):
-            raise BadRequest(f"operator '{operator}' needs a list value", {"field": field})
-        hit = actual in [_fold(v, case_sensitive) for v in value]
-        return hit if operator == "in" else not hit
-    if operator == "exists":
-        return (actual is not None) == bool(value if value is not None else True)
-    if operator == "is_null":
-        return (actual is None) == bool(value if value is not None else True)
-    if operator in _STRING_OPERATORS:
-        return (
-            isinstance(actual, str)
-            and isinstance(wanted, str)
-            and _STRING_OPERATORS[operator](actual, wanted)
-        )
-    if operator == "regex":
-        flags = 0 if case_sensitive else re.IGNORECASE
-        try:
-            return isinstance(actual, str) and re.search(str(value), actual, flags) is not None
-        except re.error as exc:
-            raise BadRequest(f"invalid regex {value!r}: {exc}", {"field": field}) from exc
-    if operator in _ORDER_OPERATORS:
-        if actual is None or wanted is None:
-            return False
-        return _ORDER_OPERATORS[operator](_cmp(_rank(actual), _rank(wanted)))
-    raise BadRequest(
-        f"Filter operator '{operator}' is not supported here",
-        {"field": field, "operator": operator},
-    )
-
-
-def _search_pattern(search: str, case_sensitive: bool) -> re.Pattern[str]:
-    """``*`` is a wildcard; anything else matches as a substring."""
-    body = ".*".join(re.escape(part) for part in search.split("*"))
-    return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
-
-
-def _search_hit(view: dict[str, Any], field: str, pattern: re.Pattern[str]) -> bool:
-    value = view.get(field)
-    return isinstance(value, str) and pattern.search(value) is not None
-
-
-SortSpec = tuple[tuple[str, str], ...]
-
-
-def _parse_sort(sort: dict[str, Any] | None, sorts: list[dict[str, Any]] | None) -> SortSpec:
-    """``sorts`` (a list, first is primary) beats the legacy single ``sort``."""
-    items = sorts if sorts else ([sort] if sort else [])
-    spec = []
-    for item in items:
-        field = item.get("field") if isinstance(item, dict) else None
-        direction = str(item.get("direction") or "asc").lower() if isinstance(item, dict) else ""
-        if not isinstance(field, str) or not field or direction not in ("asc", "desc"):
-            raise BadRequest(
-                "each sort must be {field: <name>, direction: 'asc' | 'desc'}", {"sort": item}
-            )
-        spec.append((field, direction))
-    return tuple(spec)
-
-
-def _rank(value: Any) -> tuple[int, Any]:
-    """A total order over JSON values: null < bool < number < string < anything else."""
-    if value is None:
-        return (0, 0)
-    if isinstance(value, bool):
-        return (1, int(value))
-    if isinstance(value, (int, float)):
-        return (2, value)
-    if isinstance(value, str):
-        return (3, value)
-    return (4, json.dumps(value, sort_keys=True))
-
-
-def _cmp(a: Any, b: Any) -> int:
-    return (a > b) - (a < b)
-
-
-def _sort_key(view: dict[str, Any], spec: SortSpec, seq: int) -> list[Any]:
-    """The values a cursor remembers: the sort fields' values, then the creation seq."""
-    return [_field(view, field) for field, _ in spec] + [seq]
-
-
-def _compare_keys(spec: SortSpec, a: list[Any], b: list[Any]) -> int:
-    for index, (_, direction) in enumerate(spec):
-        order = _cmp(_rank(a[index]), _rank(b[index]))
-        if order:
-            return order if direction == "asc" else -order
-    return _cmp(a[-1], b[-1])
-
-
-def _first_after(keyed: list[_Keyed], after: list[Any], spec: SortSpec) -> int:
-    """Index of the first row that sorts after the cursor's row (keyset pagination)."""
-    for index, (key, _) in enumerate(keyed):
-        if _compare_keys(spec, key, after) > 0:
-            return index
-    return len(keyed)
-
-
-def _encode_cursor(key: list[Any], spec: SortSpec, page_no: int) -> str:
-    payload = {"k": key, "s": [list(item) for item in spec], "p": page_no}
-    return base64.urlsafe_b64encode(_dumps(payload).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, spec: SortSpec) -> tuple[list[Any], int]:
-    """Return (key of the last row seen, number of the page it was on)."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        key, sort, page_no = payload["k"], payload["s"], int(payload["p"])
-        if not isinstance(key, list) or len(key) != len(spec) + 1 or not isinstance(key[-1], int):
-            raise ValueError("bad key")
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        raise BadRequest("Invalid pagination cursor", {"cursor": cursor}) from None
-    if [tuple(item) for item in sort] != list(spec):
-        raise BadRequest("The cursor was issued for a different sort order", {"cursor": cursor})
-    return key, page_no + 1
 
 
 # --- files ---------------------------------------------------------------------------
@@ -1021,15 +709,6 @@ def _state_file_error(path: Path, exc: OSError) -> StateFileError:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False)
-
-
-def _clone(value: Any) -> Any:
-    """Deep copy of plain JSON data (much faster than copy.deepcopy)."""
-    if isinstance(value, dict):
-        return {key: _clone(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_clone(item) for item in value]
-    return value
 
 
 def _iso_now() -> str:
