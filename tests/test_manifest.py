@@ -145,3 +145,12 @@ def test_reserved_metadata_key(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", flat().replace("{team: search}", "{managed_by: me}"))
     (found,) = problems(tmp_path)
     assert "spec.metadata.managed_by: is reserved" in found
+
+
+def test_published_schema_requires_the_taxonomy_type() -> None:
+    from taxsync.manifest import json_schema
+
+    schema = json_schema()
+    assert schema["$defs"]["FlatConfig"]["required"][0] == "taxonomy_type"
+    assert "taxonomy_type" in schema["$defs"]["HierarchicalConfig"]["required"]
+    assert schema["additionalProperties"] is False
