@@ -404,17 +404,20 @@ headers = st.fixed_dictionaries(
 
 
 Answer = tuple[int, dict[str, str], bytes]
-# After this many requests the server says 400: retries end without spending the budget.
 MAX_ANSWERS = 10
 ENOUGH: Answer = (400, {}, _encode({"status": 400, "error": {"message": "enough", "type": "E"}}))
 
 
 def responses(call: str) -> st.SearchStrategy[list[Answer]]:
-    """One to three answers, served in turn; the last one repeats (retries see it again)."""
-    anything = st.tuples(statuses, headers, body_for(call))
+    """One to three answers, served in turn; the last one repeats (retries see it again).
+
+    After ``MAX_ANSWERS`` requests the server says 400, so retries never use the budget up.
+    """
+    anything: st.SearchStrategy[Answer] = st.tuples(statuses, headers, body_for(call))
     # Errors the client retries, so that the server's retry hints are read.
-    retried = st.tuples(
-        st.sampled_from([429, 500, 502, 503]), st.just({}), error_envelope().map(_encode)
+    no_headers: dict[str, str] = {}
+    retried: st.SearchStrategy[Answer] = st.tuples(
+        st.sampled_from([429, 500, 502, 503]), st.just(no_headers), error_envelope().map(_encode)
     )
     return st.lists(st.one_of(anything, retried), min_size=1, max_size=3)
 
