@@ -167,8 +167,8 @@ def test_a_file_over_the_size_limit_is_refused_unread(
         out.write(line * (MAX_FILE_BYTES // len(line) + 1))
     assert big.stat().st_size > MAX_FILE_BYTES
     result = run_cli(*COMMANDS[command], str(tmp_path), env=api.env)
-    # A whole-file problem has no line to point at: the file alone is named.
-    assert_refused(result, big, None, "file is larger than 8 MiB")
+    # A whole-file problem is located at the file's start.
+    assert_refused(result, big, 1, "file is larger than 8 MiB")
     assert api.requests == []
 
 

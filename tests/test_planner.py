@@ -28,7 +28,7 @@ def test_missing_taxonomy_is_created_with_the_managed_marker(tmp_path: Path) -> 
     assert change.create_body is not None
     assert change.create_body["metadata"] == {"team": "search", "managed_by": "taxsync"}
     assert change.create_body["config"]["taxonomy_type"] == "flat"
-    assert change.source and change.source.endswith("m0.yaml:1")
+    assert change.source and change.source.endswith("m0.yaml:4")  # the metadata.name line
 
 
 def test_config_change_is_one_new_version_without_patch(tmp_path: Path) -> None:

@@ -348,7 +348,8 @@ def _api_error(response: httpx.Response, label: str) -> ApiError:
         snippet = response.text[:200].replace("\n", " ").strip() or response.reason_phrase
         return ApiError(response.status_code, "HTTPError", snippet, label)
     error = envelope.error
-    return ApiError(response.status_code, error.type, error.message, label, error.details)
+    message = " ".join(error.message.split())  # one line, whatever the server sent
+    return ApiError(response.status_code, error.type, message, label, error.details)
 
 
 def _parse(model: type[Model], response: httpx.Response) -> Model:

@@ -197,7 +197,7 @@ def _read_text(path: Path, problems: list[ManifestProblem]) -> str | None:
         if size > MAX_FILE_BYTES:
             limit = MAX_FILE_BYTES // (1024 * 1024)
             problems.append(
-                ManifestProblem(file, None, None, "", f"file is larger than {limit} MiB")
+                ManifestProblem(file, 1, 1, "", f"file is larger than {limit} MiB")
             )
             return None
         raw = path.read_bytes()
@@ -301,6 +301,7 @@ class _Document:
             return None
         try:
             value = _constructor.construct_object(node)
+            _constructor.constructed_objects.pop(node, None)  # it caches every node it built
         except (ValueError, KeyError, IndexError, yaml.YAMLError):
             # An explicit tag on text it cannot read (`!!int three`, `!!bool maybe`), or an
             # integer past Python's digit limit: a problem in the manifest, not a crash.
@@ -510,7 +511,8 @@ def _desired(manifest: TaxonomyManifest, document: _Document) -> DesiredTaxonomy
         for path, pos in document.positions.items()
         if path and path[0] == "spec" and len(path) > 1
     }
-    line, col = document.positions.get((), (1, 1))
+    # Changes and duplicate errors point at the taxonomy's name, the line a reviewer looks for.
+    line, col = document.positions.get(("metadata", "name"), document.positions.get((), (1, 1)))
     return DesiredTaxonomy(
         namespace=manifest.metadata.namespace,
         name=manifest.metadata.name,

@@ -180,7 +180,7 @@ def test_server_422_names_the_manifest_line(tmp_path: Path, emulator: Any) -> No
     plan_file.write_text(plan_file.read_text().replace('"top_k": 1', '"top_k": 99'))
     result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
     assert result.code == 1
-    assert f"{root / 'a.yaml'}:1: spec.config.top_k:" in result.output
+    assert f"{root / 'a.yaml'}:4: spec.config.top_k:" in result.output
     assert "HTTP 422" in result.output
 
 
