@@ -196,9 +196,7 @@ def _read_text(path: Path, problems: list[ManifestProblem]) -> str | None:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             limit = MAX_FILE_BYTES // (1024 * 1024)
-            problems.append(
-                ManifestProblem(file, 1, 1, "", f"file is larger than {limit} MiB")
-            )
+            problems.append(ManifestProblem(file, 1, 1, "", f"file is larger than {limit} MiB"))
             return None
         raw = path.read_bytes()
     except OSError as exc:
@@ -401,6 +399,8 @@ def _describe(error: Any) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
+    if kind == "finite_number":
+        return "must be a finite number: JSON has no NaN or infinity"
     if kind == "literal_error" and error["loc"] == ("apiVersion",):
         return f"must be {API_VERSION!r}"
     bounds = {
@@ -460,20 +460,6 @@ def _check_semantics(
     for id_path, value, pattern in id_checks:
         if value is not None and not re.match(pattern, value):
             report(id_path, f"String should match pattern '{pattern}'")
-    for number_path in _non_finite(config.model_dump(exclude_unset=True), ("config",)):
-        report(number_path, "must be a finite number: JSON has no NaN or infinity")
-
-
-def _non_finite(value: Any, path: FieldPath) -> Iterator[FieldPath]:
-    """Paths of NaN or infinite floats, as pydantic reads from strings like 'nan' or '1e999'."""
-    if isinstance(value, float) and not math.isfinite(value):
-        yield path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _non_finite(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _non_finite(item, (*path, i))
 
 
 def _check_hierarchy(config: wire.HierarchicalConfig, report: Any) -> None:

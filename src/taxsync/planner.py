@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from taxsync import normalize
 from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
 from taxsync.plan import Change, FieldChange, Plan, Summary
@@ -217,6 +215,8 @@ def _legacy_notes(live: TaxonomyResponse) -> list[str]:
 
 def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
     """Field-level differences between two canonical forms, in a stable order."""
+    from deepdiff import DeepDiff  # heavy to import; a plan with no changes never needs it
+
     tree = DeepDiff(dict(before), dict(after), view="tree", verbose_level=2)
     changes = []
     for report, items in tree.items():

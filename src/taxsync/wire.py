@@ -23,9 +23,10 @@ RetrieverId = Annotated[str, Field(pattern=RETRIEVER_ID_PATTERN)]
 
 
 class RequestModel(BaseModel):
-    """A model the API receives: unknown keys are a 422 ``extra_forbidden``."""
+    """A model the API receives: unknown keys are a 422 ``extra_forbidden``; NaN and
+    infinity (which pydantic would read from strings like 'nan') cannot be sent as JSON."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ResponseModel(BaseModel):
