@@ -43,6 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The benchmark's manifests are the test suite's: one builder of realistic taxonomies.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.helpers import flat, hierarchical  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk_benchmark_local"
 HIGH_CONCURRENCY = 16
@@ -64,45 +68,6 @@ class HarnessError(Exception):
 
 # --- manifests -----------------------------------------------------------------------
 
-FLAT = """\
-apiVersion: taxsync/v1
-kind: Taxonomy
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  description: Product categories by image similarity ({index})
-  metadata: {{team: search, shard: "{shard}"}}
-  config:
-    taxonomy_type: flat
-    retriever_id: ret_clip_v1
-    top_k: {top_k}
-    input_mappings:
-      - {{input_key: image_vector, path: features.clip_vit_l_14, source_type: vector}}
-    source_collection:
-      collection_id: col_products_v1
-      enrichment_fields:
-        - {{field_path: metadata.tags, merge_mode: append}}
-        - {{field_path: label, target_field: category, merge_mode: replace}}
-"""
-
-HIERARCHICAL = """\
-apiVersion: taxsync/v1
-kind: Taxonomy
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  description: Org chart ({index})
-  config:
-    taxonomy_type: hierarchical
-    retriever_id: ret_face_matcher
-    input_mappings: [{{input_key: face_vec, source_type: vector, path: features.face}}]
-    hierarchical_nodes:
-      - {{collection_id: col_employees, label: Employees}}
-      - {{collection_id: col_managers, parent_collection_id: col_employees, label: Managers {index}}}
-"""
-
 
 def namespace_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:02d}" for i in range(count)]
@@ -121,10 +86,10 @@ def build_tree(root: Path, prefix: str, taxonomies: int, namespaces: int) -> dic
         ns = names[index % namespaces]
         per_namespace[ns] += 1
         name = f"tax-{index:05d}"
-        template = HIERARCHICAL if index % 5 == 4 else FLAT
-        text = template.format(
-            name=name, namespace=ns, index=index, shard=index % 7, top_k=1 + index % 50
-        )
+        if index % 5 == 4:
+            text = hierarchical(name, ns, label=f"Managers {index}")
+        else:
+            text = flat(name, ns, top_k=1 + index % 50)
         (root / ns / f"{name}.yaml").write_text(text, encoding="utf-8")
     return per_namespace
 
