@@ -13,8 +13,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from taxsync import wire
 from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
 
@@ -29,11 +27,10 @@ _KEYED_LISTS: dict[str, tuple[str, ...]] = {
     "covariates": ("name",),
 }
 
-_CONFIG_MODELS: dict[str, type[BaseModel]] = {
-    "flat": wire.FlatConfig,
-    "hierarchical": wire.HierarchicalConfig,
+_CONFIG_FIELDS = {
+    "flat": frozenset(wire.FlatConfig.model_fields),
+    "hierarchical": frozenset(wire.HierarchicalConfig.model_fields),
 }
-_CONFIG_FIELDS = {kind: frozenset(model.model_fields) for kind, model in _CONFIG_MODELS.items()}
 
 
 def config_type(config: Mapping[str, Any]) -> str:
@@ -54,16 +51,21 @@ def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Config with every server default filled (nested ones too), nulls and legacy keys
     dropped, keyed lists as maps: the same form whichever side it came from."""
     kind = config_type(config)
-    model = _CONFIG_MODELS[kind]
-    known = {k: v for k, v in config.items() if k in model.model_fields}
-    known["taxonomy_type"] = kind
-    try:
-        filled = model.model_validate(known).model_dump(mode="json", exclude_none=True)
-    except ValidationError:
-        # A live config the current models refuse (old nested keys): top-level defaults only.
-        filled = dict(wire.SERVER_DEFAULTS[kind])
-        filled.update({k: v for k, v in known.items() if v is not None})
+    known = _CONFIG_FIELDS[kind]
+    filled = dict(wire.SERVER_DEFAULTS[kind])
+    filled.update({k: v for k, v in config.items() if k in known and v is not None})
+    filled["taxonomy_type"] = kind
+    analytics = filled.get("step_analytics")
+    if isinstance(analytics, dict) and isinstance(analytics.get("covariates"), list):
+        covariates = [_with_defaults(c, wire.COVARIATE_DEFAULTS) for c in analytics["covariates"]]
+        filled["step_analytics"] = {**analytics, "covariates": covariates}
     return canonical(filled)
+
+
+def _with_defaults(item: Any, defaults: Mapping[str, Any]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    return {**defaults, **{k: v for k, v in item.items() if v is not None}}
 
 
 def canonical(value: Any, field: str | None = None) -> Any:

@@ -113,15 +113,22 @@ class HierarchicalConfig(RequestModel):
     path_separator: str | None = Field(default="/", min_length=1)
 
 
-# Server defaults the API fills in and echoes back; they never count as differences.
+def model_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The non-null defaults of a model's fields: what the server fills in and echoes back."""
+    return {
+        name: field.default
+        for name, field in model.model_fields.items()
+        if not field.is_required() and field.default is not None
+    }
+
+
+# Server defaults, derived from the models so there is one source of truth; they never
+# count as differences. Nested models with defaults: only covariates have any.
 SERVER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "flat": {"top_k": 1},
-    "hierarchical": {
-        "llm_sample_size": 0,
-        "cluster_overlap_threshold": 0.7,
-        "path_separator": "/",
-    },
+    "flat": model_defaults(FlatConfig),
+    "hierarchical": model_defaults(HierarchicalConfig),
 }
+COVARIATE_DEFAULTS = model_defaults(CovariateConfig)
 
 # Keys whose presence alone marks a config as flat (they are required there).
 _FLAT_ONLY_KEYS = ("source_collection",)
