@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -11,8 +12,15 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import settings
 
 from taxsync.emulator import EmulatorApp, Store, create_app, make_server
+
+# CI explores the same examples every run (a red build must be reproducible); developers'
+# runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 DEFAULT_TEST_API_KEY = "sk_test_emulator"
 _STARTUP_TIMEOUT_S = 10.0
