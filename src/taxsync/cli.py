@@ -570,6 +570,19 @@ def local() -> None:
     show_default=True,
     help="Largest page the list routes return.",
 )
+@click.option(
+    "--ready-after-reads",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Cluster/llm inference reports ready=false for this many GETs of the taxonomy.",
+)
+@click.option(
+    "--ready-after-seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="...or until this many seconds after it was created, whichever comes first.",
+)
 def serve(
     host: str,
     port: int,
@@ -578,6 +591,8 @@ def serve(
     api_key: str | None,
     faults: str | None,
     max_page_size: int,
+    ready_after_reads: int,
+    ready_after_seconds: float | None,
 ) -> int:
     """Run the Mixpeek emulator over HTTP."""
     from taxsync.emulator import Faults
@@ -595,6 +610,8 @@ def serve(
         api_key=api_key,
         faults=fault_plan,
         max_page_size=max_page_size,
+        ready_after_reads=ready_after_reads,
+        ready_after_seconds=ready_after_seconds,
     )
     return EXIT_OK
 
