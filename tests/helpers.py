@@ -119,15 +119,26 @@ class CliRun:
         return self.out + self.err
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, stdin_tty: bool = False) -> CliRun:
-    """Run ``taxsync ARGS`` in process, as a user would from a shell, capturing everything."""
+class _Terminal(io.StringIO):
+    """Standard input that is a terminal, with what the user will type."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, typed: str | None = None) -> CliRun:
+    """Run ``taxsync ARGS`` in process, as a user would from a shell, capturing everything.
+
+    ``typed``: standard input is a terminal and the user types this; otherwise it is not
+    a terminal (as in CI).
+    """
     out, err = io.StringIO(), io.StringIO()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPEEK_", "TAXSYNC_"))}
     environ.update(env or {})
     environ.setdefault("NO_COLOR", "1")
     with (
         mock.patch.dict(os.environ, environ, clear=True),
-        mock.patch("sys.stdin.isatty", return_value=stdin_tty),
+        mock.patch("sys.stdin", _Terminal(typed) if typed is not None else io.StringIO()),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):

@@ -262,3 +262,15 @@ def test_client_reads_each_namespace_in_few_requests(tmp_path: Path, emulator: A
             return client.requests_sent
 
     assert asyncio.run(count()) == 1 + 3  # one namespace look-up, three pages
+
+
+def test_apply_on_a_terminal_asks_first(tmp_path: Path, server: Any, api: Api) -> None:
+    root = tree(tmp_path / "m")
+    declined = run_cli("apply", str(root), env=env_for(server), typed="n\n")
+    assert declined.code == 1 and "Apply these changes?" in declined.out
+    assert "nothing was written" in declined.err
+    assert api.taxonomies("production") == {}
+
+    accepted = run_cli("apply", str(root), env=env_for(server), typed="y\n")
+    assert accepted.code == 0, accepted.output
+    assert set(api.taxonomies("production")) == {"products", "org"}
