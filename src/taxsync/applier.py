@@ -173,10 +173,10 @@ async def _check_head(client: MixpeekClient, change: Change) -> TaxonomyResponse
     assert change.taxonomy_id is not None
     head = await client.get_taxonomy(change.namespace, change.taxonomy_id)
     if head is None:
-        raise _Stale(f"stale: {change.label} no longer exists")
+        raise _Stale(f"{change.label} no longer exists")
     if head.version != change.base_version:
         raise _Stale(
-            f"stale: {change.label} moved to v{head.version} since the plan (v{change.base_version})"
+            f"{change.label} moved to v{head.version} since the plan (v{change.base_version})"
         )
     return head
 
@@ -191,10 +191,15 @@ async def _create(
         if found is not None and _same_config(found.config, body["config"]):
             return found
         if found is not None:
-            raise _Stale(f"stale: {change.label} was created by someone else meanwhile")
+            raise _Stale(f"{change.label} was created by someone else meanwhile")
         return None
 
-    return await _write_once(lambda: client.create_taxonomy(change.namespace, body), landed)
+    try:
+        return await _write_once(lambda: client.create_taxonomy(change.namespace, body), landed)
+    except ApiError as exc:
+        if exc.status == 409:  # someone created that name since the plan
+            raise _Stale(f"{change.label} was created by someone else meanwhile") from None
+        raise
 
 
 async def _new_version(
@@ -206,12 +211,12 @@ async def _new_version(
     async def landed() -> TaxonomyResponse | None:
         found = await client.get_taxonomy(change.namespace, taxonomy_id)
         if found is None:
-            raise _Stale(f"stale: {change.label} was deleted meanwhile")
+            raise _Stale(f"{change.label} was deleted meanwhile")
         if found.version == change.base_version:
             return None
         if _same_config(found.config, body["config"]):
             return found
-        raise _Stale(f"stale: {change.label} moved to v{found.version} meanwhile")
+        raise _Stale(f"{change.label} moved to v{found.version} meanwhile")
 
     new = await _write_once(
         lambda: client.create_version(change.namespace, taxonomy_id, body), landed
@@ -309,7 +314,7 @@ async def _wait_ready(
         assert head.taxonomy_id is not None
         found = await client.get_taxonomy(change.namespace, head.taxonomy_id)
         if found is None:
-            raise _Stale(f"stale: {change.label} was deleted while waiting for it")
+            raise _Stale(f"{change.label} was deleted while waiting for it")
         head = found
     return head
 

@@ -117,6 +117,8 @@ def _compare(
                 "config.taxonomy_type", normalize.config_type(live.config), desired.taxonomy_type
             )
         ]
+        if not normalize.is_managed(live.metadata):
+            base["notes"] = [*base["notes"], "taxsync does not manage it yet: made by hand?"]
         return Change(action="replace", **base, diff=diff, create_body=create.create_body)
     want, have = normalize.comparable_desired(desired), normalize.comparable_live(live)
     adopt = not normalize.is_managed(live.metadata)

@@ -254,3 +254,20 @@ def test_ctrl_c_finishes_in_flight_writes_and_exits_130(tmp_path: Path, emulator
 
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert finish.code == 0 and len(live_names(srv, "alpha")) == 16
+
+
+def test_create_raced_by_someone_else_is_stale_not_failed(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "a.yaml", flat("a", "alpha"))
+
+    async def scenario() -> str:
+        async with MixpeekClient(srv.url, srv.api_key) as client:
+            the_plan = plan(load_tree(root, {}), await client.read_live(["alpha"]))
+            body = the_plan.changes[0].create_body
+            assert body is not None
+            await client.create_taxonomy("alpha", {**body, "description": "theirs"})
+            (result,) = (await apply_plan(client, the_plan)).results
+            return f"{result.status}: {result.message}"
+
+    assert asyncio.run(scenario()) == "stale: alpha/a was created by someone else meanwhile"
