@@ -476,7 +476,7 @@ def apply(
 @connection_options
 def export(namespaces: tuple[str, ...], out: Path, force: bool, conn: Connection) -> int:
     """Write one manifest per live taxonomy, to bring existing taxonomies under git."""
-    from taxsync.export import plan_files, write_files
+    from taxsync.export import plan_files, problems_in, write_files
 
     async def read(stop: asyncio.Event) -> Any:
         with _client(conn) as client:
@@ -488,6 +488,8 @@ def export(namespaces: tuple[str, ...], out: Path, force: bool, conn: Connection
     for exported in files:
         click.echo(f"wrote {exported.path}  ({exported.namespace}/{exported.name})")
     click.echo(f"Exported {len(files)} taxonomy(ies) from {len(set(namespaces))} namespace(s).")
+    for problem in problems_in(files):
+        click.echo(f"warning: {problem} (fix it before planning)", err=True)
     return EXIT_OK
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from taxsync import normalize, wire
-from taxsync.errors import TaxsyncError
-from taxsync.manifest import API_VERSION, KIND
+from taxsync.errors import ManifestError, TaxsyncError
+from taxsync.manifest import API_VERSION, KIND, load_tree
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -113,3 +113,15 @@ def write_files(files: Sequence[ExportedFile], force: bool) -> None:
         tmp = exported.path.with_name(f".{exported.path.name}.tmp")
         tmp.write_text(exported.text, encoding="utf-8")
         tmp.replace(exported.path)
+
+
+def problems_in(files: Sequence[ExportedFile]) -> list[str]:
+    """What ``validate`` would refuse in the exported files (e.g. legacy ids that break the
+    API's patterns): live data the manifest format is stricter about, to fix by hand."""
+    found: list[str] = []
+    for exported in files:
+        try:
+            load_tree(exported.path, {})
+        except ManifestError as error:
+            found.extend(str(problem) for problem in error.problems)
+    return found

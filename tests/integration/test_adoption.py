@@ -194,3 +194,14 @@ def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: Any) -> N
     result = run_cli("apply", str(root), "--auto-approve", "--wait", env=env(srv))
     assert result.code == 0, result.output
     assert get(srv, "production", "topics")["ready"] is True
+
+
+def test_export_warns_about_what_validate_would_refuse(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    legacy = {**HANDMADE_FLAT, "config": {**HANDMADE_FLAT["config"], "retriever_id": "legacy-one"}}
+    create_by_hand(srv, "design", legacy)
+    out = tmp_path / "exported"
+    result = run_cli("export", "-n", "design", "--out", str(out), env=env(srv))
+    assert result.code == 0, result.output
+    assert f"warning: {out / 'design' / 'colours.yaml'}:" in result.err
+    assert "spec.config.retriever_id" in result.err
