@@ -187,3 +187,13 @@ def test_nested_server_defaults_do_not_count(tmp_path: Path) -> None:
     }
     result = plan(desired(tmp_path, text), {"production": [live_flat(config=config)]})
     assert result.changes == [], [c.diff for c in result.changes]
+
+
+def test_a_renamed_taxonomys_old_name_can_be_taken_by_a_new_one(tmp_path: Path) -> None:
+    renamed = flat("catalogue").replace(
+        "  namespace: production", "  namespace: production\n  previousNames: [products]"
+    )
+    trees = desired(tmp_path, renamed, flat("products", top_k=2))
+    result = plan(trees, {"production": [live_flat()]}, PlanOptions(prune=True))
+    actions = sorted((c.action, c.name, c.rename_from) for c in result.changes)
+    assert actions == [("create", "products", None), ("update", "catalogue", "products")]

@@ -119,7 +119,10 @@ async def apply_plan(
         if on_result:
             on_result(outcome)
 
-    await asyncio.gather(*(run(change) for change in plan.changes))
+    # Renames free their old names, which a create in the same plan may take: they go first.
+    renames = [c for c in plan.changes if c.rename_from]
+    for phase in (renames, [c for c in plan.changes if not c.rename_from]):
+        await asyncio.gather(*(run(change) for change in phase))
     result.interrupted = stop.is_set()
     order = {id(c): i for i, c in enumerate(plan.changes)}
     result.results.sort(key=lambda r: order[id(r.change)])

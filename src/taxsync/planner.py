@@ -60,8 +60,7 @@ def plan(
         wanted = [d for d in desired if d.namespace == namespace]
         by_name = {t.taxonomy_name: t for t in live.get(namespace, ())}
         claimed: set[str] = set()
-        for taxonomy in sorted(wanted, key=lambda d: d.name):
-            current, rename_from = _match(taxonomy, by_name)
+        for taxonomy, current, rename_from in _pair(wanted, by_name):
             if current is not None:
                 claimed.add(current.taxonomy_name)
             change = _compare(taxonomy, current, rename_from)
@@ -83,16 +82,36 @@ def plan(
     )
 
 
-def _match(
-    desired: DesiredTaxonomy, by_name: Mapping[str, TaxonomyResponse]
-) -> tuple[TaxonomyResponse | None, str | None]:
-    """The live taxonomy a manifest describes: by name, else by a previous name (a rename)."""
-    if desired.name in by_name:
-        return by_name[desired.name], None
-    for old in desired.previous_names:
-        if old in by_name:
-            return by_name[old], old
-    return None, None
+Pairing = tuple[DesiredTaxonomy, TaxonomyResponse | None, str | None]
+
+
+def _pair(
+    wanted: Sequence[DesiredTaxonomy], by_name: Mapping[str, TaxonomyResponse]
+) -> list[Pairing]:
+    """Each manifest with the live taxonomy it describes, and the old name if it renames one.
+
+    Renames are settled first: a live taxonomy a manifest renames (``previousNames``)
+    belongs to that manifest, so another manifest may take its old name for a new taxonomy
+    in the same plan (apply runs the rename before the create).
+    """
+    renamed: dict[str, DesiredTaxonomy] = {}
+    for taxonomy in sorted(wanted, key=lambda d: d.name):
+        if taxonomy.name in by_name:
+            continue
+        old = next((n for n in taxonomy.previous_names if n in by_name and n not in renamed), None)
+        if old is not None:
+            renamed[old] = taxonomy
+    renaming = {id(d): old for old, d in renamed.items()}
+    pairs: list[Pairing] = []
+    for taxonomy in sorted(wanted, key=lambda d: d.name):
+        old = renaming.get(id(taxonomy))
+        if old is not None:
+            pairs.append((taxonomy, by_name[old], old))
+        elif taxonomy.name in by_name and taxonomy.name not in renamed:
+            pairs.append((taxonomy, by_name[taxonomy.name], None))
+        else:
+            pairs.append((taxonomy, None, None))
+    return pairs
 
 
 def _compare(

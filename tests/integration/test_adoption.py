@@ -205,3 +205,21 @@ def test_export_warns_about_what_validate_would_refuse(tmp_path: Path, emulator:
     assert result.code == 0, result.output
     assert f"warning: {out / 'design' / 'colours.yaml'}:" in result.err
     assert "spec.config.retriever_id" in result.err
+
+
+def test_rename_and_a_create_of_the_old_name_in_one_apply(tmp_path: Path, emulator: Any) -> None:
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "p.yaml", flat("products"))
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    old_id = get(srv, "production", "products")["taxonomy_id"]
+    renamed = flat("catalogue").replace(
+        "  namespace: production", "  namespace: production\n  previousNames: [products]"
+    )
+    write(root, "p.yaml", renamed)
+    write(root, "n.yaml", flat("products", top_k=2))  # a new taxonomy takes the freed name
+
+    result = run_cli("apply", str(root), "--auto-approve", "--concurrency", "4", env=env(srv))
+    assert result.code == 0, result.output
+    assert get(srv, "production", "catalogue")["taxonomy_id"] == old_id
+    assert get(srv, "production", "products")["taxonomy_id"] != old_id
