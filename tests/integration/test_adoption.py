@@ -126,16 +126,22 @@ def test_adoption_with_a_config_change_is_update_plus_new_version(
     assert head["metadata"]["managed_by"] == "taxsync"
 
 
-def test_rename_keeps_the_id_and_history(tmp_path: Path, emulator: Any) -> None:
+def renamed_products(tmp_path: Path, emulator: Any) -> tuple[Any, Path, str]:
+    """Live "products", and its manifest now named "catalogue" with previousNames [products]."""
     srv = emulator()
     root = tmp_path / "m"
     write(root, "p.yaml", flat("products"))
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    old_id = get(srv, "production", "products")["taxonomy_id"]
+    old_id = str(get(srv, "production", "products")["taxonomy_id"])
     renamed = flat("catalogue").replace(
         "  namespace: production", "  namespace: production\n  previousNames: [products]"
     )
     write(root, "p.yaml", renamed)
+    return srv, root, old_id
+
+
+def test_rename_keeps_the_id_and_history(tmp_path: Path, emulator: Any) -> None:
+    srv, root, old_id = renamed_products(tmp_path, emulator)
 
     shown = run_cli("plan", str(root), env=env(srv))
     assert "~ update production/catalogue (rename products → catalogue)" in shown.out
@@ -208,15 +214,7 @@ def test_export_warns_about_what_validate_would_refuse(tmp_path: Path, emulator:
 
 
 def test_rename_and_a_create_of_the_old_name_in_one_apply(tmp_path: Path, emulator: Any) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", flat("products"))
-    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    old_id = get(srv, "production", "products")["taxonomy_id"]
-    renamed = flat("catalogue").replace(
-        "  namespace: production", "  namespace: production\n  previousNames: [products]"
-    )
-    write(root, "p.yaml", renamed)
+    srv, root, old_id = renamed_products(tmp_path, emulator)
     write(root, "n.yaml", flat("products", top_k=2))  # a new taxonomy takes the freed name
 
     result = run_cli("apply", str(root), "--auto-approve", "--concurrency", "4", env=env(srv))
