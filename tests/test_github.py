@@ -21,8 +21,8 @@ import pytest
 
 from taxsync import github
 from taxsync.applier import ApplyResult, ChangeResult
-from taxsync.errors import ConfigError, ManifestError, ManifestProblem, TaxsyncError
-from taxsync.github import GitHubApi, GitHubContext, GitHubError
+from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
+from taxsync.github import GitHubApi, GitHubContext
 from taxsync.manifest import load_tree
 from taxsync.plan import Change, FieldChange, Plan, Summary
 from taxsync.render import plan_markdown

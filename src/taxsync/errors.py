@@ -102,6 +102,10 @@ class ApplyFailed(TaxsyncError):
     """Some changes failed; the others were applied. Re-running apply converges."""
 
 
+class GitHubError(TaxsyncError):
+    """The GitHub API could not be reached or refused a request. Never carries the token."""
+
+
 class Interrupted(TaxsyncError):
     """Ctrl-C: in-flight writes finished, nothing new was started."""
 

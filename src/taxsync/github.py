@@ -29,7 +29,7 @@ import httpx
 from taxsync import __version__
 from taxsync.applier import ApplyResult
 from taxsync.client import check_api_url
-from taxsync.errors import ConfigError, ManifestError, ManifestProblem, TaxsyncError
+from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.plan import Plan
 from taxsync.render import apply_markdown, plan_markdown
 
@@ -52,10 +52,6 @@ _IDEMPOTENT = frozenset({"GET", "PATCH"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 CommentOutcome = Literal["created", "updated", "unchanged"]
-
-
-class GitHubError(TaxsyncError):
-    """The GitHub API could not be reached or refused a request. Never carries the token."""
 
 
 @dataclass(frozen=True)
