@@ -79,6 +79,10 @@ class ApiError(TaxsyncError):
         super().__init__(f"{request}: HTTP {status} {error_type}: {message}")
 
 
+class NotFoundError(TaxsyncError):
+    """A namespace or taxonomy the command names does not exist."""
+
+
 class NetworkError(TaxsyncError):
     """The API could not be reached, or kept failing until the retry budget ran out."""
 
