@@ -20,11 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from taxsync import github
-from taxsync.applier import ApplyResult, ChangeResult
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.github import GitHubApi, GitHubContext
 from taxsync.manifest import load_tree
-from taxsync.plan import Change, FieldChange, Plan, Summary
+from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
 from taxsync.render import plan_markdown
 from tests.helpers import flat, run_cli, write
 

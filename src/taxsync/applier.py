@@ -11,42 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from taxsync import normalize
 from taxsync.client import MixpeekClient
 from taxsync.errors import ApiError, StalePlanError, TaxsyncError, WriteOutcomeUnknown
 from taxsync.manifest import dotted, strip_union_tags
-from taxsync.plan import Change, Plan
+from taxsync.plan import VOCABULARY, Action, ApplyResult, Change, ChangeResult, Plan
 from taxsync.wire import TaxonomyResponse
 
-Status = Literal["applied", "failed", "stale", "not_started"]
 DEFAULT_CONCURRENCY = 8
 _MAX_WRITE_ATTEMPTS = 3
-
-
-@dataclass
-class ChangeResult:
-    change: Change
-    status: Status
-    message: str = ""
-    taxonomy_id: str | None = None
-    version: int | None = None
-
-
-@dataclass
-class ApplyResult:
-    results: list[ChangeResult] = field(default_factory=list)
-    interrupted: bool = False
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def ok(self) -> bool:
-        return not self.interrupted and all(r.status == "applied" for r in self.results)
-
 
 # Where a manifest field is written, as "file:line:col", given a change and a dotted spec path.
 Locator = Callable[[Change, str], str]
@@ -260,13 +236,14 @@ async def _replace(
     return await _create(client, change, None)
 
 
-_ACTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
+_ACTIONS: dict[Action, Callable[..., Awaitable[Any]]] = {
     "create": _create,
     "new_version": _new_version,
     "update": _patch,
     "delete": _delete,
     "replace": _replace,
 }
+assert _ACTIONS.keys() == VOCABULARY.keys(), "every planned action has a way to apply it"
 
 
 async def _write_once(

@@ -27,10 +27,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from taxsync import __version__
-from taxsync.applier import ApplyResult
 from taxsync.client import check_api_url
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
-from taxsync.plan import Plan
+from taxsync.plan import ApplyResult, Plan
 from taxsync.render import apply_markdown, plan_markdown
 
 MARKER = "<!-- taxsync-plan -->"

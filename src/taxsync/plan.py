@@ -7,6 +7,7 @@ whose live state moved.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field
 FORMAT_VERSION = 1
 
 Action = Literal["create", "new_version", "update", "delete", "replace"]
-ACTIONS: tuple[Action, ...] = ("create", "new_version", "update", "delete", "replace")
+
+
+@dataclass(frozen=True)
+class ActionWords:
+    """How one action reads everywhere: in plans, summaries and colours."""
+
+    symbol: str  # Terraform's convention: + create, ~ change, - delete, ± replace
+    summary: str  # "2 to create"; the count comes first
+    colour: str  # ANSI SGR code of the symbol's colour
+
+
+# One vocabulary for every rendering. The order is the summary's reading order.
+VOCABULARY: dict[Action, ActionWords] = {
+    "create": ActionWords("+", "to create", "32"),
+    "new_version": ActionWords("~", "new version", "33"),
+    "update": ActionWords("~", "to update", "33"),
+    "replace": ActionWords("±", "to replace", "35"),
+    "delete": ActionWords("-", "to delete", "31"),
+}
 
 
 class FieldChange(BaseModel):
@@ -61,21 +80,26 @@ class Summary(BaseModel):
     replace: int = 0
     unchanged: int = 0
 
-    def line(self) -> str:
-        """``2 to create, 1 new version`` (or ``no changes``)."""
-        words = {
-            "create": "to create",
-            "new_version": "new version",
-            "update": "to update",
-            "replace": "to replace",
-            "delete": "to delete",
-        }
+    @classmethod
+    def of(cls, changes: list[Change], unchanged: int) -> Summary:
+        """The counts of ``changes`` by action."""
+        summary = cls(unchanged=unchanged)
+        for change in changes:
+            setattr(summary, change.action, summary.count(change.action) + 1)
+        return summary
+
+    def count(self, action: Action) -> int:
+        number: int = getattr(self, action)
+        return number
+
+    def line(self, with_zeros: bool = False) -> str:
+        """``2 to create, 1 new version`` (or ``no changes``); every action with ``with_zeros``."""
         parts = []
-        for action, word in words.items():
-            count = getattr(self, action)
-            if count:
-                label = word + ("s" if action == "new_version" and count > 1 else "")
-                parts.append(f"{count} {label}")
+        for action, words in VOCABULARY.items():
+            count = self.count(action)
+            if count or with_zeros:
+                plural = "s" if action == "new_version" and count > 1 else ""
+                parts.append(f"{count} {words.summary}{plural}")
         return ", ".join(parts) if parts else "no changes"
 
 
@@ -93,3 +117,34 @@ class Plan(BaseModel):
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
+
+
+# --- what an apply did ------------------------------------------------------------------
+
+Status = Literal["applied", "failed", "stale", "not_started"]
+
+
+@dataclass
+class ChangeResult:
+    """What became of one planned change."""
+
+    change: Change
+    status: Status
+    message: str = ""
+    taxonomy_id: str | None = None
+    version: int | None = None
+
+
+@dataclass
+class ApplyResult:
+    """Every change's result, in plan order, and whether Ctrl-C cut the run short."""
+
+    results: list[ChangeResult] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(r.status == "applied" for r in self.results)

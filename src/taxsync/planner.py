@@ -77,7 +77,7 @@ def plan(
         api_url=options.api_url,
         namespaces=namespaces,
         prune=options.prune,
-        summary=_summary(changes, unchanged),
+        summary=Summary.of(changes, unchanged),
         changes=changes,
     )
 
@@ -296,10 +296,3 @@ def _field(
         before_present=before_present,
         after_present=after_present,
     )
-
-
-def _summary(changes: Sequence[Change], unchanged: int) -> Summary:
-    summary = Summary(unchanged=unchanged)
-    for change in changes:
-        setattr(summary, change.action, getattr(summary, change.action) + 1)
-    return summary

@@ -10,13 +10,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from taxsync.applier import ApplyResult, ChangeResult
 from taxsync.history import History
-from taxsync.plan import Change, FieldChange, Plan
+from taxsync.plan import VOCABULARY, ApplyResult, Change, ChangeResult, FieldChange, Plan
 
-_SYMBOL = {"create": "+", "new_version": "~", "update": "~", "delete": "-", "replace": "±"}
-_COLOUR = {"+": "32", "~": "33", "-": "31", "±": "35"}
+# The colour of a diff line, by its leading symbol.
+_DIFF_COLOUR = {"+": "32", "~": "33", "-": "31"}
 _STATUS = {"applied": "done", "failed": "FAILED", "stale": "STALE", "not_started": "not started"}
+_STATUS_COLOUR = {"applied": "32", "failed": "31", "stale": "31", "not_started": "2"}
 
 
 class Style:
@@ -52,7 +52,7 @@ def headline(change: Change) -> str:
         text = f"replace {label} (type change: deleted and recreated with a new id)"
     else:
         text = f"delete {label} ({change.taxonomy_id})"
-    return f"{_SYMBOL[change.action]} {text}"
+    return f"{VOCABULARY[change.action].symbol} {text}"
 
 
 def diff_line(field: FieldChange) -> str:
@@ -69,22 +69,21 @@ def plan_text(plan: Plan, style: Style) -> str:
         return f"No changes. {unchanged} taxonomy(ies) match the manifests.\n"
     lines = ["taxsync will perform the following actions:", ""]
     for change in plan.changes:
-        symbol = _SYMBOL[change.action]
-        head = style(headline(change), _COLOUR[symbol])
+        head = style(headline(change), VOCABULARY[change.action].colour)
         where = style(f"  # {change.source}", "2") if change.source else ""
         lines.append(f"  {head}{where}")
-        lines.extend(f"      {style(diff_line(f), _COLOUR[diff_line(f)[0]])}" for f in change.diff)
+        lines.extend(f"      {_diff_text(f, style)}" for f in change.diff)
         lines.extend(f"      note: {note}" for note in change.notes)
-    lines += ["", summary_sentence(plan)]
+    lines += [
+        "",
+        f"Plan: {plan.summary.line(with_zeros=True)}; {plan.summary.unchanged} unchanged.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def summary_sentence(plan: Plan) -> str:
-    s = plan.summary
-    return (
-        f"Plan: {s.create} to create, {s.new_version} new version, {s.update} to update, "
-        f"{s.replace} to replace, {s.delete} to delete; {s.unchanged} unchanged."
-    )
+def _diff_text(field: FieldChange, style: Style) -> str:
+    line = diff_line(field)
+    return style(line, _DIFF_COLOUR[line[0]])
 
 
 def plan_markdown(plan: Plan) -> str:
@@ -116,9 +115,8 @@ def _md_escape(text: str) -> str:
 
 def result_line(result: ChangeResult, style: Style) -> str:
     """One line per completed change, as apply reports them."""
-    status = _STATUS[result.status]
-    code = {"applied": "32", "failed": "31", "stale": "31", "not_started": "2"}[result.status]
-    text = f"{headline(result.change)}: {style(status, code)}"
+    status = style(_STATUS[result.status], _STATUS_COLOUR[result.status])
+    text = f"{headline(result.change)}: {status}"
     if result.status == "applied" and result.taxonomy_id:
         text += f" ({result.taxonomy_id}" + (f", v{result.version})" if result.version else ")")
     if result.message:
