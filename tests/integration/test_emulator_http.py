@@ -17,41 +17,19 @@ from taxsync.emulator import server as server_module
 from taxsync.emulator.faults import FaultAction
 from taxsync.wire import ErrorResponse, ListTaxonomiesResponse, NamespaceModel, TaxonomyResponse
 
-EXAMPLES = Path("/work/shared/mixpeek-api/examples")
+# The API contract lives beside the repository (CI clones it next to ``shared/``).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT.parent / "shared" / "mixpeek-api" / "examples"
 NS = "production"
 
 
 def example(name: str) -> dict[str, Any]:
-    """A sample payload from the API contract; inline fallbacks keep the tests self-contained."""
+    """A sample payload from the API contract; a missing contract fails the test."""
     path = EXAMPLES / f"{name}.json"
-    if path.exists():
-        loaded: dict[str, Any] = json.loads(path.read_text())
-        return loaded
-    return FALLBACK_EXAMPLES[name]
-
-
-FALLBACK_EXAMPLES: dict[str, dict[str, Any]] = {
-    "CreateTaxonomyRequest.flat": {
-        "taxonomy_name": "product_categories",
-        "config": {
-            "taxonomy_type": "flat",
-            "retriever_id": "ret_catalog_clip",
-            "input_mappings": [{"input_key": "query_vector", "source_type": "vector"}],
-            "source_collection": {
-                "collection_id": "col_catalog_categories",
-                "enrichment_fields": [{"field_path": "label", "merge_mode": "replace"}],
-            },
-        },
-        "metadata": {"owner": "search-team"},
-    },
-    "CreateTaxonomyRequest.hierarchical": {
-        "taxonomy_name": "org_hierarchy",
-        "config": {
-            "taxonomy_type": "hierarchical",
-            "hierarchical_nodes": [{"collection_id": "col_employees", "label": "Employees"}],
-        },
-    },
-}
+    if not path.is_file():
+        pytest.fail(f"API contract example {path} is missing (shared/ must sit beside the repo)")
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
 
 
 def flat(name: str = "product_categories", **config: Any) -> dict[str, Any]:
