@@ -6,10 +6,13 @@ import contextlib
 import io
 import os
 import textwrap
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+import pytest
 
 from taxsync import cli
 from taxsync.wire import TaxonomyResponse
@@ -149,7 +152,66 @@ def run_cli(*args: str, env: dict[str, str] | None = None, typed: str | None = N
         else:
             code = 0
     run = CliRun(code, out.getvalue(), err.getvalue())
-    # Every CLI run of the suite is scanned: the API key must never reach any output.
-    secret = environ.get("MIXPEEK_API_KEY", "")
-    assert not secret or secret not in run.output, "the API key leaked into the output"
+    # Every CLI run of the suite is scanned: the secrets must never reach any output.
+    assert_no_secret_leaked(run, args, environ)
     return run
+
+
+# Secrets a run may hold, by the environment variable that gives them.
+SECRET_VARIABLES = ("MIXPEEK_API_KEY", "TAXSYNC_GITHUB_TOKEN", "GITHUB_TOKEN")
+# Files a run may write for others to read, by the environment variable naming them.
+REPORT_FILE_VARIABLES = ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")
+# Everything fake servers (the fake GitHub API) received, registered with ``secret_sink``.
+_SINKS: dict[str, Callable[[], str]] = {}
+
+
+@contextlib.contextmanager
+def secret_sink(name: str, received: Callable[[], str]) -> Iterator[None]:
+    """While active, every ``run_cli`` also scans ``received()`` (what a fake server was sent)."""
+    _SINKS[name] = received
+    try:
+        yield
+    finally:
+        del _SINKS[name]
+
+
+def assert_no_secret_leaked(run: CliRun, args: tuple[str, ...], environ: dict[str, str]) -> None:
+    """No secret in the output, the GitHub report files, a saved plan or a fake server's inbox."""
+    places = {"stdout/stderr": run.output}
+    for variable in REPORT_FILE_VARIABLES:
+        if environ.get(variable) and Path(environ[variable]).is_file():
+            places[variable] = Path(environ[variable]).read_text(encoding="utf-8", errors="replace")
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == "--out" and Path(value).is_file():
+            places[f"the plan file {value}"] = Path(value).read_text(encoding="utf-8")
+    for name, received in _SINKS.items():
+        places[name] = received()
+    for variable in SECRET_VARIABLES:
+        secret = environ.get(variable, "").strip()
+        for where, text in places.items():
+            assert not secret or secret not in text, f"{variable} leaked into {where}"
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare ``text`` with ``tests/golden/NAME``.
+
+    ``TAXSYNC_UPDATE_GOLDEN=1`` rewrites the file instead and skips the comparison (a
+    test that compared a file with what it just wrote would pass whatever the output).
+    Under CI the switch is refused: there the comparison always runs.
+    """
+    path = GOLDEN / name
+    if os.environ.get("TAXSYNC_UPDATE_GOLDEN"):
+        if os.environ.get("CI"):
+            pytest.fail(
+                "TAXSYNC_UPDATE_GOLDEN is set under CI: golden files are only regenerated on a "
+                "developer's machine, and CI always compares them; unset it",
+                pytrace=False,
+            )
+        path.write_text(text, encoding="utf-8")
+        pytest.skip(f"golden file {name} rewritten; run again without TAXSYNC_UPDATE_GOLDEN")
+    if not path.is_file():
+        pytest.fail(f"golden file {path} is missing (create it with TAXSYNC_UPDATE_GOLDEN=1)")
+    assert text == path.read_text(encoding="utf-8"), f"output differs from golden file {name}"

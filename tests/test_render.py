@@ -1,11 +1,11 @@
 """Golden files of the rendered plan: text (Terraform-like), markdown (PR comment), JSON.
 
-Regenerate after an intended change with ``TAXSYNC_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py``.
+Regenerate after an intended change with ``TAXSYNC_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py``
+(refused under CI; see ``tests.helpers.check_golden``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,9 +14,8 @@ from taxsync import render
 from taxsync.manifest import load_tree
 from taxsync.plan import Plan
 from taxsync.planner import PlanOptions, plan
-from tests.helpers import flat, hierarchical, live_flat, write
-
-GOLDEN = Path(__file__).parent / "golden"
+from tests import helpers
+from tests.helpers import check_golden, flat, hierarchical, live_flat, write
 
 
 def sample_plan(root: Path) -> Plan:
@@ -34,13 +33,6 @@ def sample_plan(root: Path) -> Plan:
         "staging": [live_flat(taxonomy_id="tax_stg", description="old words")],
     }
     return plan(desired, live, PlanOptions(prune=True, api_url="https://api.mixpeek.com"))
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TAXSYNC_UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
 
 
 @pytest.fixture
@@ -68,3 +60,38 @@ def test_colour_only_when_asked(the_plan: Plan) -> None:
 
 def test_empty_plan_says_no_changes() -> None:
     assert render.plan_text(Plan(), render.Style(False)).startswith("No changes.")
+
+
+def test_golden_update_switch_is_refused_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    golden = tmp_path / "golden"
+    golden.mkdir()
+    (golden / "x.txt").write_text("reviewed\n", encoding="utf-8")
+    monkeypatch.setattr(helpers, "GOLDEN", golden)
+    monkeypatch.setenv("TAXSYNC_UPDATE_GOLDEN", "1")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(BaseException) as outcome:  # a skip would not do: it hides the check
+        check_golden("x.txt", "anything at all\n")
+    assert outcome.type is pytest.fail.Exception
+    assert "TAXSYNC_UPDATE_GOLDEN is set under CI" in str(outcome.value)
+    assert (golden / "x.txt").read_text(encoding="utf-8") == "reviewed\n"  # not rewritten
+
+
+def test_golden_update_rewrites_without_claiming_a_comparison(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    golden = tmp_path / "golden"
+    golden.mkdir()
+    monkeypatch.setattr(helpers, "GOLDEN", golden)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("TAXSYNC_UPDATE_GOLDEN", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="is missing"):
+        check_golden("x.txt", "new\n")
+    (golden / "x.txt").write_text("old\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="differs from golden file x.txt"):
+        check_golden("x.txt", "new\n")
+    monkeypatch.setenv("TAXSYNC_UPDATE_GOLDEN", "1")
+    with pytest.raises(pytest.skip.Exception, match="rewritten"):
+        check_golden("x.txt", "new\n")
+    assert (golden / "x.txt").read_text(encoding="utf-8") == "new\n"

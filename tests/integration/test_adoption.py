@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.helpers import flat, hierarchical, run_cli, write
-
-GOLDEN = Path(__file__).parent.parent / "golden"
+from tests.helpers import check_golden, flat, hierarchical, run_cli, write
 
 
 def env(srv: Any) -> dict[str, str]:
@@ -180,13 +177,6 @@ def _stable(text: str, data: dict[str, Any]) -> str:
     for entry in data["versions"]:
         text = text.replace(entry["created_at"], "CREATED_AT")
     return text
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("TAXSYNC_UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
 
 
 def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: Any) -> None:
