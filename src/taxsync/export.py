@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from taxsync import normalize, wire
-from taxsync.errors import ManifestError, TaxsyncError
+from taxsync.errors import ConfigError, ManifestError
+from taxsync.files import write_atomic
 from taxsync.manifest import API_VERSION, KIND, load_tree
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -26,6 +27,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class ExportedFile:
+    """One manifest to write: where, for which taxonomy, and its YAML text."""
+
     path: Path
     namespace: str
     name: str
@@ -50,18 +53,29 @@ def manifest_for(namespace: str, live: wire.TaxonomyResponse) -> dict[str, Any]:
 
 
 def declared_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A live config without nulls, legacy keys, or values equal to the server's defaults."""
+    """A live config without nulls, legacy keys, or values equal to the server's defaults
+    (the nested ones of ``step_analytics.covariates`` too)."""
     kind = normalize.config_type(config)
-    defaults = wire.SERVER_DEFAULTS[kind]
     legacy = set(normalize.unmanaged_keys(config))
     out: dict[str, Any] = {"taxonomy_type": kind}
-    for key, value in config.items():
-        if key in legacy or key == "taxonomy_type" or value is None:
-            continue
-        if key in defaults and value == defaults[key]:
-            continue
-        out[key] = _without_nulls(value)
+    declared = _without_defaults(
+        {k: v for k, v in config.items() if k not in legacy and k != "taxonomy_type"},
+        wire.SERVER_DEFAULTS[kind],
+    )
+    out.update(_without_nulls(declared))
+    analytics = out.get("step_analytics")
+    if isinstance(analytics, dict) and isinstance(analytics.get("covariates"), list):
+        covariates = [
+            _without_defaults(c, wire.COVARIATE_DEFAULTS) for c in analytics["covariates"]
+        ]
+        out["step_analytics"] = {**analytics, "covariates": covariates}
     return out
+
+
+def _without_defaults(item: Any, defaults: Mapping[str, Any]) -> Any:
+    if not isinstance(item, dict):
+        return item
+    return {k: v for k, v in item.items() if not (k in defaults and v == defaults[k])}
 
 
 def _without_nulls(value: Any) -> Any:
@@ -101,18 +115,19 @@ def safe_name(name: str) -> str:
 
 
 def write_files(files: Sequence[ExportedFile], force: bool) -> None:
-    """Write every file, or none if any exists and ``force`` is not set."""
+    """Write every file (each atomically), or none if any exists and ``force`` is not set.
+
+    Raises ConfigError when files exist without ``force``, or when a file cannot be written
+    (the message names it; files written before it stay written).
+    """
     existing = [f.path for f in files if f.path.exists()]
     if existing and not force:
-        raise TaxsyncError(
+        raise ConfigError(
             f"{len(existing)} file(s) already exist; pass --force to overwrite them",
             [str(p) for p in existing],
         )
     for exported in files:
-        exported.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = exported.path.with_name(f".{exported.path.name}.tmp")
-        tmp.write_text(exported.text, encoding="utf-8")
-        tmp.replace(exported.path)
+        write_atomic(exported.path, exported.text)
 
 
 def problems_in(files: Sequence[ExportedFile]) -> list[str]:
