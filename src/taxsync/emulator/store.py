@@ -27,7 +27,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from taxsync import files
 from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound, StateFileError
 from taxsync.emulator.query import ListQuery, Page, clone, paginate
 from taxsync.wire import (
@@ -442,7 +442,7 @@ class Store:
         self._state.generation += 1
         try:
             data = self._state.encode()
-            _atomic_write(self._path, data)
+            files.replace_file(self._path, data, durable=True, mode=0o600)
             stat = os.stat(self._path)
         except BaseException:
             self._discard_unsaved()
@@ -668,34 +668,9 @@ def _read_generation(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    # Persist the rename itself; without this a power cut could bring back the old file.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def _remove_stale_temp_files(path: Path) -> None:
     """Delete temp files a killed writer left behind (call with the exclusive lock held)."""
-    if not path.parent.is_dir():
-        return
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+    for leftover in files.temp_files_of(path):
         with contextlib.suppress(OSError):
             leftover.unlink()
 
