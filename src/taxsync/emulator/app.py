@@ -73,8 +73,9 @@ _POSITIVE = TypeAdapter(Annotated[int, Field(ge=1)])
 _BOOL = TypeAdapter(bool)
 
 
-class ApiError(Exception):
-    """An error the app answers with the Mixpeek envelope."""
+class ErrorReply(Exception):
+    """An error response the emulator sends: raised in a route, answered with the Mixpeek
+    error envelope. (Not ``taxsync.errors.ApiError``, which is the client receiving one.)"""
 
     def __init__(
         self,
@@ -354,7 +355,7 @@ class EmulatorApp:
         """The namespace id named by ``X-Namespace`` (created on first use in auto mode)."""
         value = request.headers.get("x-namespace", "").strip()
         if not value:
-            raise ApiError(
+            raise ErrorReply(
                 400,
                 "Missing X-Namespace header: send the namespace name or id",
                 {"header": "X-Namespace"},
@@ -391,7 +392,7 @@ class EmulatorApp:
         if offset is None and page is not None:
             offset = (page - 1) * limit
             if offset > MAX_OFFSET:
-                raise ApiError(
+                raise ErrorReply(
                     400,
                     f"Offset paging cannot go past {MAX_OFFSET} items; use the cursor",
                     {"page": page, "limit": limit},
@@ -480,7 +481,7 @@ async def _required_body(request: Request, model: type[_M]) -> _M:
     """Validate a required JSON body with a wire model; 422 envelopes on failure."""
     raw = await request.body()
     if not raw.strip():
-        raise ApiError(
+        raise ErrorReply(
             422,
             "Request validation failed: a JSON body is required",
             {"validation_errors": [{"loc": ["body"], "msg": "Field required", "type": "missing"}]},
@@ -493,7 +494,7 @@ def _validate_body(raw: bytes, model: type[_M]) -> _M:
         data = json.loads(raw, parse_constant=_reject_constant)
     except ValueError as exc:
         position = getattr(exc, "pos", 0)
-        raise ApiError(
+        raise ErrorReply(
             422,
             "Request validation failed: the body is not valid JSON",
             {
@@ -542,7 +543,7 @@ def _raise_validation(
     message = "Request validation failed"
     if unknown:
         message += ": unknown key(s) " + "; ".join(unknown)
-    raise ApiError(422, message, {"validation_errors": errors})
+    raise ErrorReply(422, message, {"validation_errors": errors})
 
 
 def accepted_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -594,15 +595,15 @@ def _reject_constant(name: str) -> NoReturn:
 
 def _exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
     return {
-        ApiError: _api_error,
+        ErrorReply: _error_reply,
         StoreError: _store_error,
         HTTPException: _http_exception,
         Exception: _unexpected_error,
     }
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+async def _error_reply(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ErrorReply)
     return error_response(exc.status, exc.message, exc.details, code=exc.code, headers=exc.headers)
 
 
