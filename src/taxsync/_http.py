@@ -1,0 +1,105 @@
+"""HTTP policy shared by taxsync's two API clients (Mixpeek in client.py, GitHub in github.py).
+
+What is safe to send again, what a server's ``Retry-After`` asks for, and where a
+credential may travel. The clients keep their own transports, budgets and messages; the
+rules here are plain functions so they can be tested as tables.
+
+The one rule behind the retry classification: an idempotent request may be repeated
+after any transient failure, but a request that is not (a write that creates something)
+only when we know it did nothing: the connection never opened, or the server answered
+with a status that promises nothing was stored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Collection
+from urllib.parse import urlsplit
+
+import httpx
+
+from taxsync.errors import ConfigError
+
+# Transport errors raised before any byte of the request reached the server: even a
+# write may be sent again. (A PoolTimeout never got a connection at all.)
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+
+# 429 is a refusal by definition (RFC 6585): the server did not act on the request.
+# An API may promise more (Mixpeek: a 503 also stores nothing), via ``unprocessed``.
+UNPROCESSED = frozenset({429})
+
+
+def retryable_status(
+    status: int, *, idempotent: bool, unprocessed: Collection[int] = UNPROCESSED
+) -> bool:
+    """Whether an error answer with ``status`` may be retried.
+
+    Idempotent requests: on 429 and every 5xx. Others: only on the statuses in
+    ``unprocessed``, since any other failure may have stored something.
+    """
+    if status in unprocessed:
+        return True
+    return idempotent and (status == 429 or status >= 500)
+
+
+def retryable_transport_error(error: httpx.TransportError, *, idempotent: bool) -> bool:
+    """Whether a request that failed with ``error`` (no answer) may be sent again.
+
+    An idempotent request always may; another only if it never left (``NOT_SENT``),
+    because a lost answer says nothing about whether the server acted on it.
+    """
+    return idempotent or isinstance(error, NOT_SENT)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header value asks for; None if absent or unreadable.
+
+    Only the delay-seconds form is read; an HTTP date counts as unreadable, so the caller
+    falls back to its own wait. Negative values and NaN mean "no wait" (0.0); a huge value
+    stays huge (possibly ``inf``): capping it is the caller's decision, against its budget.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # empty, garbage, or an HTTP date
+    if math.isnan(seconds):
+        return 0.0
+    return max(0.0, seconds)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or IP literal, bracketed IPv6 allowed) is this machine.
+
+    Only ``localhost`` and loopback IP literals count: any other name could resolve
+    anywhere, so it is treated as remote.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_url(url: str, insecure: bool) -> str:
+    """``url`` without a trailing slash; refuses plain HTTP to non-loopback hosts.
+
+    Credentials travel in headers, so plain ``http://`` would expose them to the network:
+    allowed only to loopback, or when the user insists (``insecure``).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"invalid API URL {url!r}: expected http(s)://host[:port]")
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing plain http:// to non-loopback host {parts.hostname!r}: "
+            "use https, or pass --insecure"
+        )
+    return url.rstrip("/")
