@@ -1,30 +1,35 @@
 """The async Mixpeek API client: the only module that speaks HTTP to Mixpeek.
 
-All retry policy lives here. Reads are retried on 429/503/5xx and network errors.
-Writes are retried only when the server said nothing was stored (429, 503) or the
-request never left (connect errors); a write whose response was lost raises
-``WriteOutcomeUnknown`` so the applier can re-read before deciding to repeat it.
+Reads are retried on 429/503/5xx and network errors. Writes are retried only when the
+server said nothing was stored (429, 503) or the request never left (connect errors); a
+write whose response was lost raises ``WriteOutcomeUnknown`` so the applier can re-read
+before deciding to repeat it. The classification itself is shared with the GitHub client
+(``taxsync._http``); this module adds Mixpeek's own hints, the budget and the backoff.
+
+A request goes through two layers: ``_send`` is the retry loop (decide, wait, give up)
+and ``_attempt`` sends it once and maps what happened to a response, a ``_Retry``, or a
+final error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from taxsync import __version__, wire
+from taxsync._http import check_api_url as check_api_url  # re-exported: the CLI imports it here
+from taxsync._http import parse_retry_after, retryable_status, retryable_transport_error
 from taxsync.errors import (
     ApiError,
-    ConfigError,
     NetworkError,
     ResponseError,
     TaxsyncError,
@@ -37,13 +42,17 @@ log = logging.getLogger("taxsync.http")
 
 Model = TypeVar("Model", bound=BaseModel)
 
-# Errors raised before the request reached the server: safe to retry, even for writes.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_THROTTLED = (429, 503)
+# Mixpeek promises that a 429 or a 503 stored nothing: a write may be sent again.
+_UNPROCESSED = frozenset({429, 503})
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How one logical request is retried: its time budget, backoff and connect attempts."""
+
     total_seconds: float = 30.0  # the whole budget for one logical request
     base_delay: float = 0.25
     max_delay: float = 10.0
@@ -62,43 +71,62 @@ class RateLimiter:
     burst. A 429 pauses everyone (``penalize``), not just the request that got it.
     """
 
-    def __init__(self, per_minute: float | None) -> None:
+    def __init__(
+        self,
+        per_minute: float | None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.interval = 60.0 / per_minute if per_minute else 0.0
         self._next = 0.0
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     async def acquire(self) -> None:
+        """Wait for this request's turn."""
         async with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             wait = self._next - now
             self._next = max(now, self._next) + self.interval
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
 
     def penalize(self, seconds: float) -> None:
-        self._next = max(self._next, time.monotonic() + seconds)
+        """Hold every request back for ``seconds`` from now (the server throttled us)."""
+        self._next = max(self._next, self._clock() + seconds)
 
 
-def check_api_url(url: str, insecure: bool) -> str:
-    """Refuse plain HTTP to anything but loopback unless the user insists."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid API URL {url!r}: expected http(s)://host[:port]")
-    if parts.scheme == "http" and not insecure and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            f"refusing plain http:// to non-loopback host {parts.hostname!r}: "
-            "use https, or pass --insecure"
-        )
-    return url.rstrip("/")
+@dataclass(frozen=True)
+class _Call:
+    """One logical request, as every attempt of it is sent."""
+
+    method: str
+    path: str
+    namespace: str | None = None
+    json: Any = None
+    params: dict[str, Any] | None = None
+    write: bool = False
+
+    @property
+    def label(self) -> str:
+        """How messages name the request (never with headers: they carry the key)."""
+        return f"{self.method} {self.path}" + (f" [{self.namespace}]" if self.namespace else "")
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"X-Namespace": self.namespace} if self.namespace else None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+@dataclass(frozen=True)
+class _Retry:
+    """An attempt that failed in a way another attempt may cure."""
+
+    last: str  # what the final error reports: "HTTP 503 …" or "network error (…)"
+    server_wait: float | None = None  # the server's own hint, when it gave one
+    throttled: bool = False  # a 429: the whole client slows down, not just this request
+    refused: str | None = None  # the error's name when the connection was refused
 
 
 class MixpeekClient:
@@ -115,10 +143,15 @@ class MixpeekClient:
         timeout: float = 30.0,
         max_connections: int = 32,
         on_response: Callable[[str, str, int | str, float], None] | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.retry = retry or RetryPolicy()
-        self.limiter = RateLimiter(rate_limit_per_minute)
+        # clock and sleep are injectable so tests can observe waits without taking them.
+        self._clock = clock
+        self._sleep = sleep
+        self.limiter = RateLimiter(rate_limit_per_minute, clock=clock, sleep=sleep)
         self.on_response = on_response
         self.requests_sent = 0
         self._http = httpx.AsyncClient(
@@ -249,68 +282,98 @@ class MixpeekClient:
         params: dict[str, Any] | None = None,
         write: bool = False,
     ) -> httpx.Response:
-        headers = {"X-Namespace": namespace} if namespace else None
-        label = f"{method} {path}" + (f" [{namespace}]" if namespace else "")
-        deadline = time.monotonic() + self.retry.total_seconds
-        attempt = 0
-        last = "no attempt"
+        """The successful response to a request, retried as the policy allows."""
+        call = _Call(method, path, namespace, json, params, write)
+        deadline = self._clock() + self.retry.total_seconds
+        attempts = 0
         while True:
-            await self.limiter.acquire()
-            started = time.monotonic()
-            try:
-                self.requests_sent += 1
-                response = await self._http.request(
-                    method, path, json=json, params=params, headers=headers
-                )
-            except httpx.TransportError as exc:
-                self._log(method, path, type(exc).__name__, started)
-                if write and not isinstance(exc, _NOT_SENT):
-                    raise WriteOutcomeUnknown(
-                        f"{label}: the connection failed after the request was sent "
-                        f"({type(exc).__name__}); it may or may not have taken effect"
-                    ) from None
-                last, wait = f"network error ({type(exc).__name__})", self.retry.backoff(attempt)
-                if (
-                    isinstance(exc, httpx.ConnectError)
-                    and attempt + 1 >= self.retry.connect_attempts
-                ):
-                    raise NetworkError(
-                        f"{label}: cannot connect to {self.api_url} after {attempt + 1} attempt(s) "
-                        f"({type(exc).__name__})"
-                    ) from None
-            except httpx.DecodingError as exc:
-                # An answer whose body cannot be decoded (a bad Content-Encoding, say).
-                self._log(method, path, type(exc).__name__, started)
-                if write:
-                    raise WriteOutcomeUnknown(
-                        f"{label}: the response could not be decoded ({exc}); "
-                        "the write may or may not have taken effect"
-                    ) from None
-                raise ResponseError(f"{label}: the response could not be decoded ({exc})") from None
-            else:
-                self._log(method, path, response.status_code, started)
-                if response.is_success:
-                    return response
-                error = _api_error(response, label)
-                if not _retryable(error, write):
-                    raise error
-                last = f"HTTP {error.status} {error.error_type}"
-                wait = _server_wait(response, error) or self.retry.backoff(attempt)
-                if error.status == 429:
-                    self.limiter.penalize(wait)
-            attempt += 1
-            if time.monotonic() + wait > deadline:
-                raise NetworkError(
-                    f"{label}: gave up after {attempt} attempt(s) in "
-                    f"{self.retry.total_seconds:g}s; last: {last}"
-                )
-            await asyncio.sleep(wait)
+            outcome = await self._attempt(call)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            attempts += 1
+            await self._sleep(self._wait_or_give_up(call, outcome, attempts, deadline))
 
-    def _log(self, method: str, path: str, outcome: int | str, started: float) -> None:
-        elapsed = time.monotonic() - started
-        log.debug("%s %s %s %.0fms", method, path, outcome, elapsed * 1000)
+    def _wait_or_give_up(
+        self, call: _Call, failure: _Retry, attempts: int, deadline: float
+    ) -> float:
+        """How long to wait before the next attempt; raises NetworkError when it is over."""
+        if failure.refused and attempts >= self.retry.connect_attempts:
+            raise NetworkError(
+                f"{call.label}: cannot connect to {self.api_url} after {attempts} attempt(s) "
+                f"({failure.refused})"
+            )
+        # A hint of 0 is no hint: back off rather than hammer the server.
+        wait = failure.server_wait or self.retry.backoff(attempts - 1)
+        if failure.throttled:
+            self.limiter.penalize(wait)
+        if self._clock() + wait > deadline:
+            raise NetworkError(
+                f"{call.label}: gave up after {attempts} attempt(s) in "
+                f"{self.retry.total_seconds:g}s; last: {failure.last}"
+            )
+        return wait
+
+    async def _attempt(self, call: _Call) -> httpx.Response | _Retry:
+        """Send ``call`` once: a 2xx response, a retryable failure, or a final error raised."""
+        await self.limiter.acquire()
+        started = self._clock()
+        self.requests_sent += 1
+        try:
+            response = await self._http.request(
+                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            self._log(call, type(exc).__name__, started)
+            return _no_answer(call, exc)
+        except httpx.DecodingError as exc:
+            # An answer whose body cannot be decoded (a bad Content-Encoding, say).
+            self._log(call, type(exc).__name__, started)
+            _undecodable(call, exc)
+        self._log(call, response.status_code, started)
+        if response.is_success:
+            return response
+        return _error_answer(call, response)
+
+    def _log(self, call: _Call, outcome: int | str, started: float) -> None:
+        elapsed = self._clock() - started
+        log.debug("%s %s %s %.0fms", call.method, call.path, outcome, elapsed * 1000)
         if self.on_response:
-            self.on_response(method, path, outcome, elapsed)
+            self.on_response(call.method, call.path, outcome, elapsed)
+
+
+def _no_answer(call: _Call, exc: httpx.TransportError) -> _Retry:
+    """A request that got no answer: retryable, unless a write may have landed."""
+    name = type(exc).__name__
+    if not retryable_transport_error(exc, idempotent=not call.write):
+        raise WriteOutcomeUnknown(
+            f"{call.label}: the connection failed after the request was sent "
+            f"({name}); it may or may not have taken effect"
+        ) from None
+    # Only a refused connection counts against connect_attempts: it rarely heals soon.
+    refused = name if isinstance(exc, httpx.ConnectError) else None
+    return _Retry(last=f"network error ({name})", refused=refused)
+
+
+def _undecodable(call: _Call, exc: httpx.DecodingError) -> NoReturn:
+    """An answer whose body cannot be read: for a write, its outcome is unknown."""
+    if call.write:
+        raise WriteOutcomeUnknown(
+            f"{call.label}: the response could not be decoded ({exc}); "
+            "the write may or may not have taken effect"
+        ) from None
+    raise ResponseError(f"{call.label}: the response could not be decoded ({exc})") from None
+
+
+def _error_answer(call: _Call, response: httpx.Response) -> _Retry:
+    """An error answer: retryable (with the server's hint), or raised as an ApiError."""
+    error = _api_error(response, call.label)
+    if not _retryable(error, call.write):
+        raise error
+    return _Retry(
+        last=f"HTTP {error.status} {error.error_type}",
+        server_wait=_server_wait(response, error),
+        throttled=error.status == 429,
+    )
 
 
 def _segment(value: str) -> str:
@@ -318,20 +381,18 @@ def _segment(value: str) -> str:
 
 
 def _retryable(error: ApiError, write: bool) -> bool:
+    # The body's own verdict wins: Mixpeek says when a retry cannot help.
     if error.api_details.get("retryable") is False:
         return False
-    if error.status in _THROTTLED:
-        return True  # the server stored nothing: safe for writes too
-    return not write and error.status >= 500
+    return retryable_status(error.status, idempotent=not write, unprocessed=_UNPROCESSED)
 
 
 def _server_wait(response: httpx.Response, error: ApiError) -> float | None:
     """The server's own retry hint: ``Retry-After`` (seconds), else the body's."""
-    header = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass  # absent, or an HTTP date: fall back to the body
+    header = parse_retry_after(response.headers.get("Retry-After"))
+    if header is not None:
+        return header
+    # Absent, or an HTTP date: Mixpeek's envelope may carry the hint instead.
     hint = error.api_details.get("retry_after_seconds")
     if not isinstance(hint, int | float):
         return None
