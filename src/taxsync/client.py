@@ -142,7 +142,6 @@ class MixpeekClient:
         rate_limit_per_minute: float | None = None,
         timeout: float = 30.0,
         max_connections: int = 32,
-        on_response: Callable[[str, str, int | str, float], None] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -152,7 +151,6 @@ class MixpeekClient:
         self._clock = clock
         self._sleep = sleep
         self.limiter = RateLimiter(rate_limit_per_minute, clock=clock, sleep=sleep)
-        self.on_response = on_response
         self.requests_sent = 0
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
@@ -337,8 +335,6 @@ class MixpeekClient:
     def _log(self, call: _Call, outcome: int | str, started: float) -> None:
         elapsed = self._clock() - started
         log.debug("%s %s %s %.0fms", call.method, call.path, outcome, elapsed * 1000)
-        if self.on_response:
-            self.on_response(call.method, call.path, outcome, elapsed)
 
 
 def _no_answer(call: _Call, exc: httpx.TransportError) -> _Retry:
