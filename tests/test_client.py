@@ -22,6 +22,7 @@ from taxsync.errors import (
     ApiError,
     ConfigError,
     NetworkError,
+    NotFoundError,
     ResponseError,
     TaxsyncError,
     WriteOutcomeUnknown,
@@ -384,6 +385,17 @@ def test_the_api_key_is_in_no_error_and_no_log(caplog: pytest.LogCaptureFixture)
         messages.append(str(caught.value) + "\n".join(caught.value.details))
     assert all(messages) and not any(KEY in m for m in messages)
     assert caplog.records and KEY not in caplog.text
+
+
+def test_an_unknown_namespace_is_not_found() -> None:
+    seen, handler = scripted(envelope(404, "NotFoundError"))
+    with pytest.raises(NotFoundError) as caught:
+        run(handler, lambda c: c.read_live(["nope"]))
+    assert str(caught.value) == (
+        "namespace 'nope' does not exist in the Mixpeek organisation "
+        "(taxsync does not create namespaces)"
+    )
+    assert len(seen) == 1
 
 
 def test_error_without_envelope_still_explains() -> None:

@@ -31,8 +31,8 @@ from taxsync._http import parse_retry_after, retryable_status, retryable_transpo
 from taxsync.errors import (
     ApiError,
     NetworkError,
+    NotFoundError,
     ResponseError,
-    TaxsyncError,
     WriteOutcomeUnknown,
 )
 
@@ -191,7 +191,7 @@ class MixpeekClient:
                     await self.get_namespace(namespace)
                 except ApiError as exc:
                     if exc.status == 404:
-                        raise TaxsyncError(
+                        raise NotFoundError(
                             f"namespace {namespace!r} does not exist in the Mixpeek "
                             "organisation (taxsync does not create namespaces)"
                         ) from None
