@@ -16,6 +16,7 @@ from taxsync._http import (
     retryable_status,
     retryable_transport_error,
 )
+from taxsync.emulator import server
 from taxsync.errors import ConfigError
 
 MIXPEEK_UNPROCESSED = frozenset({429, 503})
@@ -179,3 +180,20 @@ def test_check_api_url_accepts(url: str, insecure: bool, expected: str) -> None:
 def test_check_api_url_refuses(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         check_api_url(url, insecure=False)
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"), [("127.0.0.1", False), ("[::1]", False), ("0.0.0.0", True)]
+)
+def test_the_emulator_warns_when_bound_beyond_loopback(
+    host: str, warned: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class NotServing:
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(server, "create_app", lambda **kwargs: None)
+    monkeypatch.setattr(server, "make_server", lambda *args: NotServing())
+    monkeypatch.setattr(server, "_log_to_stderr", lambda level: None)
+    server.serve(host=host)
+    assert ("reachable from other machines" in capsys.readouterr().err) is warned

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ import httpx
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from taxsync._http import is_loopback
 from taxsync.emulator.app import (
     IN_PROCESS_EXTENSION,
     ConnectionDropped,
@@ -79,7 +79,7 @@ def serve(
     prints a warning, since the emulator has no real security. Raises StateFileError
     (before listening) if the state file is unreadable.
     """
-    if not _is_loopback(host):
+    if not is_loopback(host):
         print(
             f"warning: the taxonomy emulator is listening on {host}, reachable from other "
             "machines; it is a test double with no real security",
@@ -139,15 +139,6 @@ class _InProcess:
         extensions = dict(scope.get("extensions") or {})
         extensions[IN_PROCESS_EXTENSION] = True
         await self._app({**scope, "extensions": extensions}, receive, send)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _log_to_stderr(log_level: str) -> None:
