@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
-from taxsync import _http
+from taxsync import _http, github
 from taxsync._http import (
     NOT_SENT,
     check_api_url,
@@ -17,7 +19,7 @@ from taxsync._http import (
     retryable_transport_error,
 )
 from taxsync.emulator import server
-from taxsync.errors import ConfigError
+from taxsync.errors import ConfigError, GitHubError
 
 MIXPEEK_UNPROCESSED = frozenset({429, 503})
 
@@ -197,3 +199,103 @@ def test_the_emulator_warns_when_bound_beyond_loopback(
     monkeypatch.setattr(server, "_log_to_stderr", lambda level: None)
     server.serve(host=host)
     assert ("reachable from other machines" in capsys.readouterr().err) is warned
+
+
+# --- the GitHub client uses the shared policy ---------------------------------------------
+
+TOKEN = "ghs_not_a_real_token_0123456789"
+COMMENTS = "/repos/o/r/issues/1/comments"
+
+
+def github_api(
+    handler: Callable[[httpx.Request], httpx.Response], delays: tuple[float, ...] = (0.0, 0.0, 0.0)
+) -> github.GitHubApi:
+    env = {"GITHUB_API_URL": "https://github.test", "GITHUB_TOKEN": TOKEN}
+    ctx = github.GitHubContext.from_env(env)
+    return github.GitHubApi(ctx, retry_delays=delays, transport=httpx.MockTransport(handler))
+
+
+def answering(*answers: httpx.Response | Exception) -> tuple[list[str], Any]:
+    """A handler giving ``answers`` in turn (the last one repeats); records each method."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        answer = answers[min(len(seen), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return seen, handler
+
+
+CREATED = httpx.Response(201, json={"id": 7, "body": "hi"})
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The GitHub client's waits, recorded instead of taken."""
+    taken: list[float] = []
+    monkeypatch.setattr(github.time, "sleep", taken.append)
+    return taken
+
+
+def test_github_post_is_retried_on_429(sleeps: list[float]) -> None:
+    # New with the shared classification: a 429 means GitHub did nothing with the POST.
+    seen, handler = answering(httpx.Response(429, headers={"Retry-After": "5"}, json={}), CREATED)
+    with github_api(handler) as api:
+        assert api.create_issue_comment("o/r", 1, "hi")["id"] == 7
+    assert seen == ["POST", "POST"] and sleeps == [5.0]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_github_post_is_not_repeated_after_a_server_error(status: int, sleeps: list[float]) -> None:
+    seen, handler = answering(httpx.Response(status, json={"message": "oops"}), CREATED)
+    with github_api(handler) as api, pytest.raises(GitHubError, match=f"HTTP {status}") as caught:
+        api.create_issue_comment("o/r", 1, "hi")
+    assert seen == ["POST"] and sleeps == []
+    assert TOKEN not in str(caught.value)
+
+
+def test_github_post_is_retried_when_it_never_left(sleeps: list[float]) -> None:
+    seen, handler = answering(httpx.ConnectError("refused"), httpx.PoolTimeout("busy"), CREATED)
+    with github_api(handler) as api:
+        api.create_issue_comment("o/r", 1, "hi")
+    assert seen == ["POST", "POST", "POST"]
+
+
+def test_github_post_with_a_lost_answer_is_not_repeated(sleeps: list[float]) -> None:
+    seen, handler = answering(httpx.ReadError("reset"), CREATED)
+    with github_api(handler) as api, pytest.raises(GitHubError, match="no answer") as caught:
+        api.create_issue_comment("o/r", 1, "hi")
+    assert seen == ["POST"] and TOKEN not in str(caught.value)
+
+
+def test_github_reads_are_retried_and_retry_after_is_capped(sleeps: list[float]) -> None:
+    seen, handler = answering(
+        httpx.Response(503, json={}),
+        httpx.ReadError("reset"),
+        httpx.Response(429, headers={"Retry-After": "3600"}, json={}),
+        httpx.Response(200, json=[]),
+    )
+    with github_api(handler) as api:
+        assert api.list_issue_comments("o/r", 1) == []
+    assert seen == ["GET"] * 4
+    assert sleeps == [0.0, 0.0, 60.0], "an hour's Retry-After is capped at a minute"
+
+
+@pytest.mark.parametrize("header", ["Wed, 21 Oct 2015 07:28:00 GMT", "soon", "-1", "nan"])
+def test_github_unreadable_retry_after_keeps_the_schedule(header: str, sleeps: list[float]) -> None:
+    _, handler = answering(
+        httpx.Response(429, headers={"Retry-After": header}, json={}), httpx.Response(200, json=[])
+    )
+    with github_api(handler, delays=(1.5,)) as api:
+        api.list_issue_comments("o/r", 1)
+    assert sleeps == [1.5]
+
+
+def test_github_gives_the_last_answer_after_the_schedule(sleeps: list[float]) -> None:
+    seen, handler = answering(httpx.Response(502, json={"message": "Bad Gateway"}))
+    with github_api(handler) as api, pytest.raises(GitHubError, match="HTTP 502"):
+        api.list_issue_comments("o/r", 1)
+    assert seen == ["GET"] * 4 and len(sleeps) == 3

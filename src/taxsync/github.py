@@ -27,7 +27,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from taxsync import __version__
-from taxsync.client import check_api_url
+from taxsync._http import (
+    check_api_url,
+    parse_retry_after,
+    retryable_status,
+    retryable_transport_error,
+)
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.plan import ApplyResult, Plan
 from taxsync.render import apply_markdown, plan_markdown
@@ -46,9 +51,8 @@ DEFAULT_API_URL = "https://api.github.com"
 PR_EVENTS = frozenset({"pull_request", "pull_request_target"})
 # Actors whose pull requests GitHub runs without the repository's Actions secrets.
 _SECRETLESS_ACTORS = frozenset({"dependabot[bot]"})
+# Sending these twice does no harm (a PATCH sets a comment's body); a POST makes a comment.
 _IDEMPOTENT = frozenset({"GET", "PATCH"})
-# Errors raised before the request reached GitHub: even a POST may be sent again.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 CommentOutcome = Literal["created", "updated", "unchanged"]
 
@@ -321,8 +325,9 @@ class GitHubApi:
     """The few GitHub REST calls taxsync makes, with timeouts and careful retries.
 
     GETs and PATCHes (idempotent) are retried on 5xx, 429 and network errors; a POST
-    only when it never left (connect errors), so a lost response never makes a second
-    comment.
+    only when GitHub did nothing with it (a 429, or it never left: connect errors), so a
+    lost response never makes a second comment. The rules are shared with the Mixpeek
+    client (``taxsync._http``).
     """
 
     def __init__(
@@ -411,14 +416,14 @@ class GitHubApi:
             try:
                 response = self._http.request(method, url, json=body)
             except httpx.TransportError as exc:
-                if last or not (method in _IDEMPOTENT or isinstance(exc, _NOT_SENT)):
+                if last or not retryable_transport_error(exc, idempotent=method in _IDEMPOTENT):
                     raise GitHubError(
                         f"{method} {_path(url)}: no answer from the GitHub API "
                         f"({type(exc).__name__})"
                     ) from None
             else:
-                retryable = response.status_code >= 500 or response.status_code == 429
-                if last or method not in _IDEMPOTENT or not retryable:
+                retryable = retryable_status(response.status_code, idempotent=method in _IDEMPOTENT)
+                if last or not retryable:
                     return response
                 delay = max(delay, _retry_after(response))
             time.sleep(delay)
@@ -438,10 +443,7 @@ class GitHubApi:
 
 def _retry_after(response: httpx.Response) -> float:
     """GitHub's Retry-After in seconds (rate limits), capped so a step never hangs long."""
-    try:
-        return min(float(response.headers.get("Retry-After", "0")), 60.0)
-    except ValueError:
-        return 0.0
+    return min(parse_retry_after(response.headers.get("Retry-After")) or 0.0, 60.0)
 
 
 def _failure(method: str, url: str, response: httpx.Response) -> str:
