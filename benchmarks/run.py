@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime as dt
 import math
 import os
@@ -43,11 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The benchmark's manifests are the test suite's: one builder of realistic taxonomies.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import flat, hierarchical  # noqa: E402
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The benchmark's manifests are variations of the shipped examples: realistic, and kept valid
+# by the test that validates the example tree.
+EXAMPLES = REPO_ROOT / "examples" / "taxonomies" / "production"
 API_KEY = "sk_benchmark_local"
 HIGH_CONCURRENCY = 16
 BASELINE_THREADS = 10
@@ -80,16 +82,21 @@ def build_tree(root: Path, prefix: str, taxonomies: int, namespaces: int) -> dic
     """
     names = namespace_names(prefix, namespaces)
     per_namespace = dict.fromkeys(names, 0)
+    flat = yaml.safe_load((EXAMPLES / "product-categories.yaml").read_text(encoding="utf-8"))
+    tree = next(yaml.safe_load_all((EXAMPLES / "org-hierarchy.yaml").read_text(encoding="utf-8")))
     for ns in names:
         (root / ns).mkdir(parents=True, exist_ok=True)
     for index in range(taxonomies):
         ns = names[index % namespaces]
         per_namespace[ns] += 1
         name = f"tax-{index:05d}"
+        doc = copy.deepcopy(tree if index % 5 == 4 else flat)
+        doc["metadata"].update(name=name, namespace=ns)
         if index % 5 == 4:
-            text = hierarchical(name, ns, label=f"Managers {index}")
+            doc["spec"]["config"]["hierarchical_nodes"][1]["label"] = f"Managers {index}"
         else:
-            text = flat(name, ns, top_k=1 + index % 50)
+            doc["spec"]["config"]["top_k"] = 1 + index % 50
+        text = yaml.safe_dump(doc, sort_keys=False)
         (root / ns / f"{name}.yaml").write_text(text, encoding="utf-8")
     return per_namespace
 

@@ -25,7 +25,7 @@ from taxsync.github import GitHubApi, GitHubContext
 from taxsync.manifest import load_tree
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
 from taxsync.render import plan_markdown
-from tests.helpers import flat, run_cli, write
+from tests.helpers import flat, run_cli, secret_sink, write
 
 TOKEN = "ghs_SECRETtokenVALUE1234567890"
 REPO = "acme/taxonomies"
@@ -69,6 +69,26 @@ class FakeGitHub:
 
     def of(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method]
+
+    def received(self) -> str:
+        """Everything sent to this fake, but the expected token in its Authorization header."""
+        with self.lock:
+            return json.dumps(
+                [
+                    [
+                        r.method,
+                        r.path,
+                        r.query,
+                        {
+                            k: v
+                            for k, v in r.headers.items()
+                            if not (k == "authorization" and v == f"Bearer {TOKEN}")
+                        },
+                        r.body,
+                    ]
+                    for r in self.requests
+                ]
+            )
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple:
         parts = urlsplit(target)
@@ -144,7 +164,9 @@ def fake() -> Iterator[FakeGitHub]:
     # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
-    yield state
+    # Every run_cli while this fake is up also scans what it was sent for secrets.
+    with secret_sink("the requests sent to GitHub", state.received):
+        yield state
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
@@ -654,7 +676,7 @@ def test_fork_pull_request_is_skipped_with_a_notice(
         runner, "pull_request", pr_event(head_repo="mallory/taxonomies"), f"refs/pull/{PR}/merge"
     )
     env = {**runner.env, "MIXPEEK_API_KEY": ""}
-    assert github.skip_fork_without_secrets(GitHubContext.from_env(env), env) is True
+    assert github.skip_fork_without_secrets(GitHubContext.from_env(env), False) is True
     out = capsys.readouterr().out
     assert out.startswith("::notice title=taxsync::taxsync plan skipped: pull request from a fork")
     assert runner.outputs()["changes"] == "false"
@@ -663,14 +685,14 @@ def test_fork_pull_request_is_skipped_with_a_notice(
 
 def test_skip_only_when_secrets_are_really_missing(runner: Runner) -> None:
     no_key = {**runner.env, "MIXPEEK_API_KEY": ""}
-    assert not github.skip_fork_without_secrets(runner.ctx(), no_key), "same-repo PR: a real error"
+    assert not github.skip_fork_without_secrets(runner.ctx(), False), "same-repo PR: a real error"
     set_event(
         runner, "pull_request", pr_event(head_repo="mallory/taxonomies"), f"refs/pull/{PR}/merge"
     )
-    assert not github.skip_fork_without_secrets(runner.ctx(), runner.env), "fork with the key set"
+    assert not github.skip_fork_without_secrets(runner.ctx(), True), "fork with the key set"
     set_event(runner, "pull_request", pr_event(), f"refs/pull/{PR}/merge")
     dependabot = {**no_key, "GITHUB_ACTOR": "dependabot[bot]"}
-    assert github.skip_fork_without_secrets(GitHubContext.from_env(dependabot), dependabot)
+    assert github.skip_fork_without_secrets(GitHubContext.from_env(dependabot), False)
 
 
 def test_apply_on_push(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from taxsync import normalize
 from taxsync.client import MixpeekClient
-from taxsync.errors import ApiError, StalePlanError, TaxsyncError, WriteOutcomeUnknown
+from taxsync.errors import ApiError, NotReady, TaxsyncError, WriteOutcomeUnknown
 from taxsync.manifest import dotted, strip_union_tags
 from taxsync.plan import VOCABULARY, Action, ApplyResult, Change, ChangeResult, Plan
 from taxsync.wire import TaxonomyResponse
@@ -286,7 +286,7 @@ async def _wait_ready(
     delay = 0.5
     while head.ready is False:
         if time.monotonic() + delay > deadline:
-            raise TaxsyncError(
+            raise NotReady(
                 f"{change.label}: not ready after {timeout:g}s (inference still running)"
             )
         await asyncio.sleep(delay)
@@ -297,11 +297,3 @@ async def _wait_ready(
             raise _Stale(f"{change.label} was deleted while waiting for it")
         head = found
     return head
-
-
-def raise_if_stale(reasons: Sequence[str]) -> None:
-    if reasons:
-        raise StalePlanError(
-            f"the saved plan is stale: {len(reasons)} planned taxonomy(ies) moved; nothing was written",
-            list(reasons),
-        )

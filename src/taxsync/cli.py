@@ -6,21 +6,17 @@ emulator) are imported inside the commands, so ``taxsync --version`` starts fast
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from taxsync import __version__
+from taxsync import __version__, reconcile
 from taxsync.errors import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -31,17 +27,13 @@ from taxsync.errors import (
     Interrupted,
     TaxsyncError,
 )
+from taxsync.reconcile import DEFAULT_API_URL, DEFAULT_LOCAL_STATE, Reporter, Reporters, Settings
 
 if TYPE_CHECKING:
-    from taxsync.applier import ApplyResult
-    from taxsync.client import MixpeekClient
-    from taxsync.manifest import DesiredTaxonomy
-    from taxsync.plan import Plan
-    from taxsync.planner import PlanOptions
+    from taxsync.plan import ApplyResult, ChangeResult, Plan
+    from taxsync.render import Style
 
 F = TypeVar("F", bound=Callable[..., Any])
-LOCAL_API_URL = "http://taxsync.local"
-DEFAULT_LOCAL_STATE = Path(".taxsync") / "local-state.json"
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -84,41 +76,22 @@ def cli() -> None:
 # --- shared options -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Connection:
-    api_url: str
-    local_state: Path | None  # set: run against the in-process emulator
-    insecure: bool
-    verbose: bool
-    retry_timeout: float
-    rate_limit: float | None
-    concurrency: int
-
-    @property
-    def display_url(self) -> str:
-        return f"local ({self.local_state})" if self.local_state else self.api_url
-
-
 def connection_options(command: F) -> F:
-    """Options every command that talks to the API shares."""
+    """Options every command that talks to the API shares; they become ``settings``."""
     options = [
         click.option(
             "--api-url",
-            envvar="MIXPEEK_API_URL",
-            default="https://api.mixpeek.com",
-            show_default=True,
-            help="Mixpeek API base URL (env MIXPEEK_API_URL).",
+            default=None,
+            help=f"Mixpeek API base URL (env MIXPEEK_API_URL; default {DEFAULT_API_URL}).",
         ),
         click.option(
             "--local", is_flag=True, help="Use the embedded emulator in process instead of the API."
         ),
         click.option(
             "--local-state",
-            envvar="TAXSYNC_LOCAL_STATE",
             type=click.Path(path_type=Path),
-            default=DEFAULT_LOCAL_STATE,
-            show_default=True,
-            help="State file of the embedded emulator (env TAXSYNC_LOCAL_STATE).",
+            default=None,
+            help=f"State file of the embedded emulator (env TAXSYNC_LOCAL_STATE; default {DEFAULT_LOCAL_STATE}).",
         ),
         click.option(
             "--insecure", is_flag=True, help="Allow plain http:// to a non-loopback API host."
@@ -154,14 +127,16 @@ def connection_options(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
-        local_state = kwargs.pop("local_state")
-        kwargs["conn"] = Connection(
+        if kwargs.pop("verbose"):
+            _log_http_to_stderr()
+        kwargs["settings"] = Settings.from_env(
+            os.environ,
             api_url=kwargs.pop("api_url"),
-            local_state=local_state if kwargs.pop("local") else None,
+            local=kwargs.pop("local"),
+            local_state=kwargs.pop("local_state"),
             insecure=kwargs.pop("insecure"),
-            verbose=kwargs.pop("verbose"),
             retry_timeout=kwargs.pop("retry_timeout"),
-            rate_limit=_parse_rate(kwargs.pop("rate_limit")),
+            rate_limit_per_minute=_parse_rate(kwargs.pop("rate_limit")),
             concurrency=kwargs.pop("concurrency"),
         )
         return command(**kwargs)
@@ -176,12 +151,9 @@ def _parse_rate(text: str | None) -> float | None:
         return None
     number = text.removesuffix("/min").strip()
     try:
-        rate = float(number)
+        return float(number)
     except ValueError:
         raise ConfigError(f"--rate-limit: expected N/min (e.g. 60/min), got {text!r}") from None
-    if rate <= 0:
-        raise ConfigError("--rate-limit must be positive")
-    return rate
 
 
 def _namespace_options(command: F) -> F:
@@ -189,6 +161,7 @@ def _namespace_options(command: F) -> F:
         "--shard",
         metavar="I/N",
         default=None,
+        callback=lambda ctx, param, value: _parse_shard(value),
         help="Only namespaces whose stable hash falls in shard I of N.",
     )(command)
     return click.option(
@@ -201,61 +174,24 @@ def _namespace_options(command: F) -> F:
     )(command)
 
 
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard: expected I/N such as 1/4, got {text!r}") from None
+    if not 1 <= index <= count:
+        raise ConfigError(f"--shard: I must be between 1 and N, got {text!r}")
+    return (index, count)
+
+
 def _github_option(command: F) -> F:
     return click.option(
         "--github",
         is_flag=True,
         help="Report to GitHub Actions: outputs, step summary, annotations, the PR comment.",
     )(command)
-
-
-def _github(enabled: bool) -> Any:
-    """The GitHub Actions context when ``--github`` is given, else None."""
-    if not enabled:
-        return None
-    from taxsync.github import GitHubContext
-
-    return GitHubContext.from_env(os.environ)
-
-
-@contextlib.contextmanager
-def _github_failure(gh: Any, comment: bool) -> Iterator[None]:
-    """A failure to plan also shows where reviewers look (annotations, summary, comment)."""
-    try:
-        yield
-    except TaxsyncError as exc:
-        if gh is not None:
-            from taxsync.github import report_plan_error
-
-            report_plan_error(gh, exc, comment)
-        raise
-
-
-@contextlib.contextmanager
-def _client(conn: Connection) -> Iterator[MixpeekClient]:
-    from taxsync.client import MixpeekClient, RetryPolicy, check_api_url
-
-    if conn.verbose:
-        _log_http_to_stderr()
-    retry = RetryPolicy(total_seconds=conn.retry_timeout)
-    common: dict[str, Any] = {
-        "retry": retry,
-        "rate_limit_per_minute": conn.rate_limit,
-        "max_connections": max(conn.concurrency, 4),
-    }
-    if conn.local_state is not None:
-        from taxsync.emulator import local_transport
-
-        transport = local_transport(conn.local_state)
-        yield MixpeekClient(LOCAL_API_URL, "local", transport=transport, **common)
-        return
-    api_key = os.environ.get("MIXPEEK_API_KEY", "").strip()
-    if not api_key:
-        raise ConfigError(
-            "MIXPEEK_API_KEY is not set: export your Mixpeek API key, or use --local "
-            "to run against the embedded emulator"
-        )
-    yield MixpeekClient(check_api_url(conn.api_url, conn.insecure), api_key, **common)
 
 
 def _log_http_to_stderr() -> None:
@@ -268,30 +204,7 @@ def _log_http_to_stderr() -> None:
     http_log.setLevel(logging.DEBUG)
 
 
-def _run(coro_factory: Callable[[asyncio.Event], Any]) -> Any:
-    """Run the async core; Ctrl-C sets ``stop`` (finish in-flight, start nothing new)."""
-
-    async def runner() -> Any:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_sigint() -> None:
-            click.echo(
-                "\nInterrupt: finishing in-flight writes, starting no new ones "
-                "(Ctrl-C again to abort).",
-                err=True,
-            )
-            stop.set()
-            loop.remove_signal_handler(signal.SIGINT)
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-        return await coro_factory(stop)
-
-    return asyncio.run(runner())
-
-
-def _style() -> Any:
+def _style() -> Style:
     from taxsync.render import Style
 
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -308,9 +221,7 @@ def _style() -> Any:
 )
 def validate(path: Path, local: bool) -> int:
     """Check the manifests under PATH offline (no API call)."""
-    from taxsync.manifest import load_tree
-
-    desired = load_tree(path)
+    desired = reconcile.load_manifests(path)
     files = len({d.source.file for d in desired})
     click.echo(f"{len(desired)} taxonomy manifest(s) in {files} file(s) are valid.")
     return EXIT_OK
@@ -346,27 +257,26 @@ def plan(
     detailed_exitcode: bool,
     prune: bool,
     namespaces: tuple[str, ...],
-    shard: str | None,
+    shard: tuple[int, int] | None,
     github: bool,
     no_comment: bool,
-    conn: Connection,
+    settings: Settings,
 ) -> int:
     """Show what apply would change in each namespace."""
     from taxsync import render
 
-    gh = _github(github)
-    if gh is not None:
-        from taxsync.github import report_plan, skip_fork_without_secrets
-
-        if skip_fork_without_secrets(gh, os.environ):
-            return EXIT_OK
-        out = out or Path(os.environ.get("RUNNER_TEMP", ".taxsync")) / "taxsync-plan.json"
-    with _github_failure(gh, comment=not no_comment):
-        the_plan = _make_plan(_load(path), conn, prune, namespaces, shard)
-    if out is not None:
-        _write_atomic(out, the_plan.to_json())
-    if gh is not None and out is not None:
-        report_plan(gh, the_plan, out, comment=not no_comment)
+    reporter = _plan_reporter(github, comment=not no_comment)
+    if reporter.skip_plan(settings):
+        return EXIT_OK
+    the_plan = reconcile.plan_tree(
+        path,
+        settings,
+        prune=prune,
+        namespaces=namespaces,
+        shard=shard,
+        out=reporter.plan_file(out),
+        reporter=reporter,
+    )
     if fmt == "json":
         click.echo(the_plan.to_json(), nl=False)
     elif fmt == "markdown":
@@ -422,38 +332,43 @@ def apply(
     wait_timeout: float,
     fmt: str,
     namespaces: tuple[str, ...],
-    shard: str | None,
+    shard: tuple[int, int] | None,
     github: bool,
-    conn: Connection,
+    settings: Settings,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
     from taxsync import render
-    from taxsync.applier import ApplyOptions
 
     if (path is None) == (plan_file is None):
         raise click.UsageError("give either PATH or --plan FILE")
-    gh = _github(github)
-    if gh is not None:
-        from taxsync.github import check_apply_allowed
-
-        check_apply_allowed(gh)
-    with _github_failure(gh, comment=False):
-        desired = _load(path) if path is not None else None
-        if plan_file is not None:
-            the_plan = _read_plan(plan_file, conn)
-        else:
-            assert desired is not None
-            the_plan = _make_plan(desired, conn, prune, namespaces, shard)
+    reporter = _apply_reporter(github, fmt)
+    reporter.check_apply_allowed()
+    desired = None
+    if plan_file is not None:
+        the_plan = reconcile.load_plan(plan_file, settings, reporter)
+    else:
+        assert path is not None
+        desired = reconcile.load_manifests(path, reporter=reporter)
+        the_plan = reconcile.plan_manifests(
+            desired, settings, prune=prune, namespaces=namespaces, shard=shard, reporter=reporter
+        )
     if fmt == "text":
         click.echo(render.plan_text(the_plan, _style()), nl=False)
-    if not the_plan.has_changes:
-        return _finish_apply(_empty_result(), the_plan, fmt, gh)
-    _refuse_unsafe(the_plan, allow_replace)
-    if plan_file is None and not auto_approve:
-        _confirm()
-    options = ApplyOptions(conn.concurrency, allow_replace, wait, wait_timeout, _locator(desired))
-    result = _apply(the_plan, conn, options, check_stale=plan_file is not None, fmt=fmt)
-    return _finish_apply(result, the_plan, fmt, gh)
+    if the_plan.has_changes:
+        reconcile.check_replaces(the_plan, allow_replace)
+        if plan_file is None and not auto_approve:
+            _confirm()
+    result = reconcile.apply(
+        the_plan,
+        settings,
+        allow_replace=allow_replace,
+        wait=wait,
+        wait_timeout=wait_timeout,
+        saved=plan_file is not None,
+        desired=desired,
+        reporter=reporter,
+    )
+    return _exit_code(result, fmt)
 
 
 @cli.command()
@@ -474,16 +389,11 @@ def apply(
 )
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @connection_options
-def export(namespaces: tuple[str, ...], out: Path, force: bool, conn: Connection) -> int:
+def export(namespaces: tuple[str, ...], out: Path, force: bool, settings: Settings) -> int:
     """Write one manifest per live taxonomy, to bring existing taxonomies under git."""
     from taxsync.export import plan_files, problems_in, write_files
 
-    async def read(stop: asyncio.Event) -> Any:
-        with _client(conn) as client:
-            async with client:
-                return await client.read_live(sorted(set(namespaces)), conn.concurrency)
-
-    files = plan_files(out, _run(read))
+    files = plan_files(out, reconcile.read_live(settings, namespaces))
     write_files(files, force)
     for exported in files:
         click.echo(f"wrote {exported.path}  ({exported.namespace}/{exported.name})")
@@ -500,20 +410,12 @@ def export(namespaces: tuple[str, ...], out: Path, force: bool, conn: Connection
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @connection_options
-def history(name: str, namespace: str, fmt: str, conn: Connection) -> int:
+def history(name: str, namespace: str, fmt: str, settings: Settings) -> int:
     """Show the versions of taxonomy NAME and what changed between consecutive ones."""
     from taxsync import render
     from taxsync.history import history as build_history
 
-    async def read(stop: asyncio.Event) -> Any:
-        with _client(conn) as client:
-            async with client:
-                head = await client.get_taxonomy(namespace, name)
-                if head is None or head.taxonomy_id is None:
-                    raise TaxsyncError(f"taxonomy {name!r} not found in namespace {namespace!r}")
-                return await client.list_versions(namespace, head.taxonomy_id)
-
-    result = build_history(namespace, _run(read))
+    result = build_history(namespace, reconcile.read_versions(settings, namespace, name))
     if fmt == "json":
         click.echo(result.model_dump_json(indent=2))
     else:
@@ -618,108 +520,64 @@ def serve(
     return EXIT_OK
 
 
-# --- the steps the commands share ------------------------------------------------------
+# --- reporting and exit codes ------------------------------------------------------------
 
 
-def _plan_options(
-    conn: Connection, prune: bool, namespaces: tuple[str, ...], shard: str | None
-) -> PlanOptions:
-    from taxsync.planner import PlanOptions
+def _plan_reporter(github: bool, comment: bool) -> Reporter:
+    if not github:
+        return Reporter()
+    from taxsync.github import GitHubContext, PlanReporter
 
-    return PlanOptions(
-        prune=prune,
-        namespaces=frozenset(namespaces),
-        only_namespaces=bool(namespaces),
-        shard=_parse_shard(shard),
-        api_url=LOCAL_API_URL if conn.local_state else conn.api_url,
-    )
+    return PlanReporter(GitHubContext.from_env(os.environ), comment)
 
 
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard: expected I/N such as 1/4, got {text!r}") from None
-    if not 1 <= index <= count:
-        raise ConfigError(f"--shard: I must be between 1 and N, got {text!r}")
-    return (index, count)
+def _apply_reporter(github: bool, fmt: str) -> Reporter:
+    terminal = _ApplyProgress(fmt, _style())
+    if not github:
+        return terminal
+    from taxsync.github import ApplyReporter, GitHubContext
+
+    return Reporters(terminal, ApplyReporter(GitHubContext.from_env(os.environ)))
 
 
-def _load(path: Path) -> list[DesiredTaxonomy]:
-    from taxsync.manifest import load_tree
+class _ApplyProgress(Reporter):
+    """Each change as it completes: a progress bar on a terminal (problems still printed
+    as lines), one line per change otherwise; nothing but problems for ``--format json``."""
 
-    return load_tree(path)
+    def __init__(self, fmt: str, style: Style) -> None:
+        self.fmt = fmt
+        self.style = style
+        self.bar: Any = None
 
+    def apply_started(self, plan: Plan) -> None:
+        if self.fmt == "text" and sys.stderr.isatty():
+            self.bar = click.progressbar(
+                length=len(plan.changes), label="Applying", file=sys.stderr
+            )
+            self.bar.__enter__()
 
-def _make_plan(
-    desired: list[DesiredTaxonomy],
-    conn: Connection,
-    prune: bool,
-    namespaces: tuple[str, ...],
-    shard: str | None,
-) -> Plan:
-    from taxsync.planner import covered_namespaces
-    from taxsync.planner import plan as make_plan
+    def change_done(self, result: ChangeResult) -> None:
+        from taxsync.render import result_line
 
-    options = _plan_options(conn, prune, namespaces, shard)
-    wanted = covered_namespaces(desired, options)
+        if self.fmt != "text":
+            return
+        if self.bar is None:
+            click.echo(result_line(result, self.style))
+            return
+        if result.status != "applied":
+            click.echo("\r" + result_line(result, self.style), err=True)
+        self.bar.update(1)
 
-    async def build(stop: asyncio.Event) -> Plan:
-        with _client(conn) as client:
-            async with client:
-                live = await client.read_live(wanted, concurrency=conn.concurrency)
-        return make_plan(_selected(desired, wanted), live, options)
-
-    result: Plan = _run(build)
-    return result
-
-
-def _selected(desired: list[DesiredTaxonomy], namespaces: list[str]) -> list[DesiredTaxonomy]:
-    chosen = set(namespaces)
-    return [d for d in desired if d.namespace in chosen]
-
-
-def _read_plan(path: Path, conn: Connection) -> Plan:
-    from pydantic import ValidationError
-
-    from taxsync.plan import FORMAT_VERSION, Plan
-
-    try:
-        the_plan = Plan.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the plan: {exc.strerror}") from None
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: not a taxsync plan ({exc.error_count()} problem(s))") from None
-    if the_plan.format_version != FORMAT_VERSION:
-        raise ConfigError(f"{path}: plan format {the_plan.format_version} is not supported")
-    target = LOCAL_API_URL if conn.local_state else conn.api_url.rstrip("/")
-    if the_plan.api_url and the_plan.api_url.rstrip("/") != target:
-        raise ConfigError(f"{path}: the plan was made against {the_plan.api_url}, not {target}")
-    return the_plan
-
-
-def _locator(desired: list[DesiredTaxonomy] | None) -> Callable[[Any, str], str] | None:
-    """With the manifests at hand, API field errors point at their exact line."""
-    if desired is None:
-        return None
-    by_key = {d.key: d for d in desired}
-
-    def locate(change: Any, field: str) -> str:
-        desired = by_key.get((change.namespace, change.name))
-        return desired.locate(field) if desired else str(change.source or change.label)
-
-    return locate
-
-
-def _refuse_unsafe(the_plan: Plan, allow_replace: bool) -> None:
-    replaces = [c.label for c in the_plan.changes if c.action == "replace"]
-    if replaces and not allow_replace:
-        raise ConfigError(
-            f"the plan replaces {len(replaces)} taxonomy(ies) (deleted, then recreated with a "
-            f"new id): {', '.join(replaces)}; pass --allow-replace to proceed. Nothing was written."
+    def interrupting(self) -> None:
+        click.echo(
+            "\nInterrupt: finishing in-flight writes, starting no new ones (Ctrl-C again to abort).",
+            err=True,
         )
+
+    def applied(self, result: ApplyResult, plan: Plan) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def _confirm() -> None:
@@ -732,53 +590,10 @@ def _confirm() -> None:
         raise ConfigError("apply cancelled; nothing was written")
 
 
-def _apply(
-    the_plan: Plan, conn: Connection, options: Any, check_stale: bool, fmt: str
-) -> ApplyResult:
-    from taxsync.applier import apply_plan, find_stale, raise_if_stale
-
-    async def run(stop: asyncio.Event) -> ApplyResult:
-        with _client(conn) as client, _progress(fmt, len(the_plan.changes)) as report:
-            async with client:
-                if check_stale:
-                    raise_if_stale(await find_stale(client, the_plan))
-                return await apply_plan(client, the_plan, options, report, stop)
-
-    result: ApplyResult = _run(run)
-    return result
-
-
-@contextlib.contextmanager
-def _progress(fmt: str, total: int) -> Iterator[Callable[[Any], None]]:
-    """Report each change as it completes: a progress bar on a terminal (problems still
-    printed as lines), one line per change otherwise."""
+def _exit_code(result: ApplyResult, fmt: str) -> int:
+    """Print the outcome and turn it into an exit code (an error for anything not applied)."""
     from taxsync import render
 
-    style = _style()
-    if fmt != "text":
-        yield lambda outcome: None
-        return
-    if not sys.stderr.isatty():
-        yield lambda outcome: click.echo(render.result_line(outcome, style))
-        return
-    with click.progressbar(length=total, label="Applying", file=sys.stderr) as bar:
-
-        def report(outcome: Any) -> None:
-            if outcome.status != "applied":
-                click.echo("\r" + render.result_line(outcome, style), err=True)
-            bar.update(1)
-
-        yield report
-
-
-def _finish_apply(result: ApplyResult, the_plan: Plan, fmt: str, gh: Any) -> int:
-    """Report the outcome (stdout, GitHub) and turn it into an exit code."""
-    from taxsync import render
-
-    if gh is not None:
-        from taxsync.github import report_apply
-
-        report_apply(gh, result, the_plan)
     if fmt == "json":
         click.echo(render.apply_json(result), nl=False)
     elif result.results:
@@ -795,20 +610,3 @@ def _finish_apply(result: ApplyResult, the_plan: Plan, fmt: str, gh: Any) -> int
             [render.result_line(r, _style()) for r in problems],
         )
     return EXIT_OK
-
-
-def _empty_result() -> ApplyResult:
-    from taxsync.applier import ApplyResult
-
-    return ApplyResult()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temporary sibling, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None

@@ -26,6 +26,13 @@ class TaxsyncError(Exception):
         self.details = details or []
 
 
+def location(file: str, line: int | None = None, col: int | None = None) -> str:
+    """``file``, ``file:line`` or ``file:line:col``: how every message points into a file."""
+    if line is None:
+        return file
+    return f"{file}:{line}" if col is None else f"{file}:{line}:{col}"
+
+
 @dataclass(frozen=True)
 class ManifestProblem:
     """One thing wrong in a manifest, located as precisely as we know."""
@@ -37,13 +44,12 @@ class ManifestProblem:
     message: str
 
     def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.col is not None:
-                where += f":{self.col}"
+        return self.shown_at(self.file)
+
+    def shown_at(self, file: str) -> str:
+        """The problem as one line, naming ``file`` (e.g. relative to a workspace)."""
         field = f"{self.path}: " if self.path else ""
-        return f"{where}: {field}{self.message}"
+        return f"{location(file, self.line, self.col)}: {field}{self.message}"
 
 
 class ManifestError(TaxsyncError):
@@ -100,6 +106,10 @@ class ResponseError(TaxsyncError):
 
 class StalePlanError(TaxsyncError):
     """Live state moved since the plan was made; nothing was written."""
+
+
+class NotReady(TaxsyncError):
+    """A taxonomy's asynchronous inference did not finish within the wait timeout."""
 
 
 class ApplyFailed(TaxsyncError):

@@ -35,6 +35,7 @@ from taxsync._http import (
 )
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.plan import ApplyResult, Plan
+from taxsync.reconcile import Reporter, Settings
 from taxsync.render import apply_markdown, plan_markdown
 
 MARKER = "<!-- taxsync-plan -->"
@@ -76,6 +77,7 @@ class GitHubContext:
     is_fork: bool
     output_path: Path | None
     summary_path: Path | None
+    runner_temp: Path | None
     comment_author: str | None  # TAXSYNC_COMMENT_AUTHOR: the login that owns the comment
     comment_key: str  # TAXSYNC_COMMENT_KEY: one comment per key (e.g. per manifest tree)
 
@@ -107,6 +109,7 @@ class GitHubContext:
             is_fork=_is_fork(pull, repository),
             output_path=_optional_path(environ.get("GITHUB_OUTPUT")),
             summary_path=_optional_path(environ.get("GITHUB_STEP_SUMMARY")),
+            runner_temp=_optional_path(environ.get("RUNNER_TEMP")),
             comment_author=environ.get("TAXSYNC_COMMENT_AUTHOR") or None,
             comment_key=_comment_key(environ.get("TAXSYNC_COMMENT_KEY", "")),
         )
@@ -549,13 +552,13 @@ def _find_comment(
 # --- what the CLI calls ------------------------------------------------------------------
 
 
-def skip_fork_without_secrets(ctx: GitHubContext, environ: Mapping[str, str]) -> bool:
+def skip_fork_without_secrets(ctx: GitHubContext, has_api_key: bool) -> bool:
     """True (after a notice) for a pull request GitHub runs without secrets and no key.
 
     Pull requests from forks, and Dependabot's, get no Actions secrets: planning them
     cannot work, and failing would only mark every outside contribution red.
     """
-    if not ctx.is_pull_request or environ.get("MIXPEEK_API_KEY", "").strip():
+    if not ctx.is_pull_request or has_api_key:
         return False
     if not (ctx.is_fork or ctx.actor in _SECRETLESS_ACTORS):
         return False
@@ -651,11 +654,7 @@ def _comment_or_warn(ctx: GitHubContext, markdown: str) -> CommentOutcome | None
 
 
 def _problem_line(problem: ManifestProblem, workspace: Path) -> str:
-    where = workspace_relative(problem.file, workspace)
-    if problem.line is not None:
-        where += f":{problem.line}" + (f":{problem.col}" if problem.col is not None else "")
-    field_path = f"{problem.path}: " if problem.path else ""
-    return f"{where}: {field_path}{problem.message}"
+    return problem.shown_at(workspace_relative(problem.file, workspace))
 
 
 def _fenced(text: str) -> str:
@@ -678,3 +677,44 @@ def _keep_out_of_git(plan_file: Path, workspace: Path) -> None:
     with contextlib.suppress(OSError):
         if not ignore.exists():
             ignore.write_text("# written by taxsync: plan files stay out of git\n*\n")
+
+
+# --- reporters: what `plan --github` and `apply --github` do along the way -----------------
+
+
+class PlanReporter(Reporter):
+    """``plan --github``: outputs, the step summary, the PR comment, failures as annotations."""
+
+    def __init__(self, ctx: GitHubContext, comment: bool) -> None:
+        self.ctx = ctx
+        self.comment = comment
+
+    def plan_file(self, requested: Path | None) -> Path | None:
+        """The plan is always saved, for the ``plan-file`` output: in RUNNER_TEMP by default."""
+        return requested or (self.ctx.runner_temp or Path(".taxsync")) / "taxsync-plan.json"
+
+    def skip_plan(self, settings: Settings) -> bool:
+        return skip_fork_without_secrets(self.ctx, bool(settings.api_key))
+
+    def failed(self, error: TaxsyncError) -> None:
+        report_plan_error(self.ctx, error, self.comment)
+
+    def planned(self, plan: Plan, plan_file: Path | None) -> None:
+        if plan_file is not None:
+            report_plan(self.ctx, plan, plan_file, self.comment)
+
+
+class ApplyReporter(Reporter):
+    """``apply --github``: refused on pull requests; outputs and the step summary."""
+
+    def __init__(self, ctx: GitHubContext) -> None:
+        self.ctx = ctx
+
+    def check_apply_allowed(self) -> None:
+        check_apply_allowed(self.ctx)
+
+    def failed(self, error: TaxsyncError) -> None:
+        report_plan_error(self.ctx, error, comment=False)
+
+    def applied(self, result: ApplyResult, plan: Plan) -> None:
+        report_apply(self.ctx, result, plan)

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taxsync import wire
-from taxsync.errors import ManifestError, ManifestProblem
+from taxsync.errors import ManifestError, ManifestProblem, location
 
 API_VERSION = "taxsync/v1"
 KIND = "Taxonomy"
@@ -85,7 +85,7 @@ class SourceLocation:
     col: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        return location(self.file, self.line)
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ class DesiredTaxonomy:
         while parts:
             pos = self.positions.get(".".join(parts))
             if pos:
-                return f"{self.source.file}:{pos[0]}:{pos[1]}"
+                return location(self.source.file, *pos)
             parts.pop()
-        return f"{self.source.file}:{self.source.line}:{self.source.col}"
+        return location(self.source.file, self.source.line, self.source.col)
 
 
 # --- loading -------------------------------------------------------------------------

@@ -1,0 +1,457 @@
+"""The public entry points: connect, read live state, plan a tree, check a saved plan, apply.
+
+Every front end drives the reconcile flow through these functions: the CLI, the GitHub
+Action (through the CLI), the benchmarks and the tests. This is the one place that
+sequences load → read live → plan → apply; what happens along the way is told to a
+``Reporter``, so front ends differ only in how they show it::
+
+    from taxsync import reconcile
+
+    settings = reconcile.Settings.local(".taxsync/local-state.json")
+    plan = reconcile.plan_tree("examples/taxonomies", settings)
+    result = reconcile.apply(plan, settings)
+
+The functions are synchronous: each runs its own event loop, in which Ctrl-C stops
+new writes from starting while in-flight ones finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from taxsync.errors import ConfigError, NotFoundError, StalePlanError, TaxsyncError
+
+if TYPE_CHECKING:  # the heavy modules load when a function first needs them
+    from taxsync.client import MixpeekClient
+    from taxsync.manifest import DesiredTaxonomy
+    from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
+    from taxsync.wire import TaxonomyResponse
+
+DEFAULT_API_URL = "https://api.mixpeek.com"
+# What plans made against the embedded emulator record as their API URL.
+LOCAL_API_URL = "http://taxsync.local"
+DEFAULT_LOCAL_STATE = Path(".taxsync") / "local-state.json"
+DEFAULT_CONCURRENCY = 8
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where and how to reach the API: the one object every entry point takes.
+
+    ``local_state`` set means the embedded emulator, in process, with that state file.
+    """
+
+    api_url: str = DEFAULT_API_URL
+    api_key: str = field(default="", repr=False)
+    local_state: Path | None = None
+    insecure: bool = False
+    retry_timeout: float = 30.0
+    rate_limit_per_minute: float | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.retry_timeout) and self.retry_timeout > 0):
+            raise ConfigError(f"retry timeout must be a positive number, not {self.retry_timeout}")
+        if not 1 <= self.concurrency <= 64:
+            raise ConfigError(f"concurrency must be between 1 and 64, not {self.concurrency}")
+        rate = self.rate_limit_per_minute
+        # A rate far below one a minute would stall every request: refuse it, as NaN.
+        if rate is not None and not (math.isfinite(rate) and rate >= 1):
+            raise ConfigError(f"rate limit must be at least 1/min, not {rate}/min")
+
+    @classmethod
+    def local(cls, state: str | Path = DEFAULT_LOCAL_STATE) -> Settings:
+        """Settings for the embedded emulator keeping its state in ``state``."""
+        return cls(local_state=Path(state))
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        api_url: str | None = None,
+        local: bool = False,
+        local_state: Path | None = None,
+        insecure: bool = False,
+        retry_timeout: float = 30.0,
+        rate_limit_per_minute: float | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> Settings:
+        """Options first, then the environment: ``MIXPEEK_API_URL``, ``MIXPEEK_API_KEY``,
+        ``TAXSYNC_LOCAL_STATE``. The only place taxsync reads the API key."""
+        state = local_state or Path(environ.get("TAXSYNC_LOCAL_STATE") or DEFAULT_LOCAL_STATE)
+        return cls(
+            api_url=api_url or environ.get("MIXPEEK_API_URL") or DEFAULT_API_URL,
+            api_key=environ.get("MIXPEEK_API_KEY", "").strip(),
+            local_state=state if local else None,
+            insecure=insecure,
+            retry_timeout=retry_timeout,
+            rate_limit_per_minute=rate_limit_per_minute,
+            concurrency=concurrency,
+        )
+
+    @property
+    def target_url(self) -> str:
+        """The API URL plans record and saved plans must match."""
+        return LOCAL_API_URL if self.local_state is not None else self.api_url.rstrip("/")
+
+
+class Reporter:
+    """What a run tells its front end. Every hook does nothing unless a subclass says more."""
+
+    def plan_file(self, requested: Path | None) -> Path | None:
+        """Where to save the plan: the one asked for, or the front end's own default."""
+        return requested
+
+    def skip_plan(self, settings: Settings) -> bool:
+        """True when this run should not plan at all (the reporter has said why)."""
+        return False
+
+    def check_apply_allowed(self) -> None:
+        """Raise a ``TaxsyncError`` if applying is not allowed in this context."""
+
+    def failed(self, error: TaxsyncError) -> None:
+        """Loading or planning failed with ``error`` (which is raised after this)."""
+
+    def planned(self, plan: Plan, plan_file: Path | None) -> None:
+        """A plan was made (and saved to ``plan_file``, if any)."""
+
+    def apply_started(self, plan: Plan) -> None:
+        """The first write of ``plan`` is about to be sent."""
+
+    def change_done(self, result: ChangeResult) -> None:
+        """One change finished, in whatever way (``result.status``)."""
+
+    def interrupting(self) -> None:
+        """Ctrl-C: in-flight writes finish, no new one starts."""
+
+    def applied(self, result: ApplyResult, plan: Plan) -> None:
+        """The apply ended (or there was nothing to apply)."""
+
+
+class Reporters(Reporter):
+    """Several reporters heard in turn, e.g. the terminal and GitHub."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self.reporters = reporters
+
+    def plan_file(self, requested: Path | None) -> Path | None:
+        for reporter in self.reporters:
+            requested = reporter.plan_file(requested)
+        return requested
+
+    def skip_plan(self, settings: Settings) -> bool:
+        return any(reporter.skip_plan(settings) for reporter in self.reporters)
+
+    def check_apply_allowed(self) -> None:
+        for reporter in self.reporters:
+            reporter.check_apply_allowed()
+
+    def failed(self, error: TaxsyncError) -> None:
+        for reporter in self.reporters:
+            reporter.failed(error)
+
+    def planned(self, plan: Plan, plan_file: Path | None) -> None:
+        for reporter in self.reporters:
+            reporter.planned(plan, plan_file)
+
+    def apply_started(self, plan: Plan) -> None:
+        for reporter in self.reporters:
+            reporter.apply_started(plan)
+
+    def change_done(self, result: ChangeResult) -> None:
+        for reporter in self.reporters:
+            reporter.change_done(result)
+
+    def interrupting(self) -> None:
+        for reporter in self.reporters:
+            reporter.interrupting()
+
+    def applied(self, result: ApplyResult, plan: Plan) -> None:
+        for reporter in self.reporters:
+            reporter.applied(result, plan)
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def connect(settings: Settings) -> MixpeekClient:
+    """A client for ``settings`` (use it as ``async with connect(settings) as client``)."""
+    from taxsync.client import MixpeekClient, RetryPolicy, check_api_url
+
+    transport = None
+    if settings.local_state is not None:
+        from taxsync.emulator import local_transport
+
+        url, key, transport = LOCAL_API_URL, "local", local_transport(settings.local_state)
+    elif not settings.api_key:
+        raise ConfigError(
+            "MIXPEEK_API_KEY is not set: export your Mixpeek API key, or use --local "
+            "to run against the embedded emulator"
+        )
+    else:
+        url, key = check_api_url(settings.api_url, settings.insecure), settings.api_key
+    return MixpeekClient(
+        url,
+        key,
+        transport=transport,
+        retry=RetryPolicy(total_seconds=settings.retry_timeout),
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        max_connections=max(settings.concurrency, 4),
+    )
+
+
+def _run(
+    settings: Settings,
+    work: Callable[[MixpeekClient, asyncio.Event], Awaitable[T]],
+    reporter: Reporter | None = None,
+) -> T:
+    """Open a client, run ``work`` on it in a fresh event loop, close the client.
+
+    Ctrl-C sets the ``stop`` event handed to ``work`` (finish in-flight writes, start
+    nothing new) and tells the reporter; a second Ctrl-C interrupts for real.
+    """
+    client = connect(settings)
+
+    async def main() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_sigint() -> None:
+            if reporter is not None:
+                reporter.interrupting()
+            stop.set()
+            loop.remove_signal_handler(signal.SIGINT)
+
+        # Not available off the main thread or on some platforms: Ctrl-C then aborts.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        async with client:
+            return await work(client, stop)
+
+    return asyncio.run(main())
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read_live(settings: Settings, namespaces: Sequence[str]) -> dict[str, list[TaxonomyResponse]]:
+    """The live taxonomies (head versions) of each namespace."""
+    wanted = sorted(set(namespaces))
+
+    async def read(client: MixpeekClient, stop: asyncio.Event) -> dict[str, list[TaxonomyResponse]]:
+        return await client.read_live(wanted, settings.concurrency)
+
+    return _run(settings, read)
+
+
+def read_versions(settings: Settings, namespace: str, name: str) -> list[TaxonomyResponse]:
+    """Every stored version of taxonomy ``name`` (or id) in ``namespace``."""
+
+    async def read(client: MixpeekClient, stop: asyncio.Event) -> list[TaxonomyResponse]:
+        head = await client.get_taxonomy(namespace, name)
+        if head is None or head.taxonomy_id is None:
+            raise NotFoundError(f"taxonomy {name!r} not found in namespace {namespace!r}")
+        return await client.list_versions(namespace, head.taxonomy_id)
+
+    return _run(settings, read)
+
+
+# --- planning -----------------------------------------------------------------------------
+
+
+def load_manifests(
+    path: str | Path,
+    environ: Mapping[str, str] | None = None,
+    reporter: Reporter | None = None,
+) -> list[DesiredTaxonomy]:
+    """Load and validate the manifest tree at ``path`` offline; raises ``ManifestError``."""
+    from taxsync.manifest import load_tree
+
+    with _reported(reporter):
+        return load_tree(Path(path), environ)
+
+
+def plan_manifests(
+    desired: Sequence[DesiredTaxonomy],
+    settings: Settings,
+    *,
+    prune: bool = False,
+    namespaces: Sequence[str] = (),
+    shard: tuple[int, int] | None = None,
+    reporter: Reporter | None = None,
+) -> Plan:
+    """Read the covered namespaces and plan ``desired`` against them.
+
+    ``namespaces``: only these (with ``prune``, covered even if no manifest names them);
+    ``shard``: ``(i, n)``, only namespaces in shard i of n.
+    """
+    from taxsync.planner import PlanOptions, covered_namespaces
+    from taxsync.planner import plan as make_plan
+
+    options = PlanOptions(
+        prune=prune,
+        namespaces=frozenset(namespaces),
+        only_namespaces=bool(namespaces),
+        shard=shard,
+        api_url=settings.target_url,
+    )
+    wanted = covered_namespaces(desired, options)
+    chosen = set(wanted)
+    selected = [d for d in desired if d.namespace in chosen]
+
+    async def build(client: MixpeekClient, stop: asyncio.Event) -> Plan:
+        live = await client.read_live(wanted, concurrency=settings.concurrency)
+        return make_plan(selected, live, options)
+
+    with _reported(reporter):
+        return _run(settings, build)
+
+
+def plan_tree(
+    path: str | Path,
+    settings: Settings,
+    *,
+    prune: bool = False,
+    namespaces: Sequence[str] = (),
+    shard: tuple[int, int] | None = None,
+    out: Path | None = None,
+    reporter: Reporter | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """Load the manifests at ``path`` and plan them; save the plan as JSON to ``out``."""
+    desired = load_manifests(path, environ, reporter)
+    the_plan = plan_manifests(
+        desired, settings, prune=prune, namespaces=namespaces, shard=shard, reporter=reporter
+    )
+    if out is not None:
+        from taxsync.files import write_atomic
+
+        write_atomic(out, the_plan.to_json())
+    if reporter is not None:
+        reporter.planned(the_plan, out)
+    return the_plan
+
+
+def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) -> Plan:
+    """A saved plan, checked: readable, a taxsync plan, this format, made against this API."""
+    from pydantic import ValidationError
+
+    from taxsync.plan import FORMAT_VERSION, Plan
+
+    with _reported(reporter):
+        try:
+            the_plan = Plan.model_validate_json(path.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the plan: {exc.strerror}") from None
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{path}: not a taxsync plan ({exc.error_count()} problem(s))"
+            ) from None
+        if the_plan.format_version != FORMAT_VERSION:
+            raise ConfigError(f"{path}: plan format {the_plan.format_version} is not supported")
+        target = settings.target_url
+        if the_plan.api_url and the_plan.api_url.rstrip("/") != target:
+            raise ConfigError(f"{path}: the plan was made against {the_plan.api_url}, not {target}")
+    return the_plan
+
+
+@contextlib.contextmanager
+def _reported(reporter: Reporter | None) -> Iterator[None]:
+    """A failure to load or plan is told to the reporter, then raised."""
+    try:
+        yield
+    except TaxsyncError as exc:
+        if reporter is not None:
+            reporter.failed(exc)
+        raise
+
+
+# --- applying -----------------------------------------------------------------------------
+
+
+def check_replaces(plan: Plan, allow_replace: bool) -> None:
+    """Refuse a plan with replaces (new ids) unless they are allowed; nothing is written."""
+    replaces = [c.label for c in plan.changes if c.action == "replace"]
+    if replaces and not allow_replace:
+        raise ConfigError(
+            f"the plan replaces {len(replaces)} taxonomy(ies) (deleted, then recreated with a "
+            f"new id): {', '.join(replaces)}; pass --allow-replace to proceed. Nothing was written."
+        )
+
+
+def apply(
+    plan: Plan,
+    settings: Settings,
+    *,
+    allow_replace: bool = False,
+    wait: bool = False,
+    wait_timeout: float = 300.0,
+    saved: bool = False,
+    desired: Sequence[DesiredTaxonomy] | None = None,
+    reporter: Reporter | None = None,
+) -> ApplyResult:
+    """Carry out ``plan`` and return what became of each change.
+
+    ``saved``: the plan was made earlier (``load_plan``); every planned taxonomy's head is
+    re-read first and the whole plan refused (``StalePlanError``) if any moved.
+    ``desired``: the manifests the plan came from, so API field errors name their lines.
+    A failed change does not stop the others; check ``result.ok``.
+    """
+    from taxsync.applier import ApplyOptions, apply_plan, find_stale
+    from taxsync.plan import ApplyResult
+
+    reporter = reporter or Reporter()
+    if not plan.has_changes:
+        result = ApplyResult()
+        reporter.applied(result, plan)
+        return result
+    check_replaces(plan, allow_replace)
+    if not (math.isfinite(wait_timeout) and wait_timeout > 0):
+        raise ConfigError(f"wait timeout must be a positive number, not {wait_timeout}")
+    options = ApplyOptions(
+        settings.concurrency, allow_replace, wait, wait_timeout, _locator(desired)
+    )
+
+    async def run(client: MixpeekClient, stop: asyncio.Event) -> ApplyResult:
+        if saved:
+            _raise_if_stale(await find_stale(client, plan))
+        reporter.apply_started(plan)
+        return await apply_plan(client, plan, options, reporter.change_done, stop)
+
+    result = _run(settings, run, reporter)
+    reporter.applied(result, plan)
+    return result
+
+
+def _raise_if_stale(reasons: Sequence[str]) -> None:
+    if reasons:
+        raise StalePlanError(
+            f"the saved plan is stale: {len(reasons)} planned taxonomy(ies) moved; "
+            "nothing was written",
+            list(reasons),
+        )
+
+
+def _locator(
+    desired: Sequence[DesiredTaxonomy] | None,
+) -> Callable[[Change, str], str] | None:
+    """With the manifests at hand, API field errors point at their exact line."""
+    if desired is None:
+        return None
+    by_key = {d.key: d for d in desired}
+
+    def locate(change: Change, field: str) -> str:
+        found = by_key.get((change.namespace, change.name))
+        return found.locate(field) if found else str(change.source or change.label)
+
+    return locate
