@@ -70,7 +70,7 @@ def is_write(method: str, path: str) -> bool:
 class Rule:
     """What the recorder does to requests that ``match``, before the emulator sees them.
 
-    ``answer`` (status, message): answer with that Mixpeek error envelope instead.
+    ``answer`` (status, message, details): answer with that Mixpeek error envelope instead.
     ``hold``: keep the request waiting until ``release``; ``reached`` is set when the
     first one arrives. Released requests go on to the emulator only with ``forward``;
     otherwise they are answered 503 and never handled. A released rule matches nothing
@@ -78,7 +78,7 @@ class Rule:
     """
 
     match: Callable[[Seen], bool]
-    answer: tuple[int, str] | None = None
+    answer: tuple[int, str, dict[str, Any] | None] | None = None
     hold: bool = False
     reached: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
@@ -166,10 +166,10 @@ class Recorder:
                 raise AssertionError(f"timed out waiting for {what}")
 
 
-def _envelope(status: int, message: str) -> Any:
+def _envelope(status: int, message: str, details: dict[str, Any] | None = None) -> Any:
     from taxsync.emulator.app import error_response
 
-    return error_response(status, message)
+    return error_response(status, message, details)
 
 
 @dataclass
@@ -212,9 +212,15 @@ class EmulatorHandle:
         self.recorder.rules.append(rule)
         return rule
 
-    def answer(self, match: Callable[[Seen], bool], status: int, message: str) -> Rule:
+    def answer(
+        self,
+        match: Callable[[Seen], bool],
+        status: int,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> Rule:
         """Answer the requests that ``match`` with this error instead of handling them."""
-        rule = Rule(match, answer=(status, message))
+        rule = Rule(match, answer=(status, message, details))
         self.recorder.rules.append(rule)
         return rule
 
@@ -244,7 +250,7 @@ def emulator() -> Iterator[Callable[..., EmulatorHandle]]:
     The handle has ``.url`` (``"http://127.0.0.1:PORT"``, no trailing slash),
     ``.api_key``, ``.store``, ``.app``, ``.headers(namespace)``, and the traffic the
     emulator received: ``.requests``, ``.writes()``, ``.committed()`` (see ``Seen``),
-    plus ``.hold(match)`` / ``.answer(match, status, message)`` to stop or fail chosen
+    plus ``.hold(match)`` / ``.answer(match, status, message, details)`` to stop or fail chosen
     requests before the emulator sees them. Each server runs uvicorn in a background
     thread and is shut down when the test ends.
     """

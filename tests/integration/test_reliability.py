@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from taxsync.client import MixpeekClient
 from taxsync.emulator import Faults
 from taxsync.manifest import load_tree
 from taxsync.planner import plan
+from tests.conftest import WAIT_FAILSAFE_S, Rule
 from tests.helpers import flat, hierarchical, run_cli, write
 
 NAMESPACES = ("alpha", "beta", "gamma")
@@ -119,26 +121,34 @@ def test_lost_response_to_a_new_version_is_not_repeated(tmp_path: Path, emulator
 def test_retries_give_up_with_a_clear_error_naming_the_request(
     tmp_path: Path, emulator: Any
 ) -> None:
-    srv = emulator(faults=Faults(rate_503=1.0, retry_after_seconds=0))
-    root = fleet(tmp_path / "m", per_namespace=1)
-    started = time.monotonic()
-    result = run_cli("plan", str(root), "--retry-timeout", "2", env=env(srv))
+    srv = emulator(faults=Faults(rate_503=1.0, retry_after_seconds=0.05))
+    root = tmp_path / "m"
+    write(root, "a.yaml", flat("a", "alpha"))
+    result = run_cli("plan", str(root), "--retry-timeout", "1", env=env(srv))
     assert result.code == 1
-    assert time.monotonic() - started < 10
     (first, *_) = result.err.splitlines()
-    assert first.startswith("Error: GET /v1/namespaces/")
+    assert first.startswith("Error: GET /v1/namespaces/alpha")
     assert "last: HTTP 503 InferenceServiceUnavailableError" in first
+    # It retried, waiting as told (0.05 s) between attempts within its 1 s budget, and
+    # says how often it tried.
+    sent = len(srv.requests)
+    assert {(r.method, r.path, r.status) for r in srv.requests} == {
+        ("GET", "/v1/namespaces/alpha", 503)
+    }
+    assert 2 <= sent <= 1 / 0.05 + 1
+    assert f"gave up after {sent} attempt(s)" in first
 
 
 def test_unreachable_api_fails_fast(tmp_path: Path) -> None:
     root = fleet(tmp_path / "m", per_namespace=1)
-    started = time.monotonic()
-    result = run_cli(
-        "plan", str(root), env={"MIXPEEK_API_URL": "http://127.0.0.1:9", "MIXPEEK_API_KEY": "sk_x"}
-    )
+    # A port the OS gave us, bound but not listening: every connection is refused.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        result = run_cli("plan", str(root), env={"MIXPEEK_API_URL": url, "MIXPEEK_API_KEY": "sk_x"})
     assert result.code == 1 and "cannot connect" in result.err
+    assert "after 4 attempt(s)" in result.err  # gives up early, not at the 30 s budget
     assert "Traceback" not in result.output
-    assert time.monotonic() - started < 15
 
 
 def test_change_whose_head_moved_after_planning_is_refused_as_stale(
@@ -170,17 +180,26 @@ def test_change_whose_head_moved_after_planning_is_refused_as_stale(
     assert live["a"]["config"]["top_k"] == 9 and live["a"]["version"] == 2
 
 
-def test_server_422_names_the_manifest_line(tmp_path: Path, emulator: Any) -> None:
+@pytest.mark.parametrize("saved", [False, True], ids=["from manifests", "saved plan"])
+def test_server_422_names_the_manifest_line(tmp_path: Path, emulator: Any, saved: bool) -> None:
     srv = emulator()
     root = tmp_path / "m"
-    write(root, "a.yaml", flat("a", "alpha"))
-    plan_file = tmp_path / "plan.json"
-    assert run_cli("plan", str(root), "--out", str(plan_file), env=env(srv)).code == 0
-    # A hand-edited plan slips an invalid value past offline validation; the API refuses it.
-    plan_file.write_text(plan_file.read_text().replace('"top_k": 1', '"top_k": 99'))
-    result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
+    write(root, "a.yaml", flat("a", "alpha", top_k=7))
+    # The API refuses a value offline validation accepts (a limit of the account, say).
+    problem = {"loc": ["body", "config", "top_k"], "msg": "must be <= 5 on this plan"}
+    srv.answer(
+        lambda r: r.is_write, 422, "Request validation failed", {"validation_errors": [problem]}
+    )
+    if saved:
+        plan_file = tmp_path / "plan.json"
+        assert run_cli("plan", str(root), "--out", str(plan_file), env=env(srv)).code == 0
+        result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
+        where = f"{root / 'a.yaml'}:4"  # the manifest, as the plan recorded it
+    else:
+        result = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+        where = f"{root / 'a.yaml'}:12:5"  # the very line of top_k
     assert result.code == 1
-    assert f"{root / 'a.yaml'}:4: spec.config.top_k:" in result.output
+    assert f"{where}: spec.config.top_k: must be <= 5 on this plan" in result.output
     assert "HTTP 422" in result.output
 
 
@@ -205,52 +224,65 @@ def _spawn_apply(srv: Any, root: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_creates(srv: Any, at_least: int, timeout: float = 20) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        count = len(live_names(srv, "alpha"))
-        if count >= at_least:
-            return count
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {at_least} creates after {timeout}s")
-
-
-def _apply_under_way(tmp_path: Path, emulator: Any) -> tuple[Any, Path, subprocess.Popen[str]]:
-    """An apply of 16 slow creates in a subprocess, caught after its first three landed."""
-    srv = emulator(faults=Faults(latency_ms=60))
+def _apply_under_way(
+    tmp_path: Path, emulator: Any
+) -> tuple[Any, Path, subprocess.Popen[str], Rule]:
+    """An apply of 16 creates in a subprocess, caught with exactly three landed: every
+    later write is held by the emulator until the test releases it."""
+    srv = emulator()
     root = tmp_path / "m"
     for i in range(16):
         write(root, f"{i}.yaml", flat(f"t-{i}", "alpha"))
+    hold = srv.hold(lambda r: r.is_write and (r.write_index or 0) > 3)
     process = _spawn_apply(srv, root)
-    _wait_for_creates(srv, 3)
-    return srv, root, process
+    srv.wait_for_committed(3)
+    if not hold.reached.wait(WAIT_FAILSAFE_S):
+        process.kill()
+        raise AssertionError("the fourth write never arrived:\n" + "".join(process.communicate()))
+    return srv, root, process, hold
 
 
-@pytest.mark.slow
 def test_killed_apply_is_finished_by_the_next_one(tmp_path: Path, emulator: Any) -> None:
-    srv, root, process = _apply_under_way(tmp_path, emulator)
+    srv, root, process, hold = _apply_under_way(tmp_path, emulator)
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
-    partial = len(live_names(srv, "alpha"))
-    assert 3 <= partial < 16
+    process.communicate(timeout=WAIT_FAILSAFE_S)
+    hold.release()  # the held writes never reach the emulator
+    assert len(live_names(srv, "alpha")) == 3
 
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert finish.code == 0, finish.output
-    assert f"Plan: {16 - partial} to create" in finish.out  # exactly the rest
+    assert "Plan: 13 to create" in finish.out  # exactly the rest
     names = live_names(srv, "alpha")
     assert sorted(names) == sorted(f"t-{i}" for i in range(16))
 
 
-@pytest.mark.slow
 def test_ctrl_c_finishes_in_flight_writes_and_exits_130(tmp_path: Path, emulator: Any) -> None:
-    srv, root, process = _apply_under_way(tmp_path, emulator)
+    srv, root, process, hold = _apply_under_way(tmp_path, emulator)
+    assert process.stderr is not None
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=20)
+    # Release the held writes only once apply has taken the interrupt in.
+    err_lines = []
+    failsafe = threading.Timer(WAIT_FAILSAFE_S, process.kill)
+    failsafe.start()
+    try:
+        for line in process.stderr:
+            err_lines.append(line)
+            if line.startswith("Interrupt: finishing in-flight writes"):
+                break
+        else:
+            raise AssertionError("apply never acknowledged the interrupt:\n" + "".join(err_lines))
+    finally:
+        failsafe.cancel()
+    hold.release(forward=True)  # the in-flight writes complete
+    out, err = process.communicate(timeout=WAIT_FAILSAFE_S)
+    err = "".join(err_lines) + err
     assert process.returncode == 130, out + err
     assert "not started" in out + err
     assert "Traceback" not in err
     done = len(live_names(srv, "alpha"))
+    assert 4 <= done < 16  # the three before, plus what was in flight; no new ones
     assert out.count(": done") == done  # every write that landed was reported
+    assert done == len(srv.committed())
 
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert finish.code == 0 and len(live_names(srv, "alpha")) == 16
