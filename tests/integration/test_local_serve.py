@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -12,18 +13,44 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import WAIT_FAILSAFE_S
+
 KEY = "sk_served"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def listening_port(pid: int) -> int | None:
+    """The TCP port process ``pid`` listens on, read from /proc (None: not listening yet)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # a descriptor closed while we look
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                return int(fields[1].rsplit(":", 1)[1], 16)
+    return None
+
+
+def wait_until_listening(process: subprocess.Popen[str]) -> int:
+    """The port the served process listens on; fails the test if it never does."""
+    deadline = time.monotonic() + WAIT_FAILSAFE_S  # a fail-safe, never reached when it works
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"taxsync local serve exited {process.returncode}:\n{out}{err}")
+        port = listening_port(process.pid)
+        if port is not None:
+            return port
+        time.sleep(0.02)
+    process.kill()
+    pytest.fail("taxsync local serve never started listening")
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     state = tmp_path / "state.json"
     process = subprocess.Popen(
         [
@@ -33,7 +60,7 @@ def served(tmp_path: Path) -> Iterator[str]:
             "local",
             "serve",
             "--port",
-            str(port),
+            "0",  # the OS picks a free port: no race with other tests
             "--state",
             str(state),
             "--namespace",
@@ -47,21 +74,30 @@ def served(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/v1/namespaces", timeout=0.5)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
     try:
-        yield url
+        port = wait_until_listening(process)
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        _, err = process.communicate(timeout=10)
-        assert KEY not in err  # the server never logs the key
+        _, err = process.communicate(timeout=WAIT_FAILSAFE_S)
+    assert KEY not in err  # the server never logs the key
     assert state.exists()  # --state persisted what was written
+
+
+def test_serve_refuses_an_unreadable_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "taxsync", "local", "serve", "--port", "0", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_FAILSAFE_S,  # a fail-safe: it must refuse before it listens
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("Error: ") and str(state) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert state.read_text(encoding="utf-8") == "{not json"  # left alone
 
 
 def test_served_emulator_honours_its_options(served: str) -> None:
