@@ -825,3 +825,67 @@ def test_apply_on_push_sets_outputs_and_summary(
         env={**cli_env(runner, srv), "GITHUB_EVENT_NAME": "pull_request"},
     )
     assert refused.code == 1 and "refusing to apply" in refused.err
+
+
+# --- exit codes and secrets of --github runs -----------------------------------------------
+
+
+def creating(name: str) -> Any:
+    def match(request: Any) -> bool:
+        body = request.json() if request.method == "POST" else None
+        return request.path == "/v1/taxonomies" and (body or {}).get("taxonomy_name") == name
+
+    return match
+
+
+def test_apply_on_push_fails_the_step_when_one_change_fails(
+    runner: Runner, fake: FakeGitHub, emulator: Any
+) -> None:
+    srv = emulator()
+    set_event(runner, "push", push_event(), "refs/heads/main")
+    tree = runner.root / "workspace" / "taxonomies"
+    for name in ("a", "b", "c"):
+        write(tree, f"prod/{name}.yaml", flat(name))
+    srv.answer(creating("b"), 400, "collection col_products_v1 is being deleted")
+
+    result = run_cli(
+        "apply",
+        "--github",
+        "--auto-approve",
+        "--concurrency",
+        "1",
+        str(tree),
+        env=cli_env(runner, srv),
+    )
+    assert result.code == 1, result.output
+    errors = [line for line in result.out.splitlines() if line.startswith("::error")]
+    assert errors and "did not apply" in errors[0]
+    summary = runner.summary.read_text(encoding="utf-8")
+    assert "Apply: 2 applied, 1 failed." in summary
+    assert "production/b" in summary and "is being deleted" in summary
+    assert runner.outputs()["changes"] == "true"
+    assert sorted(r.json()["taxonomy_name"] for r in srv.committed()) == ["a", "c"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG in src: the API's error message is printed and reported verbatim, so a key "
+    "the API quotes back reaches stderr, the step summary and the PR comment",
+)
+def test_an_api_error_echoing_the_key_reaches_no_report(
+    runner: Runner, fake: FakeGitHub, emulator: Any
+) -> None:
+    # Some gateways quote the credential they refuse. run_cli scans stdout, stderr, the
+    # step summary, GITHUB_OUTPUT, the plan file and every request the fake GitHub got.
+    srv = emulator()
+    tree = runner.root / "workspace" / "taxonomies"
+    write(tree, "prod/a.yaml", flat("a"))
+    srv.answer(lambda r: True, 401, f"Invalid API key '{srv.api_key}' for project prj_1")
+
+    result = run_cli("plan", "--github", str(tree), env=cli_env(runner, srv))
+    assert result.code == 1, result.output
+    assert "HTTP 401" in result.err
+    (comment,) = bot_comments(fake)
+    assert "The plan failed" in comment["body"] and "HTTP 401" in comment["body"]
+    assert "HTTP 401" in runner.summary.read_text(encoding="utf-8")
