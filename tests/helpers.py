@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ spec:
       - {{collection_id: col_employees, label: Employees}}
       - {{collection_id: col_managers, parent_collection_id: col_employees, label: {label}}}
 """
+
+
+@contextlib.contextmanager
+def refused_url() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` where every connection is refused: a port the OS gave us,
+    bound but not listening, so nothing else can take it while the test runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{closed.getsockname()[1]}"
 
 
 def write(root: Path, relative: str, text: str) -> Path:

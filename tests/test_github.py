@@ -25,7 +25,7 @@ from taxsync.github import GitHubApi, GitHubContext
 from taxsync.manifest import load_tree
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
 from taxsync.render import plan_markdown
-from tests.helpers import flat, run_cli, secret_sink, write
+from tests.helpers import flat, refused_url, run_cli, secret_sink, write
 
 TOKEN = "ghs_SECRETtokenVALUE1234567890"
 REPO = "acme/taxonomies"
@@ -566,12 +566,13 @@ def test_a_comment_edited_with_crlf_is_still_ours(runner: Runner, fake: FakeGitH
 
 
 def test_an_unreachable_api_is_a_clear_error(runner: Runner) -> None:
-    ctx = runner.ctx(GITHUB_API_URL="http://127.0.0.1:9")
-    with (
-        fast_api(ctx) as api,
-        pytest.raises(GitHubError, match="no answer from the GitHub API") as caught,
-    ):
-        github.upsert_pr_comment(ctx, "### plan\n", api=api)
+    with refused_url() as url:
+        ctx = runner.ctx(GITHUB_API_URL=url)
+        with (
+            fast_api(ctx) as api,
+            pytest.raises(GitHubError, match="no answer from the GitHub API") as caught,
+        ):
+            github.upsert_pr_comment(ctx, "### plan\n", api=api)
     assert TOKEN not in str(caught.value) and TOKEN not in repr(api)
 
 

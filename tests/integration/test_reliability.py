@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from taxsync.emulator import Faults
 from taxsync.manifest import load_tree
 from taxsync.planner import plan
 from tests.conftest import WAIT_FAILSAFE_S, Rule
-from tests.helpers import flat, hierarchical, run_cli, write
+from tests.helpers import flat, hierarchical, refused_url, run_cli, write
 
 NAMESPACES = ("alpha", "beta", "gamma")
 
@@ -141,10 +140,7 @@ def test_retries_give_up_with_a_clear_error_naming_the_request(
 
 def test_unreachable_api_fails_fast(tmp_path: Path) -> None:
     root = fleet(tmp_path / "m", per_namespace=1)
-    # A port the OS gave us, bound but not listening: every connection is refused.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
-        closed.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with refused_url() as url:
         result = run_cli("plan", str(root), env={"MIXPEEK_API_URL": url, "MIXPEEK_API_KEY": "sk_x"})
     assert result.code == 1 and "cannot connect" in result.err
     assert "after 4 attempt(s)" in result.err  # gives up early, not at the 30 s budget
