@@ -139,12 +139,13 @@ def test_usage_error_exit_code_of_the_real_process() -> None:
 FAULTS = {
     "no faults": {},
     "every response lost after commit": {"rate_drop_after_commit": 1.0},
+    # Lost responses on every write (so they surely happen), errors drawn at random.
     "a bit of everything": {
         "rate_429": 0.15,
         "rate_503": 0.15,
         "rate_500": 0.15,
         "rate_reset": 0.1,
-        "rate_drop_after_commit": 0.5,
+        "rate_drop_after_commit": 1.0,
         "retry_after_seconds": 0.01,  # Retry-After: 0 would fall back to backoff
         "seed": 11,
     },
