@@ -17,15 +17,23 @@ those helpers cannot hide itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from taxsync import render
+from taxsync import github, render
+from taxsync.emulator.store import Store
+from taxsync.errors import ManifestError, ManifestProblem, TaxsyncError
 from taxsync.history import History, VersionEntry
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
+from taxsync.wire import CreateTaxonomyRequest
+from tests.helpers import flat, run_cli, write
 
 # --- hostile strings -----------------------------------------------------------------------
 
@@ -331,3 +339,325 @@ def test_a_fence_outgrows_the_backticks_inside() -> None:
     _, fences = markdown_structure(block)
     assert len(fences) == 2
     assert render.fenced("no ticks", "diff") == "```diff\nno ticks\n```\n"
+
+
+# --- 6. workflow commands: one line, every part escaped -------------------------------------
+
+
+def parse_command(line: str) -> tuple[str, dict[str, str], str]:
+    """A ``::command k=v,…::data`` line as the Actions runner parses it (TryParseV2)."""
+    assert "\n" not in line and "\r" not in line
+    assert line.startswith("::")
+    end = line.index("::", 2)
+    info, data = line[2:end], line[end + 2 :]
+    name, _, props = info.partition(" ")
+    properties: dict[str, str] = {}
+    for pair in filter(None, props.split(",")):
+        key, _, value = pair.partition("=")
+        properties[key] = _unescape(value, {"%0D": "\r", "%0A": "\n", "%3A": ":", "%2C": ","})
+    return name, properties, _unescape(data, {"%0D": "\r", "%0A": "\n"})
+
+
+def _unescape(text: str, mapping: dict[str, str]) -> str:
+    for escaped, char in {**mapping, "%25": "%"}.items():
+        text = text.replace(escaped, char)
+    return text
+
+
+def test_a_workflow_command_stays_one_command() -> None:
+    line = github.workflow_command(
+        "error",
+        f"msg {TERMINAL}::stop-commands::x\r\n::add-mask::y%0A",
+        file=f"m/a,b:c{ESC}.yaml",
+        line=3,
+        title=f"t::{RLO},x=y\n",
+    )
+    assert_no_hidden(line, "the command")
+    name, properties, data = parse_command(line)
+    assert name == "error"
+    assert properties == {
+        "file": "m/a,b:c\\u001b.yaml",
+        "line": "3",
+        "title": "t::\\u202e,x=y\n",
+    }
+    assert data == f"msg {render.visible(TERMINAL)}::stop-commands::x\r\n::add-mask::y%0A"
+
+
+def test_manifest_annotations_are_escaped(tmp_path: Path) -> None:
+    error = ManifestError(
+        [ManifestProblem(str(tmp_path / f"{RLO},x.yaml"), 1, 2, f"metadata.{ESC}", HOSTILE)]
+    )
+    [line] = github.manifest_annotations(error, tmp_path)
+    assert_no_hidden(line, "the annotation")
+    name, properties, data = parse_command(line)
+    assert (name, properties["file"], properties["title"]) == (
+        "error",
+        "\\u202e,x.yaml",
+        "taxsync: invalid manifest",
+    )
+    assert data.startswith("metadata.\\u001b: ")
+
+
+# --- 7. the comment and the step summary ----------------------------------------------------
+
+
+def markdown_with_structure(sections: int) -> str:
+    """Plan-like markdown whose code holds lookalikes of every structure it has."""
+    parts = ["### taxsync plan\n"]
+    for i in range(sections):
+        body = "\n".join(
+            [f'+ x{i} = "```"', "```", "<details>", "</details>", "<!-- x", "~~~~"] * 3
+        )
+        parts.append(f"\n<details><summary>s{i}</summary>\n\n" + render.fenced(body, "diff"))
+        parts.append("</details>\n")
+    return "".join(parts)
+
+
+def test_trimming_never_leaves_a_block_open() -> None:
+    markdown = markdown_with_structure(6)
+    assert "````diff" in markdown, "the fence outgrew the backticks in the code"
+    note = "\n> trimmed\n"
+    for limit in range(200, len(markdown), 7):
+        trimmed = github.trim_markdown(markdown, limit, note, len)
+        assert len(trimmed) <= limit, limit
+        assert trimmed.endswith(note)
+        assert_safe_markdown(trimmed[: -len(note)])
+        prose, _ = markdown_structure(trimmed)
+        assert "<!-- x" not in "\n".join(prose)
+
+
+def test_the_marker_is_the_first_line_and_content_cannot_forge_it(tmp_path: Path) -> None:
+    ctx = context(tmp_path, TAXSYNC_COMMENT_KEY=f"prod\n{github.MARKER}\n-->{RLO}`@octocat`")
+    body = github.compose_comment(ctx, render.plan_markdown(hostile_plan()))
+    first, rest = body.split("\n", 1)
+    assert first == github.comment_marker(ctx.comment_key)
+    assert MARKER_RE.fullmatch(first)
+    assert_safe_markdown(body, marker=True)
+    footer = body.rstrip("\n").rsplit("\n", 1)[-1]
+    assert footer.startswith(
+        "<sub>manifests <code>prod\\u000a&lt;!-- taxsync-plan --&gt;\\u000a--&gt;"
+        "\\u202e&#96;@&#8203;octocat&#96;</code> · commit abcdef1 · [workflow run]("
+    )
+    # Benign keys read as they always did.
+    assert github.comment_marker("prod") == "<!-- taxsync-plan prod -->"
+
+
+def test_the_failed_plan_report_keeps_its_fence(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    error = TaxsyncError(f"HTTP 500: {HOSTILE}", ["````", f"{ESC}[2J</details><!--"])
+    github.report_plan_error(ctx, error, comment=False)
+    summary = (tmp_path / "summary").read_text(encoding="utf-8")
+    prose = assert_safe_markdown(summary)
+    assert prose[-1] == "" and "The plan failed." in summary
+    _, fences = markdown_structure(summary)
+    assert fences == ["`````text", "`````"]
+
+
+# --- 8. end to end: GitHub mode on hostile input -------------------------------------------
+
+BOT = "github-actions[bot]"
+REPO = "acme/taxonomies"
+TOKEN = "ghs_escapingTESTtoken0123456789"
+
+
+class FakeGitHub:
+    """Just the comment routes of the GitHub REST API, in process."""
+
+    def __init__(self) -> None:
+        self.comments: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/user":
+            return httpx.Response(403, json={"message": "Resource not accessible by integration"})
+        if request.method == "GET" and path.endswith("/comments"):
+            return httpx.Response(200, json=self.comments)
+        body = json.loads(request.content)["body"]
+        if request.method == "POST":
+            comment = {"id": len(self.comments) + 1, "body": body, "user": {"login": BOT}}
+            self.comments.append(comment)
+            return httpx.Response(201, json=comment)
+        comment = self.comments[int(path.rsplit("/", 1)[1]) - 1]
+        comment["body"] = body
+        return httpx.Response(200, json=comment)
+
+
+def github_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps(
+            {
+                "number": 7,
+                "pull_request": {
+                    "number": 7,
+                    "head": {"sha": "abcdef1234567890", "repo": {"full_name": REPO}},
+                    "base": {"repo": {"full_name": REPO}},
+                },
+                "repository": {"full_name": REPO, "default_branch": "main"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    for name in ("output", "summary"):
+        (tmp_path / name).touch()
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": "https://api.github.test",
+        "GITHUB_SERVER_URL": "https://github.test",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_REF": "refs/pull/7/merge",
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        "RUNNER_TEMP": str(tmp_path),
+        "TAXSYNC_GITHUB_TOKEN": TOKEN,
+        **overrides,
+    }
+
+
+def context(tmp_path: Path, **overrides: str) -> github.GitHubContext:
+    return github.GitHubContext.from_env(github_env(tmp_path, **overrides))
+
+
+@pytest.fixture
+def fake_github(monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
+    fake = FakeGitHub()
+    transport = httpx.MockTransport(fake)
+    monkeypatch.setattr(
+        github, "GitHubApi", functools.partial(github.GitHubApi, transport=transport)
+    )
+    return fake
+
+
+def assert_safe_reports(tmp_path: Path, out: str, fake: FakeGitHub | None) -> None:
+    """The step log, outputs, summary and comment of a run, checked against every rule."""
+    for line in command_lines(out):
+        name, properties, _ = parse_command(line)  # taxsync's own, well formed
+        assert name in ("error", "warning", "notice") and properties.get("title") in (
+            "taxsync",
+            "taxsync: invalid manifest",
+        ), line
+    assert_no_hidden(out, "the step log")
+    assert_no_hidden((tmp_path / "output").read_text(encoding="utf-8"), "the outputs")
+    assert_safe_markdown((tmp_path / "summary").read_text(encoding="utf-8"))
+    if fake is not None:
+        [comment] = fake.comments
+        assert_safe_markdown(comment["body"], marker=True)
+
+
+def test_github_plan_and_apply_reports_of_a_hostile_plan(
+    tmp_path: Path, fake_github: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = hostile_plan()
+    ctx = context(tmp_path, TAXSYNC_COMMENT_KEY=f"k{HOSTILE}")
+    assert github.report_plan(ctx, plan, tmp_path / "plan.json", comment=True) == "created"
+    print(render.plan_text(plan, render.Style(False)), end="")  # as the CLI does
+    assert_safe_reports(tmp_path, capsys.readouterr().out, fake_github)
+
+    apply_ctx = context(tmp_path, GITHUB_EVENT_NAME="push", GITHUB_REF="refs/heads/main")
+    result = hostile_result(plan)
+    for r in result.results:
+        print(render.result_line(r, render.Style(False)))
+    github.report_apply(apply_ctx, result, plan)
+    out = capsys.readouterr().out
+    assert "::error title=taxsync::taxsync apply: 4 change(s) did not apply" in out
+    assert_safe_reports(tmp_path, out, fake_github)
+
+    error = ManifestError(
+        [ManifestProblem(str(tmp_path / f"{HOSTILE}.yaml"), 1, 1, HOSTILE, HOSTILE)]
+    )
+    github.report_plan_error(ctx, error, comment=True)
+    out = capsys.readouterr().out
+    assert out.startswith("::error file=") and len(command_lines(out)) == 1
+    assert_safe_reports(tmp_path, out, fake_github)
+    assert "The plan failed." in fake_github.comments[0]["body"]
+
+
+def seed_hostile_live_state(state: Path) -> None:
+    """Live taxonomies with hostile names, keys and descriptions, as an API could return."""
+    store = Store(state)
+    store.ensure_namespace("production")
+    config = {
+        "taxonomy_type": "flat",
+        "retriever_id": "ret_clip_v1",
+        "input_mappings": [
+            {
+                "input_key": "image_vector",
+                "source_type": "vector",
+                "path": "features.clip_vit_l_14",
+            },
+            {"input_key": f"k{COMMANDS}{TERMINAL}", "source_type": "vector", "path": "f.x"},
+        ],
+        "source_collection": {
+            "collection_id": "col_products_v1",
+            "enrichment_fields": [
+                {"field_path": "metadata.tags", "merge_mode": "append"},
+                {"field_path": "label", "target_field": "category", "merge_mode": "replace"},
+                {"field_path": f"p{MARKDOWN}", "merge_mode": "append"},
+            ],
+        },
+    }
+    store.create_taxonomy(
+        "production",
+        CreateTaxonomyRequest.model_validate(
+            {
+                "taxonomy_name": "products",
+                "description": HOSTILE,
+                "config": config,
+                "metadata": {
+                    "team": "search",
+                    "managed_by": "taxsync",
+                    HOSTILE: HOSTILE,
+                    f"{MARKDOWN}{RLO}": 1,
+                },
+            }
+        ),
+    )
+    store.create_taxonomy(
+        "production",
+        CreateTaxonomyRequest.model_validate(
+            {
+                "taxonomy_name": f"retired{HOSTILE}",
+                "config": {**config, "input_mappings": config["input_mappings"][:1]},
+                "metadata": {"managed_by": "taxsync"},
+            }
+        ),
+    )
+
+
+def test_github_plan_end_to_end_on_hostile_live_state(
+    tmp_path: Path, fake_github: FakeGitHub
+) -> None:
+    state = tmp_path / "state.json"
+    seed_hostile_live_state(state)
+    # The manifests: benign names (the loader refuses control characters there), but a
+    # file name and a description a reviewer must still see as they are.
+    tree = tmp_path / "taxonomies"
+    write(tree, "prod/products.yaml", flat())
+    write(
+        tree,
+        "prod/##[error]boom <!-- `@octocat` |.yaml",
+        flat("extra").replace(
+            "description: Product categories by image similarity",
+            "description: '@octocat ``` </details> <!-- ##[warning]x'",
+        ),
+    )
+    env = github_env(tmp_path)
+    result = run_cli(
+        "plan", "--local", "--local-state", str(state), "--github", "--prune", str(tree), env=env
+    )
+    assert result.code == 0, result.output
+    out = result.out
+    # The hostile live data did reach the plan (escaped), so the checks below mean something.
+    assert "delete production/retired\\u001b[31mred" in out
+    assert "- metadata.\\u001b[31mred" in out
+    assert "##\\u005berror]boom <!-- `@octocat` |.yaml:4" in out
+    assert "1 to create, 1 new version, 0 to update, 0 to replace, 1 to delete" in out
+    assert_safe_reports(tmp_path, out, fake_github)
+    assert_no_hidden(result.err, "stderr")
+    assert command_lines(result.err) == []
+    body = fake_github.comments[0]["body"]
+    assert "@&#8203;octocat" in body and "&lt;!-- " in body

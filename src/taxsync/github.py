@@ -36,7 +36,7 @@ from taxsync._http import (
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.plan import ApplyResult, Plan
 from taxsync.reconcile import Reporter, Settings
-from taxsync.render import apply_markdown, plan_markdown
+from taxsync.render import apply_markdown, fenced, md_inline, plan_markdown, visible
 
 MARKER = "<!-- taxsync-plan -->"
 # GitHub refuses comment bodies over 65,536 characters; stay clear of it, measured
@@ -178,8 +178,14 @@ def _optional_path(value: str | None) -> Path | None:
 
 
 def escape_data(text: str) -> str:
-    """Escape a workflow command's message (``%``, CR, LF), as the runner unescapes it."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Escape a workflow command's message (``%``, CR, LF), as the runner unescapes it.
+
+    Every other hidden character (ESC, C1, bidi controls, …) is shown as ``\\u…`` first,
+    so the annotation reads as what it says; CR and LF keep their meaning as ``%0D``/``%0A``
+    and can never end the command's line.
+    """
+    shown = visible(text, keep="\r\n")
+    return shown.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:
@@ -287,30 +293,74 @@ def _utf8_length(text: str) -> int:
 
 
 def trim_markdown(markdown: str, limit: int, note: str, measure: Any = _comment_length) -> str:
-    """``markdown`` if it fits in ``limit``; else whole leading lines, closed fences, ``note``.
+    """``markdown`` if it fits in ``limit``; else whole leading lines, closed blocks, ``note``.
 
-    ``measure`` counts a string the way the limit is counted (characters, bytes).
+    ``measure`` counts a string the way the limit is counted (characters, bytes). The
+    closers of whatever the cut leaves open (a code fence, ``<details>``) always fit.
     """
     if measure(markdown) <= limit:
         return markdown
-    closers_room = measure("```\n" + "</details>\n" * 4)
-    budget = limit - measure(note) - closers_room
+    room = limit - measure(note)
+    blocks = _Blocks()
     kept: list[str] = []
     used = 0
-    for line in markdown.splitlines(keepends=True):
-        used += measure(line)
-        if used > budget:
+    for line in _lines(markdown):
+        after = blocks.after(line)
+        if used + measure(line) + measure(after.closers()) > room:
             break
         kept.append(line)
-    text = "".join(kept)
-    return text + _closers(text) + note
+        used += measure(line)
+        blocks = after
+    return "".join(kept) + blocks.closers() + note
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` cut after each LF only (``splitlines`` would also cut at U+2028, VT, …)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+# An opening or closing code fence (CommonMark): up to 3 spaces, 3+ backticks or tildes.
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+
+
+@dataclass(frozen=True)
+class _Blocks:
+    """What is open after some lines of markdown: a code fence, ``<details>`` blocks.
+
+    Inside a code block nothing counts but the line that closes it (as long a run of the
+    same fence character, alone on its line): text there is not markup.
+    """
+
+    fence: str = ""
+    details: int = 0
+
+    def after(self, line: str) -> _Blocks:
+        text = line.rstrip("\r\n")
+        match = _FENCE.fullmatch(text)
+        if self.fence:
+            closes = (
+                match is not None
+                and match[1][0] == self.fence[0]
+                and len(match[1]) >= len(self.fence)
+                and not match[2].strip()
+            )
+            return _Blocks("", self.details) if closes else self
+        if match is not None and not (match[1][0] == "`" and "`" in match[2]):
+            return _Blocks(match[1], self.details)
+        opened = self.details + text.count("<details>") - text.count("</details>")
+        return _Blocks("", max(opened, 0))
+
+    def closers(self) -> str:
+        return (self.fence + "\n" if self.fence else "") + "</details>\n" * self.details
 
 
 def _closers(text: str) -> str:
-    """Close a code fence and ``<details>`` blocks the cut left open."""
-    closing = "```\n" if text.count("```") % 2 else ""
-    open_details = text.count("<details>") - text.count("</details>")
-    return closing + "</details>\n" * max(open_details, 0)
+    """Close a code fence and ``<details>`` blocks left open at the end of ``text``."""
+    blocks = _Blocks()
+    for line in _lines(text):
+        blocks = blocks.after(line)
+    return blocks.closers()
 
 
 def _trim_note(ctx: GitHubContext, where: str) -> str:
@@ -476,7 +526,8 @@ def comment_marker(key: str = "") -> str:
     """The hidden first line that identifies taxsync's comment (one per ``key``)."""
     if not key:
         return MARKER
-    safe = key.replace("--", "- -").replace(">", "")
+    # One line (no new line, no hidden character) that cannot end the comment early.
+    safe = visible(key).replace("--", "- -").replace(">", "")
     return f"<!-- taxsync-plan {safe} -->"
 
 
@@ -492,7 +543,8 @@ def compose_comment(ctx: GitHubContext, markdown: str) -> str:
 def _footer(ctx: GitHubContext) -> str:
     parts = []
     if ctx.comment_key:
-        parts.append(f"manifests `{ctx.comment_key.replace('`', '')}`")
+        # <code>, not backticks: its text is escaped like any other (no "<!--", no @mention).
+        parts.append(f"manifests <code>{md_inline(ctx.comment_key)}</code>")
     if ctx.pr_head_sha:
         parts.append(f"commit {ctx.pr_head_sha[:7]}")
     if ctx.run_url:
@@ -605,7 +657,10 @@ def report_plan_error(ctx: GitHubContext, error: TaxsyncError, comment: bool) ->
         lines = [_problem_line(p, ctx.workspace) for p in error.problems]
     else:
         lines = [str(error), *error.details]
-    markdown = "### taxsync plan\n\n**The plan failed.**\n\n" + _fenced("\n".join(lines))
+    # In a code block nothing is markup and no @mention notifies; visible() keeps each
+    # line one line and shows what a terminal would have obeyed.
+    text = "\n".join(visible(line) for line in lines)
+    markdown = "### taxsync plan\n\n**The plan failed.**\n\n" + fenced(text, "text")
     append_summary(ctx, markdown)
     if comment and ctx.is_pull_request:
         _comment_or_warn(ctx, markdown)
@@ -655,13 +710,6 @@ def _comment_or_warn(ctx: GitHubContext, markdown: str) -> CommentOutcome | None
 
 def _problem_line(problem: ManifestProblem, workspace: Path) -> str:
     return problem.shown_at(workspace_relative(problem.file, workspace))
-
-
-def _fenced(text: str) -> str:
-    """A code block whose fence is longer than any backtick run inside ``text``."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text}\n{fence}\n"
 
 
 def _keep_out_of_git(plan_file: Path, workspace: Path) -> None:
