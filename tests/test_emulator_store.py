@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
 import os
@@ -9,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from taxsync import files as files_module
 from taxsync.emulator import StateFileError, Store, create_app
 from taxsync.emulator import store as store_module
 from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound
@@ -317,7 +320,7 @@ def test_failed_write_leaves_old_file_and_no_temp(
 
     # The temp file is fully written and fsynced; the crash hits before the rename.
     monkeypatch.setattr(store_module.os, "replace", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(StateFileError, match=f"cannot write .*{path}: simulated crash"):
         store.create_taxonomy(NS, create_request("lost"))
     monkeypatch.undo()
     assert path.read_bytes() == before
@@ -326,6 +329,56 @@ def test_failed_write_leaves_old_file_and_no_temp(
     assert store.count_taxonomies() == 1
     with pytest.raises(NotFound):
         store.get_taxonomy(NS, "lost")
+
+
+# Failures the file system really produces (as root too, where chmod refuses nothing).
+
+
+def test_a_state_file_name_too_long_for_its_temporary_file_is_a_state_file_error(
+    tmp_path: Path,
+) -> None:
+    # 245 characters: the file and its lock file fit in 255 bytes, the temporary sibling
+    # ".<name>.<8 hex>.tmp" (259) does not, so every save fails with ENAMETOOLONG.
+    path = tmp_path / ("s" * 240 + ".json")
+    store = Store(path)
+    with pytest.raises(StateFileError) as failed:
+        store.ensure_namespace(NS)
+    assert failed.value.message == (
+        f"cannot write emulator state file {path}: {os.strerror(errno.ENAMETOOLONG)}"
+    )
+    assert not path.exists()
+    assert store.count_taxonomies() == 0 and store.list_namespaces().results == []
+
+
+def test_a_folder_where_the_temporary_file_must_go_is_a_state_file_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    store = Store(path)
+    store.ensure_namespace(NS)
+    before = path.read_bytes()
+    monkeypatch.setattr(files_module.secrets, "token_hex", lambda n: "0" * 2 * n)
+    (tmp_path / ".state.json.00000000.tmp").mkdir()  # the next save's temporary sibling
+    with pytest.raises(StateFileError, match=f"^cannot write emulator state file {path}: "):
+        store.create_taxonomy(NS, create_request("lost"))
+    assert path.read_bytes() == before
+    with pytest.raises(NotFound):
+        store.get_taxonomy(NS, "lost")
+
+
+def test_the_emulator_answers_a_failed_save_with_the_file_it_could_not_write(
+    tmp_path: Path, emulator: Any
+) -> None:
+    path = tmp_path / ("s" * 240 + ".json")
+    srv = emulator(state_path=path)
+    response = httpx.post(
+        f"{srv.url}/v1/taxonomies",
+        json={"taxonomy_name": "cats", "config": flat_config()},
+        headers=srv.headers(NS),
+    )
+    assert response.status_code == 500
+    message = response.json()["error"]["message"]
+    assert message.startswith(f"cannot write emulator state file {path}: ")
 
 
 def test_failed_encoding_leaves_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

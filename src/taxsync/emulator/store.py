@@ -444,8 +444,12 @@ class Store:
             data = self._state.encode()
             files.replace_file(self._path, data, durable=True, mode=0o600)
             stat = os.stat(self._path)
-        except BaseException:
+        except BaseException as exc:
             self._discard_unsaved()
+            if isinstance(exc, OSError):
+                raise StateFileError(
+                    f"cannot write emulator state file {self._path}: {exc.strerror or exc}"
+                ) from exc
             raise
         self._file_sig = (stat.st_ino, stat.st_mtime_ns, stat.st_size, self._state.generation)
         self._dirty = False
