@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from taxsync import files as files_module
 from taxsync import normalize
 from taxsync.errors import ConfigError
-from taxsync.export import manifest_for, plan_files, problems_in, write_files
+from taxsync.export import ExportedFile, manifest_for, plan_files, problems_in, write_files
 from taxsync.manifest import load_tree
 from taxsync.wire import TaxonomyResponse
 from tests.helpers import live_flat
@@ -194,6 +201,126 @@ def test_colliding_names_get_a_short_stable_hash(tmp_path: Path) -> None:
     assert stems == [f.path.stem for f in plan_files(tmp_path, lives)]
 
 
+def assert_written_once_each(out: Path, files: list[ExportedFile]) -> None:
+    """Every taxonomy has a file of its own: distinct paths (case-insensitively too), each
+    within the file-system limit with room for its temporary sibling, and on disk one file
+    per taxonomy holding that taxonomy."""
+    keys = [str(f.path).casefold() for f in files]
+    assert len(set(keys)) == len(keys), sorted(keys)
+    for exported in files:
+        assert len(exported.path.name.encode()) + len(".") + len(".12345678.tmp") <= 255
+        assert len(exported.path.parent.name.encode()) <= 255
+        assert not exported.path.name.startswith(".")
+    write_files(files, force=False)
+    on_disk = sorted(out.rglob("*.yaml"))
+    assert len(on_disk) == len(files)
+    found = [
+        (str(doc["metadata"]["namespace"]), str(doc["metadata"]["name"]))
+        for doc in (yaml.safe_load(p.read_text(encoding="utf-8")) for p in on_disk)
+    ]
+    assert sorted(found) == sorted((f.namespace, f.name) for f in files)
+
+
+def test_a_hashed_name_never_lands_on_another_taxonomys_file(tmp_path: Path) -> None:
+    # "a?b" collides with "a/b" and gets "a_b-<hash>"; a taxonomy literally named so (or
+    # named to sort first, or differing only in case) must still get a file of its own.
+    names = ["a/b", "a?b"]
+    (hashed,) = [f.path.stem for f in plan_files(tmp_path, {"d": named(*names)}) if f.name == "a?b"]
+    assert hashed.startswith("a_b-")
+    for twin in (hashed, hashed.replace("_", "/"), hashed.upper()):
+        out = tmp_path / twin.replace("/", "%")
+        assert_written_once_each(out, plan_files(out, {"d": named(*names, twin)}))
+
+
+def test_names_built_to_collide_with_every_hashed_name_still_get_files_of_their_own(
+    tmp_path: Path,
+) -> None:
+    # Each round adds taxonomies named after the hashed file names of the round before.
+    names = {"a/b", "a?b", "A_B", "a_b"}
+    for round_ in range(3):
+        files = plan_files(tmp_path, {"d": named(*sorted(names))})
+        stems = {f.path.stem for f in files if f.path.stem != f.name}
+        names |= {variant for s in stems for variant in (s, s.upper(), s.replace("_", "?"))}
+        out = tmp_path / f"round{round_}"
+        assert_written_once_each(out, plan_files(out, {"d": named(*sorted(names))}))
+
+
+def test_colliding_namespaces_get_folders_of_their_own(tmp_path: Path) -> None:
+    lives = {ns: named("colours") for ns in ("team/design", "team_design", "TEAM_DESIGN")}
+    files = plan_files(tmp_path, lives)
+    assert len({f.path.parent.name.casefold() for f in files}) == 3
+    assert_written_once_each(tmp_path, files)
+
+
+def test_a_250_character_name_is_truncated_with_a_hash_and_written(tmp_path: Path) -> None:
+    long_a, long_b = "a" * 249 + "1", "a" * 249 + "2"  # the same once truncated
+    files = plan_files(tmp_path, {"design": named(long_a, long_b, "short")})
+    stems = {f.name: f.path.stem for f in files}
+    assert stems["short"] == "short"
+    for name in (long_a, long_b):
+        assert stems[name].startswith("a" * 200)
+        assert re.fullmatch(r"a+-[0-9a-f]{8}", stems[name])
+        assert len(stems[name]) == 236  # the whole budget: 255 - 14 (temporary) - 5 (.yaml)
+    assert stems == {
+        f.name: f.path.stem
+        for f in plan_files(tmp_path, {"design": named(long_a, long_b, "short")})
+    }
+    assert_written_once_each(tmp_path, files)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Zürich-" * 30 + "üa" * 20,  # 250 characters, 250 once made safe: truncated
+        ("a" * 16 + "\N{GRINNING FACE}") * 15,  # four bytes each: 255 characters, truncated
+        "é" * 150,  # 300 bytes, all of it unsafe
+        "地域" * 50,  # 300 bytes, three per character
+    ],
+)
+def test_a_300_byte_multibyte_name_gets_a_file_within_the_limit(tmp_path: Path, name: str) -> None:
+    assert len(name.encode()) == 300
+    files = plan_files(tmp_path, {"design": named(name, "other")})
+    assert_written_once_each(tmp_path, files)
+    (mine,) = [f for f in files if f.name == name]
+    assert load_tree(mine.path, {})[0].name == name
+
+
+def test_the_longest_name_that_fits_stays_plain_and_one_more_byte_is_hashed(
+    tmp_path: Path,
+) -> None:
+    fits, over = "x" * 236, "y" * 237
+    files = plan_files(tmp_path, {"design": named(fits, over)})
+    stems = {f.name: f.path.stem for f in files}
+    assert stems[fits] == fits
+    assert stems[over] != over and len(stems[over]) == 236
+    assert_written_once_each(tmp_path, files)  # the file system takes them and their temps
+
+
+def test_a_long_namespace_gets_a_folder_within_the_limit(tmp_path: Path) -> None:
+    files = plan_files(tmp_path, {"n" * 300: named("colours"), "n" * 255: named("colours")})
+    assert {len(f.path.parent.name) for f in files} == {255}
+    assert_written_once_each(tmp_path, files)
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.lists(
+        st.text(alphabet="aAbB_/-.?é0", max_size=6)
+        | st.text(alphabet="aA_/", min_size=230, max_size=260),
+        min_size=1,
+        max_size=12,
+        unique=True,
+    )
+)
+def test_any_names_get_distinct_files_within_the_limit(names: list[str]) -> None:
+    files = plan_files(Path("/out"), {"d": named(*names)})
+    stems = [f.path.stem for f in files]
+    assert len({s.casefold() for s in stems}) == len(names)
+    assert all(0 < len(s.encode()) <= 236 and not s.startswith(".") for s in stems)
+    assert sorted(f.name for f in files) == sorted(names)
+    assert stems == [f.path.stem for f in plan_files(Path("/out"), {"d": named(*names)})]
+
+
 # --- writing --------------------------------------------------------------------------------
 
 
@@ -254,6 +381,157 @@ def test_a_failed_replace_leaves_no_temporary_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"{files[0].path}: cannot write: "):
         write_files(files, force=True)
     assert [p.name for p in files[0].path.parent.iterdir()] == ["colours.yaml"]
+
+
+class FailingReplace:
+    """``os.replace`` in taxsync.files that fails (or is interrupted) at call ``fail_at``."""
+
+    def __init__(self, fail_at: int, error: BaseException) -> None:
+        self.calls = 0
+        self.fail_at = fail_at
+        self.error = error
+        self.real = files_module.os.replace
+
+    def __call__(self, src: Any, dst: Any) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise self.error
+        self.real(src, dst)
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+@pytest.fixture
+def replaces(monkeypatch: pytest.MonkeyPatch) -> FailingReplace:
+    """Counts the files written (renamed into place); fails none."""
+    counter = FailingReplace(0, OSError())
+    monkeypatch.setattr(files_module.os, "replace", counter)
+    return counter
+
+
+def test_a_folder_in_place_of_a_later_file_stops_the_export_before_any_write(
+    tmp_path: Path, replaces: FailingReplace
+) -> None:
+    files = plan_files(tmp_path, {"design": named("colours", "shapes")})
+    files[1].path.mkdir(parents=True)
+    with pytest.raises(ConfigError, match=f"^{files[1].path}: cannot write: .*nothing was written"):
+        write_files(files, force=True)
+    assert replaces.calls == 0
+    assert tree(tmp_path) == ["design", "design/shapes.yaml"]  # colours.yaml never written
+
+
+def test_a_file_in_place_of_a_later_namespace_folder_stops_the_export_before_any_write(
+    tmp_path: Path,
+    replaces: FailingReplace,
+) -> None:
+    out = tmp_path / "out"
+    files = plan_files(out, {"design": named("colours"), "sales": named("regions")})
+    out.mkdir()
+    (out / "sales").write_text("not a folder")
+    with pytest.raises(ConfigError, match=f"^{files[1].path}: cannot write: .*not a folder"):
+        write_files(files, force=False)
+    assert replaces.calls == 0
+    assert tree(out) == ["sales"]  # not even the design folder was created
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path, replaces: FailingReplace) -> None:
+    files = plan_files(tmp_path, {"design": named("colours", "shapes"), "sales": named("x")})
+    (tmp_path / "sales").write_text("not a folder")
+    files[1].path.mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"\(and 1 more\); nothing was written") as refused:
+        write_files(files, force=True)
+    assert replaces.calls == 0
+    assert [d.split(":")[0] for d in refused.value.details] == [str(files[2].path)]
+
+
+def test_two_files_on_one_path_are_refused_before_any_write(
+    tmp_path: Path, replaces: FailingReplace
+) -> None:
+    # Not from plan_files, which never does this; write_files checks whatever it is given.
+    files = [
+        ExportedFile(tmp_path / "d" / "first.yaml", "d", "first", "a: 1\n"),
+        ExportedFile(tmp_path / "d" / "Colours.yaml", "d", "Colours", "a: 1\n"),
+        ExportedFile(tmp_path / "d" / "colours.yaml", "d", "colours", "a: 1\n"),
+    ]
+    with pytest.raises(ConfigError, match="colours.yaml: same file as .*Colours.yaml"):
+        write_files(files, force=False)
+    assert replaces.calls == 0
+    assert tree(tmp_path) == []
+
+
+def test_a_file_name_too_long_is_refused_before_any_write(
+    tmp_path: Path, replaces: FailingReplace
+) -> None:
+    files = [
+        ExportedFile(tmp_path / "d" / "first.yaml", "d", "first", "a: 1\n"),
+        ExportedFile(tmp_path / "d" / ("x" * 237 + ".yaml"), "d", "x", "a: 1\n"),
+    ]
+    with pytest.raises(ConfigError, match="file name longer than 241 bytes"):
+        write_files(files, force=False)
+    assert replaces.calls == 0
+    assert tree(tmp_path) == []
+
+
+def midway_setup(tmp_path: Path) -> tuple[Path, list[ExportedFile]]:
+    """Four files in two namespaces, out/ missing but for one existing file (--force)."""
+    out = tmp_path / "out"
+    files = plan_files(out, {"design": named("colours", "shapes"), "sales": named("a", "b")})
+    files[1].path.parent.mkdir(parents=True)
+    files[1].path.write_text("# mine\n")
+    files[1].path.chmod(0o640)
+    return out, files
+
+
+def test_a_write_failing_midway_undoes_the_files_written_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, files = midway_setup(tmp_path)
+    disk_full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(files_module.os, "replace", FailingReplace(3, disk_full))
+    expected = (
+        f"{files[2].path}: cannot write: No space left on device; nothing was written: "
+        "the 2 file(s) written before it were undone"
+    )
+    with pytest.raises(ConfigError) as failed:
+        write_files(files, force=True)
+    assert str(failed.value) == expected
+    assert tree(out) == ["design", "design/shapes.yaml"]  # no sales/, no temporary files
+    assert files[1].path.read_text() == "# mine\n"  # the overwritten file is back
+    assert stat.S_IMODE(files[1].path.stat().st_mode) == 0o640
+
+
+def test_files_that_cannot_be_undone_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, files = midway_setup(tmp_path)
+    monkeypatch.setattr(files_module.os, "replace", FailingReplace(3, OSError(errno.EIO, "I/O")))
+    real_unlink = Path.unlink
+
+    def stuck_unlink(self: Path, missing_ok: bool = False) -> None:
+        if self == files[0].path:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real_unlink(self, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", stuck_unlink)
+    with pytest.raises(ConfigError, match="1 file.s. written before it could not be undone") as e:
+        write_files(files, force=True)
+    assert e.value.details == [str(files[0].path)]
+    monkeypatch.undo()
+    assert tree(out) == ["design", "design/colours.yaml", "design/shapes.yaml"]
+    assert files[1].path.read_text() == "# mine\n"
+
+
+def test_an_interrupted_export_undoes_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, files = midway_setup(tmp_path)
+    monkeypatch.setattr(files_module.os, "replace", FailingReplace(4, KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        write_files(files, force=True)
+    assert tree(out) == ["design", "design/shapes.yaml"]
+    assert files[1].path.read_text() == "# mine\n"
 
 
 # --- warnings ---------------------------------------------------------------------------------

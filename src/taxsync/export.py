@@ -8,8 +8,12 @@ an unmanaged taxonomy as managed).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +23,20 @@ import yaml
 
 from taxsync import normalize, wire
 from taxsync.errors import ConfigError, ManifestError
-from taxsync.files import write_atomic
+from taxsync.files import replace_file, write_atomic
 from taxsync.manifest import API_VERSION, KIND, load_tree
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+SUFFIX = ".yaml"
+# The longest file name (one path component) Linux, macOS and Windows file systems take.
+NAME_MAX_BYTES = 255
+# files.replace_file writes each file through a sibling ".<name>.<8 hex digits>.tmp".
+TEMP_OVERHEAD_BYTES = len(".") + len(".") + 8 + len(".tmp")
+# The longest stem of an exported file: the name and its temporary sibling must both fit.
+STEM_MAX_BYTES = NAME_MAX_BYTES - TEMP_OVERHEAD_BYTES - len(SUFFIX)
+# Namespace folders are created directly, with no temporary sibling.
+FOLDER_MAX_BYTES = NAME_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -89,45 +103,229 @@ def _without_nulls(value: Any) -> Any:
 def plan_files(
     out: Path, live: Mapping[str, Sequence[wire.TaxonomyResponse]]
 ) -> list[ExportedFile]:
-    """``out/<namespace>/<name>.yaml`` per taxonomy, names made safe and unique."""
+    """``out/<namespace>/<name>.yaml`` per taxonomy: names made safe, short enough and unique.
+
+    Every file gets its own path, distinct from every other even on a case-insensitive
+    file system, whatever the names (see ``unique_stems``).
+    """
+    namespaces = sorted(live)
+    folders = unique_stems(namespaces, FOLDER_MAX_BYTES)
     files: list[ExportedFile] = []
-    for namespace in sorted(live):
-        folder = out / safe_name(namespace)
-        used: set[str] = set()
-        for taxonomy in sorted(live[namespace], key=lambda t: t.taxonomy_name):
-            stem = safe_name(taxonomy.taxonomy_name)
-            if stem.lower() in used:  # a collision after sanitising (or case-folding filesystems)
-                digest = hashlib.sha256(taxonomy.taxonomy_name.encode()).hexdigest()[:8]
-                stem = f"{stem}-{digest}"
-            used.add(stem.lower())
+    for namespace, folder in zip(namespaces, folders, strict=True):
+        taxonomies = sorted(live[namespace], key=lambda t: t.taxonomy_name)
+        stems = unique_stems([t.taxonomy_name for t in taxonomies], STEM_MAX_BYTES)
+        for taxonomy, stem in zip(taxonomies, stems, strict=True):
             document = manifest_for(namespace, taxonomy)
             text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
             files.append(
-                ExportedFile(folder / f"{stem}.yaml", namespace, taxonomy.taxonomy_name, text)
+                ExportedFile(
+                    out / folder / f"{stem}{SUFFIX}", namespace, taxonomy.taxonomy_name, text
+                )
             )
     return files
 
 
 def safe_name(name: str) -> str:
-    """A file-name-safe form: no separators, no leading dots, never empty or '..'."""
+    """A file-name-safe form: no separators, no leading dots, never empty or '..'.
+
+    Only ASCII letters, digits, ``.``, ``_`` and ``-`` are kept, so case-folding and
+    Unicode normalisation (macOS) cannot make two different safe names one file.
+    """
     cleaned = _UNSAFE.sub("_", name).lstrip(".")
     return cleaned or "_"
 
 
-def write_files(files: Sequence[ExportedFile], force: bool) -> None:
-    """Write every file (each atomically), or none if any exists and ``force`` is not set.
+def unique_stems(names: Sequence[str], max_bytes: int) -> list[str]:
+    """One file-name stem per name (same order), each at most ``max_bytes`` in UTF-8 and
+    all distinct case-insensitively, whatever the names.
 
-    Raises ConfigError when files exist without ``force``, or when a file cannot be written
-    (the message names it; files written before it stay written).
+    A name keeps its plain ``safe_name`` when that fits and no name before it took it
+    (names that are already safe go first, then in code-point order). Every other name
+    gets its safe name, truncated to fit, plus ``-`` and a short hash of the name; in the
+    unlikely case that this too is taken, ``-2``, ``-3``... after the hash.
     """
-    existing = [f.path for f in files if f.path.exists()]
+    order = sorted(range(len(names)), key=lambda i: (safe_name(names[i]) != names[i], names[i]))
+    stems: dict[int, str] = {}
+    taken: set[str] = set()
+    for i in order:
+        stem = safe_name(names[i])
+        if _utf8_len(stem) <= max_bytes and _fold(stem) not in taken:
+            stems[i] = stem
+            taken.add(_fold(stem))
+    for i in order:
+        if i in stems:
+            continue
+        stem = safe_name(names[i])
+        digest = hashlib.sha256(names[i].encode("utf-8")).hexdigest()[:8]
+        for attempt in itertools.count(1):
+            suffix = f"-{digest}" if attempt == 1 else f"-{digest}-{attempt}"
+            candidate = _truncate_utf8(stem, max_bytes - _utf8_len(suffix)) + suffix
+            if _fold(candidate) not in taken:
+                break
+        stems[i] = candidate
+        taken.add(_fold(candidate))
+    return [stems[i] for i in range(len(names))]
+
+
+def _fold(stem: str) -> str:
+    return stem.casefold()
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` that is at most ``max_bytes`` in UTF-8."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
+
+
+@dataclass
+class _Target:
+    """What is at a file's path before the export, to check it and to undo the write."""
+
+    exported: ExportedFile
+    previous: bytes | None  # the file it replaces (None: there is none)
+    mode: int
+    new_folders: list[Path]  # the missing folders writing it creates, outermost first
+
+
+def write_files(files: Sequence[ExportedFile], force: bool) -> None:
+    """Write every file (each atomically), or none.
+
+    Before writing the first file every target is checked: two files on one path (even
+    only case-insensitively), a file name too long for the file system, files that exist
+    without ``force``, a folder where a file must go, and a file or an unwritable folder
+    where a folder must be are refused with a ConfigError and nothing is written. If a
+    write still fails, the files this run wrote are removed (or, if they replaced
+    existing ones, the old contents are put back), and the ConfigError names the file
+    that failed, and any it could not undo.
+    """
+    _check_unique_and_short(files)
+    targets, existing, problems = _inspect_targets(files, force)
     if existing and not force:
         raise ConfigError(
             f"{len(existing)} file(s) already exist; pass --force to overwrite them",
             [str(p) for p in existing],
         )
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{problems[0]}{more}; nothing was written", problems[1:])
+    done: list[_Target] = []
+    for target in targets:
+        try:
+            write_atomic(target.exported.path, target.exported.text)
+        except ConfigError as error:  # the file is as it was: undo the ones before it
+            left = _undo(done)
+            _remove_folders(target.new_folders)
+            if left:
+                raise ConfigError(
+                    f"{error}; {len(left)} file(s) written before it could not be undone",
+                    [str(p) for p in left],
+                ) from None
+            undone = f": the {len(done)} file(s) written before it were undone" if done else ""
+            raise ConfigError(f"{error}; nothing was written{undone}") from None
+        except BaseException:  # interrupted, perhaps after the rename: undo this one too
+            _undo([*done, target])
+            raise
+        done.append(target)
+
+
+def _check_unique_and_short(files: Sequence[ExportedFile]) -> None:
+    seen: dict[str, Path] = {}
+    problems: list[str] = []
     for exported in files:
-        write_atomic(exported.path, exported.text)
+        key = _fold(str(exported.path))
+        if key in seen:
+            problems.append(f"{exported.path}: same file as {seen[key]}")
+        seen[key] = exported.path
+        limit = NAME_MAX_BYTES - TEMP_OVERHEAD_BYTES
+        if _utf8_len(exported.path.name) > limit:
+            problems.append(f"{exported.path}: file name longer than {limit} bytes")
+        if _utf8_len(exported.path.parent.name) > FOLDER_MAX_BYTES:
+            problems.append(f"{exported.path}: folder name longer than {FOLDER_MAX_BYTES} bytes")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{problems[0]}{more}; nothing was written", problems[1:])
+
+
+def _inspect_targets(
+    files: Sequence[ExportedFile], force: bool
+) -> tuple[list[_Target], list[Path], list[str]]:
+    """The targets to write, the files that exist already, and what would stop a write."""
+    targets: list[_Target] = []
+    existing: list[Path] = []
+    problems: list[str] = []
+    for exported in files:
+        path = exported.path
+        try:
+            if _exists(path):
+                existing.append(path)
+            problem, target = _inspect(exported, force)
+        except OSError as exc:  # e.g. a folder on the way that cannot be searched
+            problem, target = f"{path}: cannot write: {_reason(exc)}", None
+        if problem is not None:
+            problems.append(problem)
+        if target is not None:
+            targets.append(target)
+    return targets, existing, problems
+
+
+def _inspect(exported: ExportedFile, force: bool) -> tuple[str | None, _Target | None]:
+    path = exported.path
+    if path.is_dir():
+        return f"{path}: cannot write: a folder is in its place", None
+    previous: bytes | None = None
+    mode = 0o666
+    if force and path.exists():
+        try:
+            previous = path.read_bytes()
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError as exc:
+            return f"{path}: cannot read the file it would replace: {_reason(exc)}", None
+    new_folders: list[Path] = []
+    folder = path.parent
+    while not _exists(folder) and folder != folder.parent:
+        new_folders.insert(0, folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{path}: cannot write: {folder} is not a folder", None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path}: cannot write: Permission denied ({folder})", None
+    return None, _Target(exported, previous, mode, new_folders)
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path``, a dangling symbolic link too."""
+    return path.exists() or path.is_symlink()
+
+
+def _undo(targets: Sequence[_Target]) -> list[Path]:
+    """Remove (or restore) what ``targets`` wrote; return the files that stay changed."""
+    left: list[Path] = []
+    for target in reversed(targets):
+        path = target.exported.path
+        try:
+            if target.previous is None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            else:
+                replace_file(path, target.previous, mode=target.mode)
+        except OSError:
+            left.append(path)
+        _remove_folders(target.new_folders)
+    return sorted(left)
+
+
+def _remove_folders(folders: Sequence[Path]) -> None:
+    """Remove the folders an export created, innermost first, unless something is in them."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):  # not empty (or gone): leave it
+            folder.rmdir()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def problems_in(files: Sequence[ExportedFile]) -> list[str]:
