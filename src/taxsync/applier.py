@@ -41,35 +41,6 @@ class _Stale(TaxsyncError):
     """This change's taxonomy moved since the plan."""
 
 
-async def find_stale(client: MixpeekClient, plan: Plan) -> list[str]:
-    """Re-read the head of every planned taxonomy; describe each one that moved.
-
-    One list per namespace, not one GET per taxonomy.
-    """
-    namespaces = sorted({c.namespace for c in plan.changes})
-    heads = await asyncio.gather(*(client.list_taxonomies(ns) for ns in namespaces))
-    live = {
-        ns: {t.taxonomy_name: t for t in found} for ns, found in zip(namespaces, heads, strict=True)
-    }
-    by_id = {
-        ns: {t.taxonomy_id: t for t in found} for ns, found in zip(namespaces, heads, strict=True)
-    }
-    reasons = []
-    for change in plan.changes:
-        if change.action == "create":
-            if change.name in live[change.namespace]:
-                reasons.append(f"{change.label} now exists (the plan creates it)")
-            continue
-        head = by_id[change.namespace].get(change.taxonomy_id)
-        if head is None:
-            reasons.append(f"{change.label} ({change.taxonomy_id}) no longer exists")
-        elif head.version != change.base_version:
-            reasons.append(
-                f"{change.label} is at v{head.version}, the plan was made at v{change.base_version}"
-            )
-    return reasons
-
-
 async def apply_plan(
     client: MixpeekClient,
     plan: Plan,

@@ -112,6 +112,10 @@ class NotReady(TaxsyncError):
     """A taxonomy's asynchronous inference did not finish within the wait timeout."""
 
 
+class PlanRejected(ConfigError):
+    """A saved plan that is not what taxsync planned (edited, forged, or for elsewhere)."""
+
+
 class ApplyFailed(TaxsyncError):
     """Some changes failed; the others were applied. Re-running apply converges."""
 

@@ -7,12 +7,13 @@ whose live state moved.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the digest
 
 Action = Literal["create", "new_version", "update", "delete", "replace"]
 
@@ -38,6 +39,8 @@ VOCABULARY: dict[Action, ActionWords] = {
 
 class FieldChange(BaseModel):
     """One field that differs: ``path`` in dotted form, keyed lists by their key."""
+
+    model_config = ConfigDict(extra="forbid")
 
     path: str
     before: Any = None
@@ -73,6 +76,8 @@ class Change(BaseModel):
 
 
 class Summary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     create: int = 0
     new_version: int = 0
     update: int = 0
@@ -104,6 +109,8 @@ class Summary(BaseModel):
 
 
 class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     format_version: int = FORMAT_VERSION
     api_url: str | None = None
     namespaces: list[str] = Field(default_factory=list)
@@ -115,8 +122,19 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    # sha256 of the rest of the plan, so an edit after `plan` is caught with a clear
+    # message. Not a signature: whoever can edit the file can recompute it.
+    digest: str | None = None
+
+    def content_digest(self) -> str:
+        """The digest of everything but the digest itself."""
+        content = self.model_dump_json(exclude={"digest"})
+        return hashlib.sha256(content.encode()).hexdigest()
+
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2) + "\n"
+        """The saved form: indented JSON, with its digest."""
+        sealed = self.model_copy(update={"digest": self.content_digest()})
+        return sealed.model_dump_json(indent=2) + "\n"
 
 
 # --- what an apply did ------------------------------------------------------------------

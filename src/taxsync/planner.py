@@ -63,7 +63,7 @@ def plan(
         for taxonomy, current, rename_from in _pair(wanted, by_name):
             if current is not None:
                 claimed.add(current.taxonomy_name)
-            change = _compare(taxonomy, current, rename_from)
+            change = compare(taxonomy, current, rename_from)
             if change is None:
                 unchanged += 1
             else:
@@ -71,7 +71,7 @@ def plan(
         if options.prune:
             orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
             changes.extend(
-                _delete(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
+                delete_change(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
             )
     return Plan(
         api_url=options.api_url,
@@ -114,9 +114,10 @@ def _pair(
     return pairs
 
 
-def _compare(
+def compare(
     desired: DesiredTaxonomy, live: TaxonomyResponse | None, rename_from: str | None
 ) -> Change | None:
+    """The change that makes ``live`` (None: absent) what ``desired`` declares, or None."""
     if live is None:
         return _create(desired)
     base: dict[str, Any] = {
@@ -193,7 +194,8 @@ def _create(desired: DesiredTaxonomy) -> Change:
     )
 
 
-def _delete(namespace: str, live: TaxonomyResponse) -> Change:
+def delete_change(namespace: str, live: TaxonomyResponse) -> Change:
+    """The delete of a live taxonomy no manifest declares (with prune; managed only)."""
     return Change(
         action="delete",
         namespace=namespace,

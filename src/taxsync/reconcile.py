@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from taxsync.errors import ConfigError, NotFoundError, StalePlanError, TaxsyncError
+from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanError, TaxsyncError
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
@@ -346,6 +346,7 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
     """A saved plan, checked: readable, a taxsync plan, this format, made against this API."""
     from pydantic import ValidationError
 
+    from taxsync import verify
     from taxsync.plan import FORMAT_VERSION, Plan
 
     with _reported(reporter):
@@ -358,11 +359,21 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
                 f"{path}: not a taxsync plan ({exc.error_count()} problem(s))"
             ) from None
         if the_plan.format_version != FORMAT_VERSION:
-            raise ConfigError(f"{path}: plan format {the_plan.format_version} is not supported")
-        target = settings.target_url
-        if the_plan.api_url and the_plan.api_url.rstrip("/") != target:
-            raise ConfigError(f"{path}: the plan was made against {the_plan.api_url}, not {target}")
+            raise ConfigError(
+                f"{path}: plan format {the_plan.format_version} is not supported "
+                f"(this taxsync writes {FORMAT_VERSION}): make the plan again"
+            )
+        _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
     return the_plan
+
+
+def _refuse_if(problems: Sequence[str], path: Path | None) -> None:
+    if problems:
+        where = f"{path}: " if path else ""
+        raise PlanRejected(
+            f"{where}refusing the saved plan: {problems[0]}; nothing was written",
+            list(problems[1:]),
+        )
 
 
 @contextlib.contextmanager
@@ -407,7 +418,7 @@ def apply(
     ``desired``: the manifests the plan came from, so API field errors name their lines.
     A failed change does not stop the others; check ``result.ok``.
     """
-    from taxsync.applier import ApplyOptions, apply_plan, find_stale
+    from taxsync.applier import ApplyOptions, apply_plan
     from taxsync.plan import ApplyResult
 
     reporter = reporter or Reporter()
@@ -424,7 +435,7 @@ def apply(
 
     async def run(client: MixpeekClient, stop: asyncio.Event) -> ApplyResult:
         if saved:
-            _raise_if_stale(await find_stale(client, plan))
+            await _check_against_live(client, plan, settings.concurrency)
         reporter.apply_started(plan)
         return await apply_plan(client, plan, options, reporter.change_done, stop)
 
@@ -433,13 +444,21 @@ def apply(
     return result
 
 
-def _raise_if_stale(reasons: Sequence[str]) -> None:
+async def _check_against_live(client: MixpeekClient, plan: Plan, concurrency: int) -> None:
+    """Before any write of a saved plan: refuse it if live state moved since the plan, or if
+    a change is not what taxsync plans from its own bodies and the live heads."""
+    from taxsync import verify
+
+    namespaces = sorted({c.namespace for c in plan.changes})
+    live = await client.read_live(namespaces, concurrency)
+    reasons = verify.stale_reasons(plan, live)
     if reasons:
         raise StalePlanError(
             f"the saved plan is stale: {len(reasons)} planned taxonomy(ies) moved; "
             "nothing was written",
-            list(reasons),
+            reasons,
         )
+    _refuse_if(verify.live_problems(plan, live), None)
 
 
 def _locator(
