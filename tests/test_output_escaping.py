@@ -139,6 +139,8 @@ def assert_safe_markdown(markdown: str, *, marker: bool = False) -> list[str]:
     assert set(re.findall(r"</?([A-Za-z]+)", text)) <= {"details", "summary", "sub", "code"}
     for line in prose:
         assert not MENTION.search(without_code_spans(line)), f"a mention would notify: {line!r}"
+        # The only code spans in prose are taxsync's own symbols in the plan table.
+        assert "`" not in re.sub(r"`[+~±-]`", "", line), f"a code span from a field: {line!r}"
         assert "&#64;" not in line.replace("&amp;#64;", ""), "an entity would decode into @"
     return prose
 
@@ -661,3 +663,13 @@ def test_github_plan_end_to_end_on_hostile_live_state(
     assert command_lines(result.err) == []
     body = fake_github.comments[0]["body"]
     assert "@&#8203;octocat" in body and "&lt;!-- " in body
+
+
+def test_trimming_cuts_lines_where_markdown_does() -> None:
+    # U+2028 (or VT, FF, …) ends a line for str.splitlines, not for markdown: "x\u2028```"
+    # is one line of prose, and trimming must not close a fence it never opened.
+    # Nor is a backtick line whose info string holds a backtick a fence.
+    for first in ("x\u2028```", "```not`a fence"):
+        markdown = f"{first}\n" + "line\n" * 100
+        trimmed = github.trim_markdown(markdown, 60, "\n> trimmed\n", len)
+        assert trimmed.startswith(f"{first}\nline\n") and trimmed.endswith("line\n\n> trimmed\n")

@@ -36,6 +36,8 @@ from taxsync._http import (
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.plan import ApplyResult, Plan
 from taxsync.reconcile import Reporter, Settings
+from taxsync.redact import redact
+from taxsync.redact import register as register_secret
 from taxsync.render import apply_markdown, fenced, md_inline, plan_markdown, visible
 
 MARKER = "<!-- taxsync-plan -->"
@@ -93,6 +95,7 @@ class GitHubContext:
         pull: dict[str, Any] = found if isinstance(found, dict) else {}
         repository = environ.get("GITHUB_REPOSITORY", "")
         token = environ.get("TAXSYNC_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN") or ""
+        register_secret(token)
         return cls(
             event_name=environ.get("GITHUB_EVENT_NAME", ""),
             repository=repository,
@@ -243,7 +246,7 @@ def append_summary(ctx: GitHubContext, markdown: str) -> None:
 def _append(path: Path, text: str) -> None:
     try:
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(redact(text))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
 
@@ -353,14 +356,6 @@ class _Blocks:
 
     def closers(self) -> str:
         return (self.fence + "\n" if self.fence else "") + "</details>\n" * self.details
-
-
-def _closers(text: str) -> str:
-    """Close a code fence and ``<details>`` blocks left open at the end of ``text``."""
-    blocks = _Blocks()
-    for line in _lines(text):
-        blocks = blocks.after(line)
-    return blocks.closers()
 
 
 def _trim_note(ctx: GitHubContext, where: str) -> str:
@@ -566,7 +561,7 @@ def upsert_pr_comment(
         raise GitHubError(f"no pull request number in the {ctx.event_name or 'unknown'} event")
     if not ctx.repository:
         raise GitHubError("GITHUB_REPOSITORY is not set")
-    body = compose_comment(ctx, body_markdown)
+    body = redact(compose_comment(ctx, body_markdown))
     with _api(ctx, api) as gh:
         author = ctx.comment_author or gh.authenticated_login() or ACTIONS_BOT_LOGIN
         comments = gh.list_issue_comments(ctx.repository, ctx.pr_number)
