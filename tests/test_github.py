@@ -868,12 +868,6 @@ def test_apply_on_push_fails_the_step_when_one_change_fails(
     assert sorted(r.json()["taxonomy_name"] for r in srv.committed()) == ["a", "c"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG in src: the API's error message is printed and reported verbatim, so a key "
-    "the API quotes back reaches stderr, the step summary and the PR comment",
-)
 def test_an_api_error_echoing_the_key_reaches_no_report(
     runner: Runner, fake: FakeGitHub, emulator: Any
 ) -> None:

@@ -94,12 +94,34 @@ def check_api_url(url: str, insecure: bool) -> str:
     Credentials travel in headers, so plain ``http://`` would expose them to the network:
     allowed only to loopback, or when the user insists (``insecure``).
     """
+    check_credentials(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"invalid API URL {url!r}: expected http(s)://host[:port]")
+        raise ConfigError(
+            f"invalid API URL {without_credentials(url)!r}: expected http(s)://host[:port]"
+        )
     if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
         raise ConfigError(
             f"refusing plain http:// to non-loopback host {parts.hostname!r}: "
             "use https, or pass --insecure"
         )
     return url.rstrip("/")
+
+
+def check_credentials(url: str) -> None:
+    """Refuse a user or password in an API URL: httpx would send it as Basic auth instead
+    of the key, and a URL is printed and saved where a password must never be."""
+    if urlsplit(url).netloc.rpartition("@")[1]:
+        raise ConfigError(
+            f"the API URL {without_credentials(url)!r} has a user or password in it: remove "
+            "it (the key goes in MIXPEEK_API_KEY, sent as a Bearer token)"
+        )
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: safe to print."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    return parts._replace(netloc=f"***@{host}").geturl()

@@ -28,6 +28,7 @@ from taxsync.errors import (
     TaxsyncError,
 )
 from taxsync.reconcile import DEFAULT_API_URL, DEFAULT_LOCAL_STATE, Reporter, Reporters, Settings
+from taxsync.redact import RedactingStream, register_environment
 
 if TYPE_CHECKING:
     from taxsync.plan import ApplyResult, ChangeResult, Plan
@@ -37,7 +38,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point: every expected failure becomes a message and an exit code, never a traceback."""
+    """Entry point: every expected failure becomes a message and an exit code, never a traceback.
+
+    Whatever is printed passes through ``redact``: known secrets never reach the output.
+    """
+    register_environment(os.environ)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        code = _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+    sys.exit(code)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="taxsync", standalone_mode=False)
     except click.exceptions.Abort:
@@ -58,7 +73,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(f"Error: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("Set TAXSYNC_DEBUG=1 to see the traceback, and please report it.", err=True)
         code = EXIT_ERROR
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    return code if isinstance(code, int) else EXIT_OK
 
 
 def _report(exc: TaxsyncError) -> None:

@@ -30,6 +30,7 @@ from taxsync._http import check_api_url as check_api_url  # re-exported: the CLI
 from taxsync._http import parse_retry_after, retryable_status, retryable_transport_error
 from taxsync.errors import (
     ApiError,
+    ConfigError,
     NetworkError,
     NotFoundError,
     ResponseError,
@@ -108,6 +109,11 @@ class _Call:
     json: Any = None
     params: dict[str, Any] | None = None
     write: bool = False
+
+    def __post_init__(self) -> None:
+        # HTTP headers are Latin-1 on the wire; say so rather than crash while encoding.
+        if self.namespace is not None and not self.namespace.isascii():
+            raise ConfigError(f"namespace {self.namespace!r}: a namespace must be ASCII")
 
     @property
     def label(self) -> str:
@@ -373,6 +379,10 @@ def _error_answer(call: _Call, response: httpx.Response) -> _Retry:
 
 
 def _segment(value: str) -> str:
+    """One URL path segment. ``.`` and ``..`` would be resolved away by the HTTP layer
+    (``GET /v1/taxonomies/..`` is another route), so they are refused, not sent."""
+    if value in (".", ".."):
+        raise ConfigError(f"{value!r} cannot be a taxonomy or namespace name or id in a URL")
     return quote(value, safe="")
 
 

@@ -18,15 +18,17 @@ import secrets
 from pathlib import Path
 
 from taxsync.errors import ConfigError
+from taxsync.redact import redact
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path``, creating its folders; all of it or nothing.
 
-    Raises ConfigError(``"<path>: cannot write: <reason>"``) on any OSError.
+    Known secrets are masked (``taxsync.redact``). Raises
+    ConfigError(``"<path>: cannot write: <reason>"``) on any OSError.
     """
     try:
-        replace_file(path, text.encode("utf-8"))
+        replace_file(path, redact(text).encode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write: {exc.strerror or exc}") from None
 

@@ -59,6 +59,17 @@ class Settings:
     concurrency: int = DEFAULT_CONCURRENCY
 
     def __post_init__(self) -> None:
+        from taxsync import redact
+        from taxsync._http import check_credentials
+
+        redact.register(self.api_key)
+        if not self.api_key.isascii():
+            raise ConfigError(
+                "the API key has non-ASCII characters (it travels in an HTTP header): check "
+                "MIXPEEK_API_KEY"
+            )
+        if self.local_state is None:
+            check_credentials(self.api_url)
         if not (math.isfinite(self.retry_timeout) and self.retry_timeout > 0):
             raise ConfigError(f"retry timeout must be a positive number, not {self.retry_timeout}")
         if not 1 <= self.concurrency <= 64:
