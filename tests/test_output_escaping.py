@@ -673,3 +673,27 @@ def test_trimming_cuts_lines_where_markdown_does() -> None:
         markdown = f"{first}\n" + "line\n" * 100
         trimmed = github.trim_markdown(markdown, 60, "\n> trimmed\n", len)
         assert trimmed.startswith(f"{first}\nline\n") and trimmed.endswith("line\n\n> trimmed\n")
+
+
+def test_cli_json_plan_and_error_lines_are_inert(tmp_path: Path) -> None:
+    """``plan --format json`` on stdout and ``Error:`` lines on stderr escape hidden text too."""
+    state = tmp_path / "state.json"
+    seed_hostile_live_state(state)
+    tree = tmp_path / "taxonomies"
+    write(tree, "prod/products.yaml", flat())
+    base = ("plan", "--local", "--local-state", str(state), "--prune", str(tree))
+    result = run_cli(*base, "--format", "json")
+    assert result.code == 0, result.output
+    assert_no_hidden(result.out, "stdout")
+    assert command_lines(result.out) == []
+    assert json.loads(result.out)["summary"]["delete"] == 1  # the data is all there
+    # An error quoting the hostile name: a saved plan whose namespace was edited.
+    plan_file = tmp_path / "plan.json"
+    assert run_cli(*base, "--out", str(plan_file)).code == 0
+    data = json.loads(plan_file.read_text(encoding="utf-8"))
+    data["changes"][-1]["namespace"] = f"elsewhere{TERMINAL}{COMMANDS}"
+    plan_file.write_text(json.dumps(data), encoding="utf-8")
+    refused = run_cli("apply", "--local", "--local-state", str(state), "--plan", str(plan_file))
+    assert refused.code == 1 and "refusing the saved plan" in refused.err, refused.err
+    assert_no_hidden(refused.err, "stderr")
+    assert command_lines(refused.err) == []

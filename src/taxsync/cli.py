@@ -77,9 +77,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _report(exc: TaxsyncError) -> None:
-    click.echo(f"Error: {exc}", err=True)
+    # Messages quote manifests, file names and the API: untrusted text, shown inert.
+    from taxsync.render import plain
+
+    click.echo(f"Error: {plain(str(exc))}", err=True)
     for line in exc.details:
-        click.echo(f"  {line}", err=True)
+        click.echo(f"  {plain(line)}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -293,7 +296,7 @@ def plan(
         reporter=reporter,
     )
     if fmt == "json":
-        click.echo(the_plan.to_json(), nl=False)
+        click.echo(render.plan_json(the_plan), nl=False)
     elif fmt == "markdown":
         click.echo(render.plan_markdown(the_plan), nl=False)
     else:

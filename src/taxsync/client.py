@@ -307,6 +307,7 @@ class MixpeekClient:
                 f"({failure.refused})"
             )
         # A hint of 0 is no hint: back off rather than hammer the server.
+        # A hint of 0 is no hint: back off rather than hammer a server that is struggling.
         wait = failure.server_wait or self.retry.backoff(attempts - 1)
         if failure.throttled:
             self.limiter.penalize(wait)

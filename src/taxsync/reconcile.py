@@ -346,8 +346,9 @@ def plan_tree(
     )
     if out is not None:
         from taxsync.files import write_atomic
+        from taxsync.render import plan_json
 
-        write_atomic(out, the_plan.to_json())
+        write_atomic(out, plan_json(the_plan))
     if reporter is not None:
         reporter.planned(the_plan, out)
     return the_plan
