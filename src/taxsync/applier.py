@@ -9,6 +9,7 @@ lost response to ``POST …/versions`` never becomes a second version.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from taxsync import normalize
 from taxsync.client import MixpeekClient
-from taxsync.errors import ApiError, NotReady, TaxsyncError, WriteOutcomeUnknown
+from taxsync.errors import ApiError, NotReady, Raced, TaxsyncError, WriteOutcomeUnknown
 from taxsync.manifest import dotted, strip_union_tags
 from taxsync.plan import VOCABULARY, Action, ApplyResult, Change, ChangeResult, Plan
 from taxsync.wire import TaxonomyResponse
@@ -69,7 +70,10 @@ async def apply_plan(
     # Renames free their old names, which a create in the same plan may take: they go first.
     renames = [c for c in plan.changes if c.rename_from]
     for phase in (renames, [c for c in plan.changes if not c.rename_from]):
-        await asyncio.gather(*(run(change) for change in phase))
+        # In an order of our own: two applies racing in lockstep over the same plan order
+        # would re-check each head in the same instant and both write; apart, the later one
+        # finds the head moved and stops (there is no If-Match to make this airtight).
+        await asyncio.gather(*(run(change) for change in random.sample(phase, len(phase))))
     result.interrupted = stop.is_set()
     order = {id(c): i for i, c in enumerate(plan.changes)}
     result.results.sort(key=lambda r: order[id(r.change)])
@@ -171,6 +175,19 @@ async def _new_version(
     new = await _write_once(
         lambda: client.create_version(change.namespace, taxonomy_id, body), landed
     )
+    expected = (change.base_version or 0) + 1
+    if new.version is not None and new.version > expected:
+        # Someone re-versioned it between our head check and our write: there is no undo,
+        # but it must not pass silently.
+        others = (
+            f"v{expected} was made by another writer"
+            if new.version == expected + 1
+            else f"v{expected}-v{new.version - 1} were made by other writers"
+        )
+        raise Raced(
+            f"{change.label}: {others} at the same time as this apply's v{new.version}; "
+            "run one apply at a time per namespace (see `taxsync history`)"
+        )
     return await _patch(client, change, new) if change.patch_body else new
 
 

@@ -108,6 +108,10 @@ class StalePlanError(TaxsyncError):
     """Live state moved since the plan was made; nothing was written."""
 
 
+class Raced(TaxsyncError):
+    """Another writer changed the same taxonomy at the same moment as this apply."""
+
+
 class NotReady(TaxsyncError):
     """A taxonomy's asynchronous inference did not finish within the wait timeout."""
 
