@@ -1,14 +1,17 @@
-"""A local emulator of Mixpeek's taxonomy and namespace API.
+"""A local emulator of Mixpeek's taxonomy, namespace, collection, retriever and task API.
 
 ``create_app`` builds the ASGI app, ``serve`` runs it with uvicorn, ``local_transport``
 runs it in process behind an httpx transport, ``Store`` holds the state (in memory or in
-a shared JSON file) and ``Faults`` injects latency, throttling, errors and lost
-connections.
+a shared JSON file), ``Faults`` injects latency, throttling, errors and lost
+connections, ``load_seed``/``Seed`` read the collections and retrievers to start with,
+and ``TaskPolicy`` says how backfill tasks progress and end.
 """
 
 from taxsync.emulator.app import EmulatorApp, create_app
 from taxsync.emulator.errors import StateFileError, StoreError
 from taxsync.emulator.faults import Faults
+from taxsync.emulator.resources import TaskPolicy
+from taxsync.emulator.seed import Seed, SeedError, load_seed
 from taxsync.emulator.server import LocalTransport, local_transport, make_server, serve
 from taxsync.emulator.store import Store
 
@@ -16,10 +19,14 @@ __all__ = [
     "EmulatorApp",
     "Faults",
     "LocalTransport",
+    "Seed",
+    "SeedError",
     "StateFileError",
     "Store",
     "StoreError",
+    "TaskPolicy",
     "create_app",
+    "load_seed",
     "local_transport",
     "make_server",
     "serve",

@@ -1,4 +1,5 @@
-"""Starlette ASGI app emulating Mixpeek's taxonomy and namespace routes.
+"""Starlette ASGI app emulating Mixpeek's taxonomy, namespace, collection, retriever and
+task routes.
 
 Request bodies are validated with the pydantic models in ``taxsync.wire`` (one source of
 truth); every error, including unknown routes and malformed JSON, uses the Mixpeek
@@ -17,6 +18,7 @@ import json
 import logging
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar, Union, get_args, get_origin
 
@@ -36,13 +38,21 @@ from taxsync.emulator.errors import (
     StoreError,
 )
 from taxsync.emulator.faults import FaultAction, FaultPlan, Faults
-from taxsync.emulator.query import ListQuery
+from taxsync.emulator.query import ListQuery, Page
+from taxsync.emulator.resources import TaskOutcome, TaskPolicy
+from taxsync.emulator.seed import Seed, as_seed
 from taxsync.emulator.store import ReadyPolicy, Store
 from taxsync.wire import (
+    COLLECTION_READ_ONLY_FIELDS,
+    ApplyTaxonomyRequest,
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,
+    ListCollectionsRequest,
     ListNamespacesRequest,
+    ListRetrieversRequest,
+    ListTasksRequest,
     ListTaxonomiesRequest,
+    PatchCollectionRequest,
     PatchTaxonomyRequest,
 )
 
@@ -51,6 +61,11 @@ logger = logging.getLogger("taxsync.emulator")
 #: Scope extension set by the in-process transport: a dropped connection is then raised
 #: as ConnectionDropped instead of being simulated on a socket.
 IN_PROCESS_EXTENSION = "taxsync.in_process"
+
+#: ``applied_taxonomy_delete`` values: what deleting a taxonomy that collections apply does.
+APPLIED_DELETE_MODES = ("dangling", "strict")
+#: The header a list answers with when X-Namespace names no namespace (COLLECTIONS.md §1).
+UNRESOLVED_HEADER = "X-Namespace-Unresolved"
 
 ERROR_TYPES: dict[int, str] = {
     400: "BadRequestError",
@@ -133,6 +148,9 @@ class EmulatorApp:
         max_page_size: int,
         default_page_size: int,
         ready_policy: ReadyPolicy,
+        lenient_taxonomy_refs: bool = False,
+        applied_taxonomy_delete: str = "dangling",
+        refuse_empty_backfill: bool = True,
     ) -> None:
         self.store = store
         self.faults = faults or Faults()
@@ -140,6 +158,12 @@ class EmulatorApp:
         self.max_page_size = max_page_size
         self.default_page_size = default_page_size
         self.ready_policy = ready_policy
+        #: Store taxonomy_applications entries naming unknown taxonomies instead of a 404.
+        self.lenient_taxonomy_refs = lenient_taxonomy_refs
+        #: "dangling" (collections keep their entries) or "strict" (400 naming them).
+        self.applied_taxonomy_delete = applied_taxonomy_delete
+        #: apply-taxonomy on a collection without documents is a 400.
+        self.refuse_empty_backfill = refuse_empty_backfill
         self._api_key = api_key
         self._router = Starlette(routes=self._routes(), exception_handlers=_exception_handlers())
 
@@ -148,6 +172,7 @@ class EmulatorApp:
         return (
             f"EmulatorApp(store={self.store.path!s}, auto_create_namespaces="
             f"{self.auto_create_namespaces}, max_page_size={self.max_page_size}, "
+            f"applied_taxonomy_delete={self.applied_taxonomy_delete!r}, "
             f"faults={self.faults.describe()!r})"
         )
 
@@ -261,6 +286,20 @@ class EmulatorApp:
                 "PATCH": self._patch_taxonomy,
                 "DELETE": self._delete_taxonomy,
             },
+            "/v1/collections": {"GET": self._list_collections},
+            "/v1/collections/list": {"POST": self._list_collections},
+            "/v1/collections/{collection_identifier}/apply-taxonomy": {
+                "POST": self._apply_taxonomy
+            },
+            "/v1/collections/{collection_identifier}": {
+                "GET": self._get_collection,
+                "PATCH": self._patch_collection,
+            },
+            "/v1/retrievers": {"GET": self._list_retrievers},
+            "/v1/retrievers/list": {"POST": self._list_retrievers},
+            "/v1/retrievers/{retriever_id}": {"GET": self._get_retriever},
+            "/v1/tasks/list": {"POST": self._list_tasks},
+            "/v1/tasks/{task_id}": {"GET": self._get_task, "DELETE": self._kill_task},
         }
         return [
             Route(path, _dispatcher(handlers), methods=list(handlers))
@@ -319,7 +358,11 @@ class EmulatorApp:
 
     async def _delete_taxonomy(self, request: Request) -> Response:
         ns = self._namespace(request)
-        taxonomy_id = self.store.delete_taxonomy(ns, request.path_params["taxonomy_identifier"])
+        taxonomy_id = self.store.delete_taxonomy(
+            ns,
+            request.path_params["taxonomy_identifier"],
+            refuse_if_applied=self.applied_taxonomy_delete == "strict",
+        )
         return JSONResponse({"success": True, "taxonomy_id": taxonomy_id})
 
     async def _create_version(self, request: Request) -> Response:
@@ -349,6 +392,94 @@ class EmulatorApp:
             }
         )
 
+    # --- collections, retrievers, tasks ---------------------------------------------------
+
+    async def _list_collections(self, request: Request) -> Response:
+        body = await _optional_body(request, ListCollectionsRequest)
+        query = self._list_query(request, body)
+        # The GET alias takes ``search`` and ``include_system`` as query parameters.
+        search = _first(query.search, request.query_params.get("search") or None)
+        query = replace(query, search=search)
+        include_system = _first(
+            body.include_system if body else None,
+            _query_value(request, "include_system", _BOOL),
+        )
+        ns = self._list_namespace(request)
+        if ns is None:
+            return _unresolved(request, query, {"total_count": 0, "stats": None})
+        page = self.store.list_collections(ns, query, include_system=bool(include_system))
+        return JSONResponse(
+            {
+                "results": page.results,
+                "pagination": page.pagination(),
+                "total_count": page.total_count,
+                "stats": page.stats,
+                "warnings": [],
+            }
+        )
+
+    async def _get_collection(self, request: Request) -> Response:
+        ns = self._namespace(request)
+        ident = request.path_params["collection_identifier"]
+        return JSONResponse(self.store.get_collection(ns, ident))
+
+    async def _patch_collection(self, request: Request) -> Response:
+        ns = self._namespace(request)
+        body = await _patch_collection_body(request)
+        ident = request.path_params["collection_identifier"]
+        return JSONResponse(
+            self.store.patch_collection(
+                ns, ident, body, check_taxonomies=not self.lenient_taxonomy_refs
+            )
+        )
+
+    async def _apply_taxonomy(self, request: Request) -> Response:
+        ns = self._namespace(request)
+        body = await _required_body(request, ApplyTaxonomyRequest)
+        ident = request.path_params["collection_identifier"]
+        return JSONResponse(
+            self.store.apply_taxonomy(ns, ident, body, refuse_empty=self.refuse_empty_backfill)
+        )
+
+    async def _list_retrievers(self, request: Request) -> Response:
+        body = await _optional_body(request, ListRetrieversRequest)
+        query = replace(self._list_query(request, body), filter_dialect="mongo")
+        ns = self._list_namespace(request)
+        if ns is None:
+            return _unresolved(request, query, {"total": 0})
+        page = self.store.list_retrievers(ns, query)
+        return JSONResponse(
+            {
+                "results": page.results,
+                "total": page.total_count,
+                "pagination": page.pagination(),
+                "warnings": [],
+            }
+        )
+
+    async def _get_retriever(self, request: Request) -> Response:
+        ns = self._namespace(request)
+        return JSONResponse(self.store.get_retriever(ns, request.path_params["retriever_id"]))
+
+    async def _get_task(self, request: Request) -> Response:
+        # Bearer only: tasks are organisation-wide, so X-Namespace is neither needed nor read.
+        return JSONResponse(self.store.get_task(request.path_params["task_id"]))
+
+    async def _list_tasks(self, request: Request) -> Response:
+        body = await _optional_body(request, ListTasksRequest)
+        query = self._list_query(request, body)
+        page = self.store.list_tasks(
+            query,
+            status=body.status if body else None,
+            task_type=body.task_type if body else None,
+        )
+        return JSONResponse({"results": page.results, "pagination": page.pagination()})
+
+    async def _kill_task(self, request: Request) -> Response:
+        # Idempotent by contract: an unknown or finished task is a success too.
+        self.store.kill_task(request.path_params["task_id"])
+        return JSONResponse({"message": "Successfully deleted", "success": True})
+
     # --- request helpers ----------------------------------------------------------------
 
     def _namespace(self, request: Request) -> str:
@@ -363,10 +494,21 @@ class EmulatorApp:
         record = self.store.resolve_namespace(value, create=self.auto_create_namespaces)
         return str(record["namespace_id"])
 
-    def _list_query(
-        self, request: Request, body: ListTaxonomiesRequest | ListNamespacesRequest | None
-    ) -> ListQuery:
-        """Resolve page size, offset and cursor: body beats query, ``limit`` beats ``page_size``."""
+    def _list_namespace(self, request: Request) -> str | None:
+        """The namespace of a collections or retrievers list; None when X-Namespace does not
+        resolve, which those lists answer with an empty page and a warning, not a 404.
+        Unknown is decided as for every other route (see ``_namespace``)."""
+        try:
+            return self._namespace(request)
+        except NotFound as exc:
+            if (exc.details or {}).get("resource") == "namespace":
+                return None
+            raise
+
+    def _list_query(self, request: Request, body: BaseModel | None) -> ListQuery:
+        """Resolve page size, offset and cursor: body beats query, ``limit`` beats ``page_size``.
+
+        Bodies without pagination keys (retrievers, tasks) page by the query alone."""
         query_limit = _query_value(request, "limit", _PAGE_SIZE)
         query_page_size = _query_value(request, "page_size", _PAGE_SIZE)
         query_offset = _query_value(request, "offset", _OFFSET)
@@ -381,14 +523,14 @@ class EmulatorApp:
             None,
         )
         size = _first(
-            body.limit if body else None,
-            body.page_size if body else None,
+            getattr(body, "limit", None),
+            getattr(body, "page_size", None),
             query_limit,
             query_page_size,
         )
         limit = min(size or self.default_page_size, self.max_page_size)
-        offset = _first(body.offset if body else None, query_offset)
-        page = _first(body.page if body else None, query_page)
+        offset = _first(getattr(body, "offset", None), query_offset)
+        page = _first(getattr(body, "page", None), query_page)
         if offset is None and page is not None:
             offset = (page - 1) * limit
             if offset > MAX_OFFSET:
@@ -397,15 +539,18 @@ class EmulatorApp:
                     f"Offset paging cannot go past {MAX_OFFSET} items; use the cursor",
                     {"page": page, "limit": limit},
                 )
+        filters = getattr(body, "filters", None)
+        if isinstance(filters, BaseModel):  # a typed LogicalOperatorInput: back to the JSON sent
+            filters = filters.model_dump(mode="json", exclude_unset=True)
         return ListQuery(
             limit=limit,
             cursor=cursor,
             offset=offset,
-            filters=body.filters if body else None,
-            search=body.search if body else None,
-            sort=body.sort if body else None,
-            sorts=body.sorts if body else None,
-            case_sensitive=bool(body.case_sensitive) if body else False,
+            filters=filters,
+            search=getattr(body, "search", None),
+            sort=getattr(body, "sort", None),
+            sorts=getattr(body, "sorts", None),
+            case_sensitive=bool(getattr(body, "case_sensitive", False)),
             include_total=include_total,
         )
 
@@ -422,6 +567,12 @@ def create_app(
     default_page_size: int = 100,
     ready_after_reads: int | None = 3,
     ready_after_seconds: float | None = None,
+    seed: Seed | Mapping[str, Any] | Path | str | None = None,
+    lenient_taxonomy_refs: bool = False,
+    applied_taxonomy_delete: str = "dangling",
+    refuse_empty_backfill: bool = True,
+    task_polls: int | None = None,
+    task_outcome: TaskOutcome | None = None,
 ) -> EmulatorApp:
     """Build the emulator app.
 
@@ -433,6 +584,14 @@ def create_app(
     any non-empty token). ``max_page_size`` silently caps list page sizes.
     ``ready_after_reads`` / ``ready_after_seconds``: when cluster/llm hierarchical
     taxonomies turn ready (see ReadyPolicy).
+
+    Collections, retrievers and backfills: ``seed`` (a Seed, its data, or a seed file)
+    puts collections and retrievers into the store. ``lenient_taxonomy_refs`` lets a
+    collection PATCH name taxonomies that do not exist (default: 404).
+    ``applied_taxonomy_delete``: ``"dangling"`` (default) deletes a taxonomy that
+    collections apply and leaves their entries; ``"strict"`` refuses with a 400 naming
+    them. ``refuse_empty_backfill``: apply-taxonomy on a collection with no documents is
+    a 400 (default). ``task_polls`` / ``task_outcome``, when given, change the store's TaskPolicy.
     """
     if store is not None and state_path is not None:
         raise ValueError("pass either store or state_path, not both")
@@ -440,10 +599,23 @@ def create_app(
         raise ValueError("max_page_size and default_page_size must be >= 1")
     if ready_after_reads is not None and ready_after_reads < 0:
         raise ValueError("ready_after_reads must be >= 0 or None")
+    if applied_taxonomy_delete not in APPLIED_DELETE_MODES:
+        raise ValueError(
+            f"applied_taxonomy_delete must be one of {', '.join(APPLIED_DELETE_MODES)}"
+        )
     store = store if store is not None else Store(state_path)
+    if task_polls is not None or task_outcome is not None:
+        current = store.task_policy
+        store.task_policy = TaskPolicy(
+            polls=current.polls if task_polls is None else task_polls,
+            outcome=current.outcome if task_outcome is None else task_outcome,
+            error=current.error,
+        )
     declared = list(namespaces)
     for name in declared:
         store.ensure_namespace(name)
+    if seed is not None:
+        store.seed(as_seed(seed))
     return EmulatorApp(
         store=store,
         auto_create_namespaces=(
@@ -454,6 +626,9 @@ def create_app(
         max_page_size=max_page_size,
         default_page_size=default_page_size,
         ready_policy=ReadyPolicy(after_reads=ready_after_reads, after_seconds=ready_after_seconds),
+        lenient_taxonomy_refs=lenient_taxonomy_refs,
+        applied_taxonomy_delete=applied_taxonomy_delete,
+        refuse_empty_backfill=refuse_empty_backfill,
     )
 
 
@@ -489,9 +664,52 @@ async def _required_body(request: Request, model: type[_M]) -> _M:
     return _validate_body(raw, model)
 
 
+async def _patch_collection_body(request: Request) -> PatchCollectionRequest:
+    """The PATCH body: read-only fields are a 400 (before unknown keys, a 422)."""
+    raw = await request.body()
+    if not raw.strip():
+        # No body at all is the same empty update as {}: a 400, not a 422.
+        return PatchCollectionRequest()
+    data = _parse_json(raw)
+    read_only = (
+        [key for key in data if key in COLLECTION_READ_ONLY_FIELDS]
+        if isinstance(data, dict)
+        else []
+    )
+    if read_only:
+        raise ErrorReply(
+            400,
+            f"Read-only collection field(s) {', '.join(read_only)} cannot be changed with "
+            "PATCH (source, feature_extractor and field_passthrough need a clone)",
+            {"read_only_fields": read_only},
+        )
+    return _validate_data(data, PatchCollectionRequest)
+
+
+def _unresolved(request: Request, query: ListQuery, counts: dict[str, Any]) -> Response:
+    """A list answer for an X-Namespace that names no namespace: 200 and nothing in it,
+    flagged by a DegradedEntry and a header so it cannot pass for an empty namespace."""
+    namespace = request.headers.get("x-namespace", "").strip()
+    page = Page(results=[], total_count=0, next_cursor=None, page=1, page_size=query.limit)
+    warning = {
+        "resource": "namespace",
+        "id": namespace,
+        "reason": "unresolved",
+        "next_step": "Check the X-Namespace header: it names no namespace this API key can see.",
+        "stage": None,
+    }
+    body = {"results": [], **counts, "pagination": page.pagination(), "warnings": [warning]}
+    return JSONResponse(body, headers={UNRESOLVED_HEADER: "true"})
+
+
 def _validate_body(raw: bytes, model: type[_M]) -> _M:
+    return _validate_data(_parse_json(raw), model)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The body as JSON; a 422 envelope when it is not JSON (NaN and Infinity included)."""
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant)
     except ValueError as exc:
         position = getattr(exc, "pos", 0)
         raise ErrorReply(
@@ -507,6 +725,9 @@ def _validate_body(raw: bytes, model: type[_M]) -> _M:
                 ]
             },
         ) from None
+
+
+def _validate_data(data: Any, model: type[_M]) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -670,7 +891,9 @@ def _is_write(method: str, path: str) -> bool:
 
 
 def _api_name(path: str) -> str:
-    return "namespaces" if path.startswith("/v1/namespaces") else "taxonomies"
+    """The API a path belongs to (``taxonomies``, ``collections``, ``tasks``...), for 429s."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "v1" and parts[2] else "taxonomies"
 
 
 def _number(value: float) -> float | int:

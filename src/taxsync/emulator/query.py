@@ -30,6 +30,9 @@ class ListQuery:
     sorts: list[dict[str, Any]] | None = None
     case_sensitive: bool = False
     include_total: bool = False
+    #: ``"logical"``: the AND/OR/NOT condition lists of most list routes; ``"mongo"``: the
+    #: ``{field: value}`` / ``{field: {"$in": [...]}}`` dialect of the retrievers list.
+    filter_dialect: str = "logical"
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Page:
     page: int
     page_size: int
     include_total: bool = False
-    stats: dict[str, int] | None = None
+    stats: dict[str, Any] | None = None
 
     def pagination(self) -> dict[str, Any]:
         """The ``PaginationResponse`` object; totals only when ``include_total`` was asked."""
@@ -85,7 +88,8 @@ def paginate(
     """Filter, sort and slice ``(seq, view)`` rows that arrive in creation order."""
     case_sensitive = bool(query.case_sensitive)
     if query.filters:
-        rows = [r for r in rows if _matches(r[1], query.filters, case_sensitive)]
+        matches = _mongo_matches if query.filter_dialect == "mongo" else _matches
+        rows = [r for r in rows if matches(r[1], query.filters, case_sensitive)]
     if query.search:
         pattern = _search_pattern(query.search, case_sensitive)
         rows = [r for r in rows if any(_search_hit(r[1], f, pattern) for f in text_fields)]
@@ -137,6 +141,23 @@ def _field(view: dict[str, Any], path: str) -> Any:
     return value
 
 
+def _candidates(view: dict[str, Any], path: str) -> list[Any]:
+    """Every value a dot path reaches: a list on the way fans out over its elements, and a
+    list at the end offers itself and each element (so ``taxonomy_applications.taxonomy_id``
+    and ``collection_ids`` match if any element does). Nothing reached counts as one null."""
+    values: list[Any] = [view]
+    for part in _FIELD_ALIASES.get(path, path).split("."):
+        stepped: list[Any] = []
+        for value in values:
+            items = value if isinstance(value, list) else [value]
+            stepped += [item.get(part) for item in items if isinstance(item, dict)]
+        values = stepped
+    reached = [
+        v for value in values for v in ([value, *value] if isinstance(value, list) else [value])
+    ]
+    return reached or [None]
+
+
 def _fold(value: Any, case_sensitive: bool) -> Any:
     return value if case_sensitive or not isinstance(value, str) else value.casefold()
 
@@ -174,21 +195,33 @@ def _condition(
 ) -> bool:
     if not isinstance(field, str):
         raise BadRequest("a filter condition's field must be a string", {"field": field})
-    actual = _fold(_field(view, field), case_sensitive)
+    candidates = _candidates(view, field)
+    if operator in ("exists", "is_null"):
+        # Presence is a property of the path, not of one reached value.
+        present = any(a is not None for a in candidates)
+        wanted = bool(value if value is not None else True)
+        return present == wanted if operator == "exists" else (not present) == wanted
+    # Negative operators hold only if no reached value matches (as MongoDB reads them).
+    if operator in _NEGATIONS:
+        return not any(
+            _test(a, _NEGATIONS[operator], value, field, case_sensitive) for a in candidates
+        )
+    return any(_test(a, operator, value, field, case_sensitive) for a in candidates)
+
+
+_NEGATIONS = {"ne": "eq", "nin": "in"}
+
+
+def _test(actual: Any, operator: Any, value: Any, field: str, case_sensitive: bool) -> bool:
+    """One reached value against one operator."""
+    actual = _fold(actual, case_sensitive)
     wanted = _fold(value, case_sensitive)
     if operator == "eq":
         return bool(actual == wanted)
-    if operator == "ne":
-        return bool(actual != wanted)
-    if operator in ("in", "nin"):
+    if operator == "in":
         if not isinstance(value, list):
-            raise BadRequest(f"operator '{operator}' needs a list value", {"field": field})
-        hit = actual in [_fold(v, case_sensitive) for v in value]
-        return hit if operator == "in" else not hit
-    if operator == "exists":
-        return (actual is not None) == bool(value if value is not None else True)
-    if operator == "is_null":
-        return (actual is None) == bool(value if value is not None else True)
+            raise BadRequest("operator 'in' needs a list value", {"field": field})
+        return actual in [_fold(v, case_sensitive) for v in value]
     if operator in _STRING_OPERATORS:
         return (
             isinstance(actual, str)
@@ -209,6 +242,34 @@ def _condition(
         f"Filter operator '{operator}' is not supported here",
         {"field": field, "operator": operator},
     )
+
+
+_MONGO_OPERATORS = {"$eq": "eq", "$ne": "ne", "$in": "in", "$nin": "nin", "$exists": "exists"}
+
+
+def _mongo_matches(view: dict[str, Any], filters: dict[str, Any], case_sensitive: bool) -> bool:
+    """Evaluate a Mongo-style filter: ``{field: value}`` is equality, ``{field: {"$in": [...]}}``
+    (and ``$eq``, ``$ne``, ``$nin``, ``$exists``) an operator; all keys must hold."""
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be an object", {"filters": filters})
+    for field, spec in filters.items():
+        if field.startswith("$"):
+            raise BadRequest(
+                f"Filter operator '{field}' is not supported here", {"operator": field}
+            )
+        is_operators = (
+            isinstance(spec, dict) and bool(spec) and all(k.startswith("$") for k in spec)
+        )
+        conditions = spec.items() if is_operators else [("$eq", spec)]
+        for name, value in conditions:
+            if name not in _MONGO_OPERATORS:
+                raise BadRequest(
+                    f"Filter operator '{name}' is not supported here",
+                    {"field": field, "operator": name, "supported": list(_MONGO_OPERATORS)},
+                )
+            if not _condition(view, field, _MONGO_OPERATORS[name], value, case_sensitive):
+                return False
+    return True
 
 
 def _search_pattern(search: str, case_sensitive: bool) -> re.Pattern[str]:

@@ -71,13 +71,17 @@ def serve(
     ready_after_reads: int | None = 3,
     ready_after_seconds: float | None = None,
     log_level: str = "warning",
+    **app_kwargs: Any,
 ) -> None:
     """Serve the emulator with uvicorn until interrupted.
 
     ``namespaces`` are created up front and unknown namespaces are then 404, as on the
     real API; with none, namespaces are created on first use. A non-loopback ``host``
-    prints a warning, since the emulator has no real security. Raises StateFileError
-    (before listening) if the state file is unreadable.
+    prints a warning, since the emulator has no real security. Other keyword arguments
+    (``seed``, ``lenient_taxonomy_refs``, ``applied_taxonomy_delete``,
+    ``refuse_empty_backfill``, ``task_polls``, ``task_outcome``) go to ``create_app``.
+    Raises StateFileError (before listening) if the state file is unreadable, and
+    SeedError if the seed is invalid.
     """
     if not is_loopback(host):
         print(
@@ -93,6 +97,7 @@ def serve(
         max_page_size=max_page_size,
         ready_after_reads=ready_after_reads,
         ready_after_seconds=ready_after_seconds,
+        **app_kwargs,
     )
     _log_to_stderr(log_level)
     make_server(app, host, port, log_level).run()

@@ -1,4 +1,5 @@
-"""State of the taxonomy emulator: namespaces, taxonomies and their versions.
+"""State of the emulator: namespaces, taxonomies and their versions, collections,
+retrievers and backfill tasks.
 
 The store knows nothing about HTTP. It takes validated wire models, returns plain dicts
 shaped like the API's responses, and raises the small exception classes below, which the
@@ -17,11 +18,16 @@ several processes may share:
 Taxonomy names are per taxonomy; a version record holds its config snapshot, description,
 metadata, readiness and ``created_at``. PATCH edits the head version's description and
 metadata (older snapshots keep theirs) and never bumps ``version``.
+
+Collections and retrievers live in a namespace and are found by id or name; nothing
+creates them over HTTP, a seed does (``Store.seed``). Tasks are organisation-wide, found
+by id only. Their records and rules are in ``resources``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -31,17 +37,38 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from taxsync import files
 from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound, StateFileError
 from taxsync.emulator.query import ListQuery, Page, clone, paginate
+from taxsync.emulator.resources import (
+    SYSTEM_COLLECTION_NAME,
+    TaskPolicy,
+    applied_taxonomy_ids,
+    collection_stats,
+    collection_view,
+    count_task_read,
+    is_terminal,
+    kill_task,
+    new_backfill_task,
+    new_task_id,
+    retriever_view,
+    searches_collection,
+    system_collection,
+    task_view,
+)
+from taxsync.emulator.seed import Seed
 from taxsync.wire import (
+    ApplyTaxonomyRequest,
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,
+    PatchCollectionRequest,
     PatchTaxonomyRequest,
+    TaxonomyApplicationConfigInput,
+    application_entries,
 )
 
 STATE_FORMAT = "taxsync-emulator-state/1"
@@ -87,6 +114,9 @@ class Store:
         self._file_sig: tuple[int, int, int, int] | None = None
         self._lock_fd: int | None = None
         self._lock_pid: int | None = None
+        #: How backfill tasks started through this store live (see TaskPolicy); tests and
+        #: ``local serve`` set it. Each task keeps the policy it was created under.
+        self.task_policy = TaskPolicy()
         if self._path is not None:
             with self._transaction(exclusive=True):
                 _remove_stale_temp_files(self._path)
@@ -234,10 +264,17 @@ class Store:
             self._dirty = True
             return clone(_taxonomy_view(entry, head, self._clock()))
 
-    def delete_taxonomy(self, ns: str, ident: str) -> str:
-        """Delete a taxonomy and all its versions; return its id."""
+    def delete_taxonomy(self, ns: str, ident: str, *, refuse_if_applied: bool = False) -> str:
+        """Delete a taxonomy and all its versions; return its id.
+
+        By default collections that apply it keep their entries, left dangling (the API
+        documents no cascade and no refusal). ``refuse_if_applied`` makes that a
+        BadRequest naming the collections instead.
+        """
         with self._transaction(exclusive=True):
             entry = self._find_taxonomy(ns, ident)
+            if refuse_if_applied:
+                self._refuse_if_applied(entry)
             self._state.remove_taxonomy(entry)
             self._dirty = True
             return str(entry["taxonomy_id"])
@@ -297,6 +334,215 @@ class Store:
                 return self._state.taxonomy_count()
             return sum(1 for _ in self._state.taxonomies_in(self._namespace_id(ns)))
 
+    # --- collections --------------------------------------------------------------
+
+    def list_collections(
+        self, ns: str, query: ListQuery | None = None, *, include_system: bool = False
+    ) -> Page:
+        """A page of collections in namespace ``ns`` with ``CollectionListStats`` over the
+        page; the ``_direct_upsert`` system collection only with ``include_system``."""
+        query = query or ListQuery()
+        with self._transaction():
+            ns_id = self._namespace_id(ns)
+            records = list(self._state.collections.in_namespace(ns_id))
+            if include_system:
+                records.insert(0, system_collection(self._state.namespaces[ns_id]))
+            rows = [(r["seq"], self._collection_view(r, in_list=True)) for r in records]
+            page = paginate(
+                rows, query, text_fields=("collection_id", "collection_name", "description")
+            )
+            page.stats = collection_stats(page.results)
+            return page
+
+    def get_collection(self, ns: str, ident: str) -> dict[str, Any]:
+        """One collection, found by id or name."""
+        with self._transaction():
+            return clone(self._collection_view(self._find_collection(ns, ident), in_list=False))
+
+    def patch_collection(
+        self,
+        ns: str,
+        ident: str,
+        request: PatchCollectionRequest,
+        *,
+        check_taxonomies: bool = True,
+    ) -> dict[str, Any]:
+        """Set the fields the request sets; a list (``taxonomy_applications``) replaces the
+        stored one, null and [] stay distinct, and ``updated_at`` moves.
+
+        ``check_taxonomies``: an entry whose ``taxonomy_id`` is not a taxonomy of the
+        namespace is NotFound (False stores it anyway).
+        """
+        updates = {
+            key: getattr(request, key)
+            for key in request.model_fields_set
+            if not (key == "collection_name" and request.collection_name is None)
+        }
+        if not updates:
+            raise BadRequest(
+                "Empty update: set at least one mutable field",
+                {"patchable_fields": list(PatchCollectionRequest.model_fields)},
+            )
+        with self._transaction(exclusive=True):
+            record = self._find_collection(ns, ident, for_write=True)
+            if "taxonomy_applications" in updates:
+                updates["taxonomy_applications"] = self._applications(
+                    record["namespace_id"], request.taxonomy_applications, check_taxonomies
+                )
+            if "collection_name" in updates:
+                self._state.collections.rename(record, updates["collection_name"])
+            data = record["data"]
+            data.update(clone(updates))
+            data["updated_at"] = _bumped(data.get("updated_at"), self._clock())
+            self._dirty = True
+            return clone(self._collection_view(record, in_list=False))
+
+    def apply_taxonomy(
+        self,
+        ns: str,
+        ident: str,
+        request: ApplyTaxonomyRequest,
+        *,
+        refuse_empty: bool = True,
+    ) -> dict[str, Any]:
+        """Start a backfill task (never deduplicated) and return the ApplyTaxonomyResponse.
+
+        NotFound: the collection, or the taxonomy (by id) in the namespace. BadRequest: a
+        ``max_credits`` budget, a taxonomy the collection does not apply, or (with
+        ``refuse_empty``) a collection without documents.
+        """
+        budget = request.budget_limits
+        if budget is not None and budget.max_credits is not None:
+            raise BadRequest(
+                "budget_limits.max_credits is not supported for taxonomy enrichment, which "
+                "bills 0 credits; limit the run with max_time_ms",
+                {"field": "budget_limits.max_credits"},
+            )
+        with self._transaction(exclusive=True):
+            record = self._find_collection(ns, ident, for_write=True)
+            ns_id, data = record["namespace_id"], record["data"]
+            self._find_taxonomy(ns_id, request.taxonomy_id, by_name=False)
+            self._check_backfill(record, request.taxonomy_id, refuse_empty)
+            task = new_backfill_task(
+                task_id=self._state.new_task_id(),
+                seq=self._state.next_seq(),
+                namespace_id=ns_id,
+                collection=record,
+                request=request,
+                policy=self.task_policy,
+                created_at=self._task_created_at(),
+            )
+            self._state.tasks[task["data"]["task_id"]] = task
+            self._dirty = True
+            return {
+                "task_id": task["data"]["task_id"],
+                "status": "PENDING",
+                "collection_id": data["collection_id"],
+                "taxonomy_id": request.taxonomy_id,
+                "estimated_documents": data.get("document_count"),
+            }
+
+    def count_collections(self, ns: str) -> int:
+        """How many (non-system) collections namespace ``ns`` has."""
+        with self._transaction():
+            return sum(1 for _ in self._state.collections.in_namespace(self._namespace_id(ns)))
+
+    # --- retrievers ---------------------------------------------------------------
+
+    def list_retrievers(self, ns: str, query: ListQuery | None = None) -> Page:
+        """A page of retrievers in namespace ``ns``."""
+        query = query or ListQuery()
+        with self._transaction():
+            ns_id = self._namespace_id(ns)
+            rows = [
+                (r["seq"], retriever_view(r)) for r in self._state.retrievers.in_namespace(ns_id)
+            ]
+            return paginate(
+                rows, query, text_fields=("retriever_id", "retriever_name", "description")
+            )
+
+    def get_retriever(self, ns: str, ident: str) -> dict[str, Any]:
+        """One retriever, found by id or name."""
+        with self._transaction():
+            ns_id = self._namespace_id(ns)
+            record = self._state.retrievers.find(ns_id, ident)
+            if record is None:
+                raise self._not_found("Retriever", ns_id, ident)
+            return clone(retriever_view(record))
+
+    # --- tasks -------------------------------------------------------------------------
+
+    def get_task(self, task_id: str, *, count_read: bool = True) -> dict[str, Any]:
+        """A task by id, in any namespace. A GET is what moves a running task on (see
+        TaskPolicy); ``count_read=False`` looks without counting."""
+        with self._transaction():
+            record = self._find_task(task_id)
+            if not count_read or is_terminal(record):
+                return clone(task_view(record))
+        # Counting a read changes state, so redo the lookup under the exclusive lock.
+        with self._transaction(exclusive=True):
+            record = self._find_task(task_id)
+            if not is_terminal(record):
+                count_task_read(record, _iso(self._clock()))
+                self._dirty = True
+            return clone(task_view(record))
+
+    def list_tasks(
+        self,
+        query: ListQuery | None = None,
+        *,
+        status: str | None = None,
+        task_type: str | None = None,
+    ) -> Page:
+        """A page of tasks of every namespace, oldest first unless sorted."""
+        query = query or ListQuery()
+        conditions = [
+            {"field": name, "operator": "eq", "value": value}
+            for name, value in (("status", status), ("task_type", task_type))
+            if value is not None
+        ]
+        if query.filters:
+            conditions.append(query.filters)
+        filters = {"AND": conditions} if conditions else None
+        with self._transaction():
+            rows = [(t["seq"], task_view(t)) for t in self._state.tasks.values()]
+            return paginate(
+                rows,
+                _replace_filters(query, filters),
+                text_fields=("task_id", "task_type", "status"),
+            )
+
+    def kill_task(self, task_id: str) -> None:
+        """Stop a task: a running one ends CANCELED; a finished or unknown one is left as is."""
+        with self._transaction(exclusive=True):
+            record = self._state.tasks.get(task_id)
+            if record is not None and not is_terminal(record):
+                kill_task(record, _iso(self._clock()))
+                self._dirty = True
+
+    def count_tasks(self) -> int:
+        """How many tasks exist (finished ones included)."""
+        with self._transaction():
+            return len(self._state.tasks)
+
+    # --- seeding ---------------------------------------------------------------------
+
+    def seed(self, seed: Seed) -> tuple[int, int]:
+        """Put a seed's collections and retrievers into their namespaces (created if need
+        be), replacing those of the same id; taxonomies and tasks are kept. Seeding the
+        same seed twice changes nothing. Returns (collections, retrievers) seeded.
+        """
+        for name in seed.namespaces:
+            _check_namespace_name(name)
+        with self._transaction(exclusive=True):
+            for name, content in seed.namespaces.items():
+                ns_id = self._seed_namespace(name)
+                for data in content.collections:
+                    self._seed_record(self._state.collections, ns_id, data)
+                for data in content.retrievers:
+                    self._seed_record(self._state.retrievers, ns_id, data)
+            return seed.counts()
+
     # --- internals ----------------------------------------------------------------
 
     def _create_namespace(self, name: str, description: str | None) -> dict[str, Any]:
@@ -314,6 +560,121 @@ class Store:
         self._state.add_namespace(record)
         self._dirty = True
         return _public_namespace(record)
+
+    def _collection_view(self, record: dict[str, Any], *, in_list: bool) -> dict[str, Any]:
+        collection_id = record["data"]["collection_id"]
+        retrievers = self._state.retrievers.in_namespace(record["namespace_id"])
+        count = sum(1 for r in retrievers if searches_collection(r, collection_id))
+        return collection_view(record, retriever_count=count, in_list=in_list)
+
+    def _find_collection(self, ns: str, ident: str, *, for_write: bool = False) -> dict[str, Any]:
+        """A stored collection by id or name, or the system collection (read-only)."""
+        ns_id = self._namespace_id(ns)
+        record = self._state.collections.find(ns_id, ident)
+        if record is not None:
+            return record
+        system = system_collection(self._state.namespaces[ns_id])
+        if ident in (SYSTEM_COLLECTION_NAME, system["data"]["collection_id"]):
+            if for_write:
+                raise BadRequest(
+                    f"'{SYSTEM_COLLECTION_NAME}' is the namespace's system collection; "
+                    "taxonomies cannot be applied to it",
+                    {"collection_id": system["data"]["collection_id"]},
+                )
+            return system
+        raise self._not_found("Collection", ns_id, ident)
+
+    def _not_found(self, kind: str, ns_id: str, ident: str) -> NotFound:
+        ns_name = self._state.namespaces[ns_id]["namespace_name"]
+        return NotFound(
+            f"{kind} '{ident}' not found in namespace '{ns_name}'",
+            {"resource": kind.lower(), "id": ident},
+        )
+
+    def _applications(
+        self,
+        ns_id: str,
+        entries: list[TaxonomyApplicationConfigInput] | None,
+        check_taxonomies: bool,
+    ) -> list[dict[str, Any]] | None:
+        if entries is None:
+            return None
+        if check_taxonomies:
+            for entry in entries:
+                self._find_taxonomy(ns_id, entry.taxonomy_id, by_name=False)
+        return application_entries(entries)
+
+    def _check_backfill(self, record: dict[str, Any], taxonomy_id: str, refuse_empty: bool) -> None:
+        collection_id = record["data"]["collection_id"]
+        if taxonomy_id not in applied_taxonomy_ids(record):
+            raise BadRequest(
+                f"Taxonomy '{taxonomy_id}' is not in the taxonomy_applications of collection "
+                f"'{collection_id}': attach it with PATCH /v1/collections/{collection_id} first",
+                {"collection_id": collection_id, "taxonomy_id": taxonomy_id},
+            )
+        if refuse_empty and not record["data"].get("document_count"):
+            raise BadRequest(
+                f"Collection '{collection_id}' has no documents: the collection must contain "
+                "documents to apply a taxonomy",
+                {"collection_id": collection_id, "document_count": 0},
+            )
+
+    def _refuse_if_applied(self, entry: dict[str, Any]) -> None:
+        users = [
+            r["data"]["collection_id"]
+            for r in self._state.collections.in_namespace(entry["namespace_id"])
+            if entry["taxonomy_id"] in applied_taxonomy_ids(r)
+        ]
+        if users:
+            raise BadRequest(
+                f"Taxonomy '{entry['taxonomy_id']}' is applied by collection(s) "
+                f"{', '.join(users)}: remove it from their taxonomy_applications first",
+                {"taxonomy_id": entry["taxonomy_id"], "collection_ids": users},
+            )
+
+    def _task_created_at(self) -> str:
+        # Strictly after the previous task's, so sorting tasks by created_at is their order.
+        last = next(reversed(self._state.tasks.values()), None)
+        return _bumped(last["data"]["created_at"] if last else None, self._clock())
+
+    def _find_task(self, task_id: str) -> dict[str, Any]:
+        record = self._state.tasks.get(task_id)
+        if record is None:
+            raise NotFound(f"Task '{task_id}' not found", {"resource": "task", "id": task_id})
+        return record
+
+    def _seed_namespace(self, name: str) -> str:
+        existing = self._state.namespace_by_name(name)
+        if existing is not None:
+            return str(existing["namespace_id"])
+        return str(self._create_namespace(name, None)["namespace_id"])
+
+    def _seed_record(self, catalog: _Catalog, ns_id: str, data: dict[str, Any]) -> None:
+        """Add or replace one seeded collection or retriever (by id)."""
+        ident, name = data[catalog.id_key], data[catalog.name_key]
+        if catalog is self._state.collections and name == SYSTEM_COLLECTION_NAME:
+            raise BadRequest(f"'{name}' is the name of the namespace's system collection")
+        owner = catalog.by_name(ns_id, name)
+        if owner is not None and owner["data"][catalog.id_key] != ident:
+            raise AlreadyExists(
+                f"Cannot seed {catalog.kind} '{ident}': its name '{name}' belongs to "
+                f"'{owner['data'][catalog.id_key]}' in this namespace",
+                {"resource": catalog.kind, catalog.name_key: name},
+            )
+        old = catalog.by_id(ns_id, ident)
+        data = clone(data)
+        now = _iso(self._clock())
+        if old is None:
+            data.setdefault("created_at", now)
+            data.setdefault("updated_at", now)
+            catalog.add({"namespace_id": ns_id, "seq": self._state.next_seq(), "data": data})
+        elif _without_times(old["data"]) != _without_times(data):
+            data.setdefault("created_at", old["data"].get("created_at"))
+            data.setdefault("updated_at", now)
+            catalog.replace(old, data)
+        else:
+            return  # the same seed again: keep it as it is, timestamps included
+        self._dirty = True
 
     def _namespace_id(self, ident: str) -> str:
         found = self._state.find_namespace(ident)
@@ -474,6 +835,10 @@ class _State:
         self.taxonomies: dict[str, dict[str, dict[str, Any]]] = {}
         self.tax_by_name: dict[str, dict[str, str]] = {}
         self.tax_namespace: dict[str, str] = {}
+        self.collections = _Catalog("collection", "collection_id", "collection_name")
+        self.retrievers = _Catalog("retriever", "retriever_id", "retriever_name")
+        # Tasks are organisation-wide, in creation order.
+        self.tasks: dict[str, dict[str, Any]] = {}
         # Encoded JSON of each taxonomy, in creation order, and the ids whose JSON is stale:
         # a save re-encodes only what changed, then joins the bytes in one C call.
         self._fragments: dict[str, bytes] = {}
@@ -509,6 +874,16 @@ class _State:
             if entry["namespace_id"] not in state.namespaces or not entry["versions"]:
                 raise ValueError(f"taxonomy {entry.get('taxonomy_id')!r} is inconsistent")
             state.add_taxonomy(entry)
+        # Files written before collections, retrievers and tasks existed have none.
+        for catalog, key in ((state.collections, "collections"), (state.retrievers, "retrievers")):
+            for record in data.get(key, []):
+                if record["namespace_id"] not in state.namespaces:
+                    raise ValueError(
+                        f"{catalog.kind} {record['data'].get(catalog.id_key)!r} is inconsistent"
+                    )
+                catalog.add(dict(record, seq=int(record["seq"])))
+        for task in data.get("tasks", []):
+            state.tasks[task["data"]["task_id"]] = dict(task, seq=int(task["seq"]))
         return state
 
     def encode(self) -> bytes:
@@ -522,7 +897,14 @@ class _State:
             f'"seq":{self.seq},"namespaces":{_dumps(list(self.namespaces.values()))},'
             '"taxonomies":['
         )
-        return b"".join((head.encode("utf-8"), b",".join(self._fragments.values()), b"]}"))
+        tail = (
+            f'],"collections":{_dumps(self.collections.records())},'
+            f'"retrievers":{_dumps(self.retrievers.records())},'
+            f'"tasks":{_dumps(list(self.tasks.values()))}}}'
+        )
+        return b"".join(
+            (head.encode("utf-8"), b",".join(self._fragments.values()), tail.encode("utf-8"))
+        )
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -532,6 +914,12 @@ class _State:
         while True:
             candidate = "tax_" + secrets.token_hex(8)
             if candidate not in self.tax_namespace:
+                return candidate
+
+    def new_task_id(self) -> str:
+        while True:
+            candidate = new_task_id()
+            if candidate not in self.tasks:
                 return candidate
 
     def new_namespace_id(self) -> str:
@@ -545,6 +933,8 @@ class _State:
         self.ns_by_name[record["namespace_name"]] = record["namespace_id"]
         self.taxonomies.setdefault(record["namespace_id"], {})
         self.tax_by_name.setdefault(record["namespace_id"], {})
+        self.collections.add_namespace(record["namespace_id"])
+        self.retrievers.add_namespace(record["namespace_id"])
 
     def namespace_by_name(self, name: str) -> dict[str, Any] | None:
         ns_id = self.ns_by_name.get(name)
@@ -595,6 +985,63 @@ class _State:
 
     def taxonomy_count(self) -> int:
         return len(self.tax_namespace)
+
+
+class _Catalog:
+    """Records of one kind (collections or retrievers) per namespace, by id and by name.
+
+    Each namespace's records stay in creation (seq) order, which keyset paging needs.
+    """
+
+    def __init__(self, kind: str, id_key: str, name_key: str) -> None:
+        self.kind, self.id_key, self.name_key = kind, id_key, name_key
+        self._by_id: dict[str, dict[str, dict[str, Any]]] = {}
+        self._by_name: dict[str, dict[str, str]] = {}
+
+    def add_namespace(self, ns_id: str) -> None:
+        self._by_id.setdefault(ns_id, {})
+        self._by_name.setdefault(ns_id, {})
+
+    def add(self, record: dict[str, Any]) -> None:
+        ns_id, data = record["namespace_id"], record["data"]
+        self._by_id[ns_id][data[self.id_key]] = record
+        self._by_name[ns_id][data[self.name_key]] = data[self.id_key]
+
+    def replace(self, old: dict[str, Any], data: dict[str, Any]) -> None:
+        """Give a record new data in place (same seq, same position)."""
+        del self._by_name[old["namespace_id"]][old["data"][self.name_key]]
+        old["data"] = data
+        self._by_name[old["namespace_id"]][data[self.name_key]] = data[self.id_key]
+
+    def rename(self, record: dict[str, Any], new_name: str) -> None:
+        """Change a record's name; AlreadyExists if another record has it."""
+        names = self._by_name[record["namespace_id"]]
+        ident, old_name = record["data"][self.id_key], record["data"][self.name_key]
+        if names.get(new_name, ident) != ident:
+            raise AlreadyExists(
+                f"A {self.kind} named '{new_name}' already exists in this namespace",
+                {"resource": self.kind, self.name_key: new_name},
+            )
+        del names[old_name]
+        names[new_name] = ident
+        record["data"][self.name_key] = new_name
+
+    def by_id(self, ns_id: str, ident: str) -> dict[str, Any] | None:
+        return self._by_id[ns_id].get(ident)
+
+    def by_name(self, ns_id: str, name: str) -> dict[str, Any] | None:
+        ident = self._by_name[ns_id].get(name)
+        return self._by_id[ns_id][ident] if ident is not None else None
+
+    def find(self, ns_id: str, ident: str) -> dict[str, Any] | None:
+        """By id first, then by name (the API's resolution order is undocumented)."""
+        return self.by_id(ns_id, ident) or self.by_name(ns_id, ident)
+
+    def in_namespace(self, ns_id: str) -> Iterable[dict[str, Any]]:
+        return self._by_id[ns_id].values()
+
+    def records(self) -> list[dict[str, Any]]:
+        return [record for per_ns in self._by_id.values() for record in per_ns.values()]
 
 
 # --- response shaping -------------------------------------------------------------
@@ -693,3 +1140,30 @@ def _dumps(value: Any) -> str:
 def _iso_now() -> str:
     """Current UTC time as ISO 8601 with a ``Z`` suffix, like the API."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _iso(timestamp: float) -> str:
+    """A clock reading as ISO 8601 UTC with a ``Z`` suffix, like the API."""
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _bumped(previous: str | None, now: float) -> str:
+    """``updated_at`` for a change made now: later than ``previous`` even if the clock is not
+    (a change must always be visible as a newer timestamp)."""
+    moment = datetime.fromtimestamp(now, timezone.utc)
+    try:
+        last = datetime.fromisoformat(previous.replace("Z", "+00:00")) if previous else None
+    except ValueError:
+        last = None
+    if last is not None and last.tzinfo is not None and moment <= last:
+        moment = last + timedelta(microseconds=1)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _without_times(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in ("created_at", "updated_at")}
+
+
+def _replace_filters(query: ListQuery, filters: dict[str, Any] | None) -> ListQuery:
+    return dataclasses.replace(query, filters=filters)
