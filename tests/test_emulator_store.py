@@ -14,15 +14,19 @@ import httpx
 import pytest
 
 from taxsync import files as files_module
-from taxsync.emulator import StateFileError, Store, create_app
+from taxsync.emulator import Seed, SeedError, StateFileError, Store, TaskPolicy, create_app
 from taxsync.emulator import store as store_module
 from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound
 from taxsync.emulator.query import ListQuery
 from taxsync.emulator.store import ReadyPolicy
 from taxsync.wire import (
+    ApplyTaxonomyRequest,
+    CollectionResponse,
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,
+    PatchCollectionRequest,
     PatchTaxonomyRequest,
+    RetrieverModelOutput,
     TaxonomyResponse,
 )
 
@@ -506,3 +510,324 @@ def test_five_thousand_taxonomies_in_twenty_namespaces_stay_fast() -> None:
     elapsed = time.perf_counter() - started
     assert listed == 5000
     assert elapsed < 5, f"5,000 creates and a full listing took {elapsed:.1f}s"
+
+
+# --- collections, retrievers, tasks and seeds --------------------------------------------------
+
+SEED: dict[str, Any] = {
+    "namespaces": {
+        NS: {
+            "collections": [
+                {
+                    "collection_id": "col_products_v1",
+                    "collection_name": "products",
+                    "document_count": 40,
+                },
+                {"collection_id": "col_empty", "collection_name": "empty_one"},
+            ],
+            "retrievers": [{"retriever_id": "ret_clip_v1", "collection_ids": ["col_products_v1"]}],
+        },
+        "staging": {
+            "collections": [{"collection_id": "col_products_v1", "collection_name": "products"}]
+        },
+    }
+}
+
+
+def seeded(path: Path | None = None, seed: dict[str, Any] = SEED) -> Store:
+    store = Store(path)
+    store.ensure_namespace(NS)
+    store.seed(Seed.parse(seed))
+    return store
+
+
+def patch_request(**fields: Any) -> PatchCollectionRequest:
+    return PatchCollectionRequest.model_validate(fields)
+
+
+def test_seed_fills_defaults_and_is_per_namespace() -> None:
+    store = seeded()
+    products = store.get_collection(NS, "products")
+    CollectionResponse.model_validate(products)
+    assert products["feature_extractor"]["feature_extractor_name"] == "text_extractor"
+    assert products["source"] == {"type": "bucket", "bucket_ids": ["bkt_products"]}
+    assert products["document_count"] == 40 and products["retriever_count"] == 1
+    assert products["created_at"] == products["updated_at"]
+    assert store.get_collection(NS, "empty_one")["document_count"] == 0
+    assert store.get_collection("staging", "col_products_v1")["retriever_count"] == 0
+    retriever = store.get_retriever(NS, "clip_v1")  # the name defaults to the id without ret_
+    RetrieverModelOutput.model_validate(retriever)
+    assert retriever["stages"][0]["parameters"] == retriever["stages"][0]["config"]["parameters"]
+    assert retriever["collection_identifiers"] == ["col_products_v1"]
+    assert store.count_collections(NS) == 2 and store.count_collections("staging") == 1
+
+
+def test_reseeding_replaces_by_id_and_keeps_everything_else(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    store = seeded(path)
+    store.create_taxonomy(NS, create_request("cats"))
+    generation = json.loads(path.read_text())["generation"]
+    before = store.get_collection(NS, "products")
+    assert store.seed(Seed.parse(SEED)) == (3, 1)
+    assert json.loads(path.read_text())["generation"] == generation  # nothing changed
+    assert store.get_collection(NS, "products") == before
+    changed = json.loads(json.dumps(SEED))
+    changed["namespaces"][NS]["collections"][0].update(
+        collection_name="products_v1", document_count=41
+    )
+    Store(path).seed(Seed.parse(changed))
+    after = store.get_collection(NS, "col_products_v1")
+    assert after["collection_name"] == "products_v1" and after["document_count"] == 41
+    assert after["created_at"] == before["created_at"]
+    assert [c["collection_id"] for c in store.list_collections(NS).results] == [
+        "col_products_v1",
+        "col_empty",
+    ]
+    assert store.count_taxonomies(NS) == 1
+    with pytest.raises(NotFound):
+        store.get_collection(NS, "products")
+
+
+def test_seed_refuses_conflicts_and_bad_entries() -> None:
+    store = seeded()
+    taken = {
+        "namespaces": {
+            NS: {"collections": [{"collection_id": "col_other", "collection_name": "products"}]}
+        }
+    }
+    with pytest.raises(AlreadyExists, match="col_products_v1"):
+        store.seed(Seed.parse(taken))
+    system = {
+        "namespaces": {
+            NS: {"collections": [{"collection_id": "col_s", "collection_name": "_direct_upsert"}]}
+        }
+    }
+    with pytest.raises(BadRequest, match="system collection"):
+        store.seed(Seed.parse(system))
+    for bad, message in [
+        (
+            {
+                "namespaces": {
+                    NS: {
+                        "collections": [
+                            {"collection_id": "products", "collection_name": "products"}
+                        ]
+                    }
+                }
+            },
+            "collection_id",
+        ),
+        (
+            {
+                "namespaces": {
+                    NS: {"collections": [{"collection_id": "col_a", "collection_name": "ab"}]}
+                }
+            },
+            "collection_name",
+        ),
+        (
+            {
+                "namespaces": {
+                    NS: {
+                        "collections": [
+                            {
+                                "collection_id": "col_a",
+                                "collection_name": "abc",
+                                "taxonomy_count": 2,
+                            }
+                        ]
+                    }
+                }
+            },
+            "taxonomy_count",
+        ),
+        (
+            {
+                "namespaces": {
+                    NS: {
+                        "collections": [
+                            {"collection_id": "col_a", "collection_name": "abc", "colour": "red"}
+                        ]
+                    }
+                }
+            },
+            "colour",
+        ),
+        (
+            {
+                "namespaces": {
+                    NS: {
+                        "collections": [
+                            {
+                                "collection_id": "col_a",
+                                "collection_name": "abc",
+                                "source": {"type": "ftp"},
+                            }
+                        ]
+                    }
+                }
+            },
+            "source",
+        ),
+        ({"namespaces": {NS: {"retrievers": [{"retriever_id": "ret_a", "stages": []}]}}}, "stages"),
+        (
+            {
+                "namespaces": {
+                    NS: {"retrievers": [{"retriever_id": "ret_a"}, {"retriever_id": "ret_a"}]}
+                }
+            },
+            "more than once",
+        ),
+        ({"namespaces": {NS: {"tables": []}}}, "tables"),
+        ({"collections": []}, "namespaces"),
+    ]:
+        with pytest.raises(SeedError, match=message):
+            Seed.parse(bad)
+
+
+def test_patch_collection_replaces_lists_and_keeps_null_apart_from_empty() -> None:
+    now = [1_800_000_000.0]
+    store = Store(None, clock=lambda: now[0])
+    store.ensure_namespace(NS)
+    store.seed(Seed.parse(SEED))
+    tax_id = store.create_taxonomy(NS, create_request("cats"))["taxonomy_id"]
+    before = store.get_collection(NS, "products")
+    entries = [{"taxonomy_id": tax_id, "priority": 7, "execution_phase": None}]
+    patched = store.patch_collection(NS, "products", patch_request(taxonomy_applications=entries))
+    assert patched["taxonomy_applications"] == [
+        {"taxonomy_id": tax_id, "priority": 7, "execution_phase": None}
+    ]
+    assert patched["updated_at"] > before["updated_at"]  # even though the clock stood still
+    emptied = store.patch_collection(NS, "products", patch_request(taxonomy_applications=[]))
+    assert emptied["taxonomy_applications"] == [] and emptied["updated_at"] > patched["updated_at"]
+    nulled = store.patch_collection(NS, "products", patch_request(taxonomy_applications=None))
+    assert nulled["taxonomy_applications"] is None
+    with pytest.raises(BadRequest, match="Empty update"):
+        store.patch_collection(NS, "products", patch_request(collection_name=None))
+    with pytest.raises(NotFound):
+        store.patch_collection(
+            NS, "products", patch_request(taxonomy_applications=[{"taxonomy_id": "tax_x"}])
+        )
+    lenient = store.patch_collection(
+        NS,
+        "products",
+        patch_request(taxonomy_applications=[{"taxonomy_id": "tax_x"}]),
+        check_taxonomies=False,
+    )
+    assert lenient["taxonomy_applications"] == [
+        {"taxonomy_id": "tax_x", "execution_phase": 1, "priority": 0}
+    ]
+
+
+def test_list_collections_filters_search_and_paging() -> None:
+    store = seeded()
+    tax_id = store.create_taxonomy(NS, create_request("cats"))["taxonomy_id"]
+    store.patch_collection(
+        NS, "empty_one", patch_request(taxonomy_applications=[{"taxonomy_id": tax_id}])
+    )
+    by_taxonomy = {
+        "AND": [{"field": "taxonomy_applications.taxonomy_id", "operator": "eq", "value": tax_id}]
+    }
+    page = store.list_collections(NS, ListQuery(filters=by_taxonomy))
+    assert [c["collection_id"] for c in page.results] == ["col_empty"]
+    assert page.stats is not None and page.stats["collections_with_taxonomies"] == 1
+    with_system = store.list_collections(NS, ListQuery(limit=2), include_system=True)
+    assert [c["collection_name"] for c in with_system.results] == ["_direct_upsert", "products"]
+    rest = store.list_collections(
+        NS, ListQuery(limit=2, cursor=with_system.next_cursor), include_system=True
+    )
+    assert [c["collection_name"] for c in rest.results] == ["empty_one"]
+
+
+def test_backfill_task_lifecycle_and_kill() -> None:
+    store = seeded()
+    store.task_policy = TaskPolicy(polls=1)
+    tax_id = store.create_taxonomy(NS, create_request("cats"))["taxonomy_id"]
+    store.patch_collection(
+        NS, "products", patch_request(taxonomy_applications=[{"taxonomy_id": tax_id}])
+    )
+    request = ApplyTaxonomyRequest(taxonomy_id=tax_id)
+    first = store.apply_taxonomy(NS, "products", request)["task_id"]
+    second = store.apply_taxonomy(NS, "col_products_v1", request)["task_id"]
+    assert first != second and store.count_tasks() == 2
+    assert [store.get_task(first)["status"] for _ in range(4)] == [
+        "PENDING",
+        "IN_PROGRESS",
+        "COMPLETED",
+        "COMPLETED",
+    ]
+    assert store.get_task(second, count_read=False)["status"] == "PENDING"
+    store.kill_task(second)
+    store.kill_task(first)  # finished: unchanged
+    store.kill_task("task_unknown")  # unknown: nothing to do
+    assert store.get_task(second)["status"] == "CANCELED"
+    assert store.get_task(first)["status"] == "COMPLETED"
+    with pytest.raises(NotFound):
+        store.get_task("task_unknown")
+    with pytest.raises(BadRequest, match="not in the taxonomy_applications"):
+        store.apply_taxonomy(NS, "empty_one", request)
+    store.patch_collection(
+        NS, "empty_one", patch_request(taxonomy_applications=[{"taxonomy_id": tax_id}])
+    )
+    with pytest.raises(BadRequest, match="no documents"):
+        store.apply_taxonomy(NS, "empty_one", request)
+    assert (
+        store.apply_taxonomy(NS, "empty_one", request, refuse_empty=False)["estimated_documents"]
+        == 0
+    )
+
+
+def test_task_policy_is_checked() -> None:
+    with pytest.raises(ValueError, match="polls"):
+        TaskPolicy(polls=-1)
+    with pytest.raises(ValueError, match="outcome"):
+        TaskPolicy(outcome="exploded")  # type: ignore[arg-type]
+
+
+def test_delete_refuses_an_applied_taxonomy_only_when_asked() -> None:
+    store = seeded()
+    tax_id = store.create_taxonomy(NS, create_request("cats"))["taxonomy_id"]
+    store.patch_collection(
+        NS, "products", patch_request(taxonomy_applications=[{"taxonomy_id": tax_id}])
+    )
+    with pytest.raises(BadRequest) as refused:
+        store.delete_taxonomy(NS, "cats", refuse_if_applied=True)
+    assert refused.value.details == {"taxonomy_id": tax_id, "collection_ids": ["col_products_v1"]}
+    assert store.delete_taxonomy(NS, "cats") == tax_id
+    assert store.get_collection(NS, "products")["taxonomy_applications"][0]["taxonomy_id"] == tax_id
+
+
+def test_collections_retrievers_and_tasks_persist_in_the_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    store = seeded(path)
+    tax_id = store.create_taxonomy(NS, create_request("cats"))["taxonomy_id"]
+    store.patch_collection(
+        NS, "products", patch_request(taxonomy_applications=[{"taxonomy_id": tax_id}])
+    )
+    task_id = store.apply_taxonomy(NS, "products", ApplyTaxonomyRequest(taxonomy_id=tax_id))[
+        "task_id"
+    ]
+    store.get_task(task_id)
+    other = Store(path)  # another process
+    assert other.get_collection(NS, "products") == store.get_collection(NS, "products")
+    assert other.get_retriever(NS, "ret_clip_v1") == store.get_retriever(NS, "ret_clip_v1")
+    assert other.get_task(task_id, count_read=False)["status"] == "PENDING"
+    assert other.get_task(task_id)["status"] == "IN_PROGRESS"  # the read count persisted too
+    assert store.get_task(task_id, count_read=False)["status"] == "IN_PROGRESS"
+    saved = json.loads(path.read_text())
+    assert [len(saved[k]) for k in ("collections", "retrievers", "tasks")] == [3, 1, 1]
+
+
+def test_state_files_from_before_collections_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    Store(path).ensure_namespace(NS)
+    Store(path).create_taxonomy(NS, create_request("cats"))
+    old = json.loads(path.read_text())
+    for key in ("collections", "retrievers", "tasks"):
+        del old[key]  # what taxsync wrote before they existed
+    path.write_text(json.dumps(old))
+    store = Store(path)
+    assert store.count_taxonomies(NS) == 1 and store.count_collections(NS) == 0
+    assert store.list_tasks().results == []
+    store.seed(Seed.parse(SEED))
+    assert Store(path).count_collections(NS) == 2 and Store(path).count_taxonomies(NS) == 1

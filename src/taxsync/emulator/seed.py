@@ -121,9 +121,16 @@ class Seed:
         seed = cls()
         for name, namespace in parsed.namespaces.items():
             namespace = namespace or _SeedNamespace()
+            where = f"{source}: namespaces.{name}"
             entry = SeedNamespace(
-                collections=[_collection_data(c) for c in namespace.collections],
-                retrievers=[_retriever_data(r) for r in namespace.retrievers],
+                collections=[
+                    _collection_data(c, f"{where}.collections.{i}")
+                    for i, c in enumerate(namespace.collections)
+                ],
+                retrievers=[
+                    _retriever_data(r, f"{where}.retrievers.{i}")
+                    for i, r in enumerate(namespace.retrievers)
+                ],
             )
             _check_unique(entry, name, source)
             seed.namespaces[name] = entry
@@ -166,26 +173,27 @@ def as_seed(value: Seed | Mapping[str, Any] | Path | str) -> Seed:
 # --- defaults --------------------------------------------------------------------------------
 
 
-def _collection_data(entry: _SeedCollection) -> dict[str, Any]:
+def _collection_data(entry: _SeedCollection, where: str) -> dict[str, Any]:
     data = entry.model_dump(mode="json", exclude_unset=True)
     data["document_count"] = entry.document_count
     data.setdefault("feature_extractor", _default_extractor())
     data.setdefault("source", {"type": "bucket", "bucket_ids": [_bucket_id(entry.collection_name)]})
     if entry.taxonomy_applications is not None:
         data["taxonomy_applications"] = application_entries(entry.taxonomy_applications)
-    _check_shape(CollectionResponse, data, f"collection {entry.collection_id}")
+    _check_shape(CollectionResponse, data, where)
     return data
 
 
-def _retriever_data(entry: _SeedRetriever) -> dict[str, Any]:
+def _retriever_data(entry: _SeedRetriever, where: str) -> dict[str, Any]:
     data = entry.model_dump(mode="json", exclude_unset=True)
     data["retriever_name"] = entry.retriever_name or entry.retriever_id.removeprefix("ret_")
     data["collection_ids"] = list(entry.collection_ids)
-    data["stages"] = [_mirror_parameters(s) for s in data.get("stages") or [_default_stage()]]
+    stages = data["stages"] if "stages" in data else [_default_stage()]
+    data["stages"] = [_mirror_parameters(stage) for stage in stages or []]
     data.setdefault("fusion", None)
     data.setdefault("version", 1)
     probe = {**data, "collection_identifiers": data["collection_ids"]}
-    _check_shape(RetrieverModelOutput, probe, f"retriever {entry.retriever_id}")
+    _check_shape(RetrieverModelOutput, probe, where)
     return data
 
 
@@ -233,12 +241,12 @@ def _refuse_unknown(entry: BaseModel, model: type[BaseModel], computed: tuple[st
         )
 
 
-def _check_shape(model: type[BaseModel], data: dict[str, Any], what: str) -> None:
+def _check_shape(model: type[BaseModel], data: dict[str, Any], where: str) -> None:
     # The stored data must make a valid response: catch a bad type here, not in a GET.
     try:
         model.model_validate(data)
     except ValidationError as exc:
-        raise SeedError(_describe(exc, what)) from None
+        raise SeedError(_describe(exc, where)) from None
 
 
 def _check_unique(namespace: SeedNamespace, name: str, source: str) -> None:
