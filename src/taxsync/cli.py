@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -31,6 +31,7 @@ from taxsync.reconcile import DEFAULT_API_URL, DEFAULT_LOCAL_STATE, Reporter, Re
 from taxsync.redact import RedactingStream, register_environment
 
 if TYPE_CHECKING:
+    from taxsync.emulator.resources import TaskOutcome
     from taxsync.plan import ApplyResult, ChangeResult, Plan
     from taxsync.render import Style
 
@@ -505,6 +506,47 @@ def local() -> None:
     default=None,
     help="...or until this many seconds after it was created, whichever comes first.",
 )
+@click.option(
+    "--seed",
+    "seed_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Put the collections and retrievers of this YAML/JSON seed file in place first.",
+)
+@click.option(
+    "--lenient-taxonomy-refs",
+    is_flag=True,
+    help="Let a collection PATCH name taxonomies that do not exist (default: 404).",
+)
+@click.option(
+    "--applied-taxonomy-delete",
+    type=click.Choice(["dangling", "strict"]),
+    default="dangling",
+    show_default=True,
+    help="Deleting a taxonomy that collections apply: leave their entries, or refuse (400).",
+)
+@click.option(
+    "--empty-backfill",
+    type=click.Choice(["refuse", "accept"]),
+    default="refuse",
+    show_default=True,
+    help="apply-taxonomy on a collection with no documents: 400, or start a task anyway.",
+)
+@click.option(
+    "--task-polls",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="A backfill task reports PENDING for this many GETs, then IN_PROGRESS as many.",
+)
+@click.option(
+    "--task-outcome",
+    type=click.Choice(["completed", "failed", "canceled"]),
+    default="completed",
+    show_default=True,
+    help="How backfill tasks end (failed: with an error; canceled: as by their time budget).",
+)
 def serve(
     host: str,
     port: int,
@@ -515,27 +557,79 @@ def serve(
     max_page_size: int,
     ready_after_reads: int,
     ready_after_seconds: float | None,
+    seed_file: Path | None,
+    lenient_taxonomy_refs: bool,
+    applied_taxonomy_delete: str,
+    empty_backfill: str,
+    task_polls: int,
+    task_outcome: str,
 ) -> int:
     """Run the Mixpeek emulator over HTTP."""
-    from taxsync.emulator import Faults
+    from taxsync.emulator import Faults, SeedError, StoreError, load_seed
     from taxsync.emulator import serve as run_server
 
     try:
         fault_plan = Faults.parse(faults) if faults else None
     except ValueError as exc:
         raise ConfigError(f"--faults: {exc}") from None
-    run_server(
-        host=host,
-        port=port,
-        state_path=state,
-        namespaces=namespaces,
-        api_key=api_key,
-        faults=fault_plan,
-        max_page_size=max_page_size,
-        ready_after_reads=ready_after_reads,
-        ready_after_seconds=ready_after_seconds,
+    try:
+        run_server(
+            host=host,
+            port=port,
+            state_path=state,
+            namespaces=namespaces,
+            api_key=api_key,
+            faults=fault_plan,
+            max_page_size=max_page_size,
+            ready_after_reads=ready_after_reads,
+            ready_after_seconds=ready_after_seconds,
+            seed=load_seed(seed_file) if seed_file is not None else None,
+            lenient_taxonomy_refs=lenient_taxonomy_refs,
+            applied_taxonomy_delete=applied_taxonomy_delete,
+            refuse_empty_backfill=empty_backfill == "refuse",
+            task_polls=task_polls,
+            task_outcome=cast("TaskOutcome", task_outcome),
+        )
+    except (SeedError, StoreError) as exc:
+        # Refused before listening: a bad seed, or a state file that cannot be used.
+        raise _emulator_error(exc) from None
+    return EXIT_OK
+
+
+@local.command("seed")
+@click.argument("seed_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE")
+@click.option(
+    "--local-state",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"State file of the embedded emulator (env TAXSYNC_LOCAL_STATE; default {DEFAULT_LOCAL_STATE}).",
+)
+def seed(seed_file: Path, local_state: Path | None) -> int:
+    """Write the collections and retrievers of a seed FILE into the embedded emulator's state.
+
+    Re-seeding replaces the seeded collections and retrievers of the same id and keeps
+    everything else (taxonomies, tasks, other collections).
+    """
+    from taxsync.emulator import SeedError, Store, StoreError, load_seed
+
+    state = local_state or Path(os.environ.get("TAXSYNC_LOCAL_STATE") or DEFAULT_LOCAL_STATE)
+    try:
+        loaded = load_seed(seed_file)
+        collections, retrievers = Store(state).seed(loaded)
+    except (SeedError, StoreError) as exc:
+        raise _emulator_error(exc) from None
+    names = ", ".join(loaded.namespaces)
+    click.echo(
+        f"Seeded {collections} collection(s) and {retrievers} retriever(s) in "
+        f"{len(loaded.namespaces)} namespace(s) ({names}) into {state}"
     )
     return EXIT_OK
+
+
+def _emulator_error(exc: Exception) -> ConfigError:
+    """A seed or state-file problem as a one-line error plus its detail lines."""
+    first, *rest = str(exc).splitlines() or ["invalid seed"]
+    return ConfigError(first, [line.strip() for line in rest])
 
 
 # --- reporting and exit codes ------------------------------------------------------------
