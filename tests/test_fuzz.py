@@ -30,7 +30,7 @@ from taxsync.errors import ManifestError, TaxsyncError
 from taxsync.manifest import DesiredTaxonomy, ManifestMetadata, ManifestSpec, load_tree
 from tests.helpers import flat, hierarchical
 
-ENVIRON = {"TEAM": "search", "EMPTY": ""}
+ENVIRON = {"TAXSYNC_VAR_TEAM": "search", "TAXSYNC_VAR_EMPTY": "", "HOME": "/root"}
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -82,11 +82,20 @@ TOKENS = [
     "!!python/object/apply:os.system ",
     "!Ref ",
     "! ",
-    "${TEAM}",
-    "${UNSET}",
-    "${EMPTY:-fallback}",
+    "${TAXSYNC_VAR_TEAM}",
+    "${TAXSYNC_VAR_UNSET}",
+    "${TAXSYNC_VAR_EMPTY:-fallback}",
+    "${HOME}",
+    "${HOME:-x}",
     "$${",
     "${",
+    '"\\e"',
+    '"\\x9b"',
+    '"\\u202e"',
+    '"\\t"',
+    "\u202e",
+    "\u2066",
+    "\u200f",
     "'",
     '"',
     "\\",
@@ -190,10 +199,48 @@ def assert_sendable(desired: list[DesiredTaxonomy]) -> None:
         wire.CreateTaxonomyRequest.model_validate_json(json.dumps(body, allow_nan=False))
 
 
+# What may never be in a loaded name, namespace or key (control, line-separator and bidi
+# characters), and what may never be in any loaded string (all those but newline and tab).
+NOT_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+NOT_IN_TEXT = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _strings(value: Any) -> Iterator[tuple[str, bool]]:
+    """Every string in a JSON-like value, and whether it is a key."""
+    if isinstance(value, str):
+        yield value, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key, True
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def assert_clean(desired: list[DesiredTaxonomy]) -> None:
+    """What loads cannot mislead a reader, reach a secret, or break a URL or a header."""
+    for taxonomy in desired:
+        for name in (taxonomy.name, taxonomy.namespace, *taxonomy.previous_names):
+            assert not NOT_IN_NAMES.search(name), repr(name)
+            assert name not in ("", ".", ".."), repr(name)
+        assert taxonomy.namespace.isascii() and "/" not in taxonomy.namespace
+        data = [taxonomy.description, taxonomy.metadata, taxonomy.config]
+        for text, is_key in _strings(data):
+            assert not (NOT_IN_NAMES if is_key else NOT_IN_TEXT).search(text), repr(text)
+            assert "/root" not in text  # ${HOME} is never expanded
+
+
 @settings(FUZZ, max_examples=1000)
 @given(text=st.one_of(yamlish_text, mutated_manifest))
 def test_any_text_loads_or_is_located(scratch: Path, text: str) -> None:
-    assert_sendable(check_loads_or_locates(scratch, text))
+    desired = check_loads_or_locates(scratch, text)
+    assert_sendable(desired)
+    assert_clean(desired)
 
 
 # Arbitrary data, then put somewhere in an otherwise valid manifest.
@@ -203,7 +250,10 @@ json_scalars = st.one_of(
     st.integers(),
     st.floats(),
     st.text(max_size=12),
-    st.sampled_from(["nan", "-inf", "1e999", "${UNSET}", "${TEAM}", "col_a", "ret_a", ""]),
+    st.sampled_from(
+        ["nan", "-inf", "1e999", "${TAXSYNC_VAR_UNSET}", "${TAXSYNC_VAR_TEAM}", "${HOME}", ""]
+    ),
+    st.sampled_from(["col_a", "ret_a", ".", "..", "a/b", "é", "\x1b", "\u202e", "\n", "\t"]),
     st.sampled_from([math.nan, math.inf, 10**400]),
 )
 json_values = st.recursive(
@@ -223,7 +273,17 @@ def _like(old: Any) -> st.SearchStrategy[Any]:
         edges = [0, 1, 50, 51, 1e308, math.nan, math.inf, -math.inf]
         return st.one_of(st.integers(-5, 500), st.floats(), st.sampled_from(edges))
     if isinstance(old, str):
-        tricky = ["nan", "inf", "1e999", "${UNSET}", "${TEAM}", "$${X}", "", " ", "col_", "ret_x"]
+        tricky = [
+            "nan",
+            "inf",
+            "1e999",
+            "${TAXSYNC_VAR_UNSET}",
+            "${TAXSYNC_VAR_TEAM}",
+            "$${X}",
+            "",
+            " ",
+        ]
+        tricky += ["col_", "ret_x", "${HOME}", ".", "..", "a/b", "é", "a\x1bb", "a\u202eb"]
         return st.one_of(st.text(max_size=12), st.sampled_from(tricky), st.just(old + "_2"))
     return json_values
 
@@ -297,7 +357,9 @@ def manifest_with_arbitrary_data(draw: st.DrawFn) -> str:
 @settings(FUZZ, max_examples=600)
 @given(text=manifest_with_arbitrary_data())
 def test_arbitrary_data_in_a_manifest_loads_or_is_located(scratch: Path, text: str) -> None:
-    assert_sendable(check_loads_or_locates(scratch, text))
+    desired = check_loads_or_locates(scratch, text)
+    assert_sendable(desired)
+    assert_clean(desired)
 
 
 def test_the_fuzzed_manifests_start_valid(scratch: Path) -> None:

@@ -111,17 +111,20 @@ def test_duplicate_namespace_and_name_across_files(tmp_path: Path) -> None:
 
 def test_environment_expansion(tmp_path: Path) -> None:
     text = flat().replace(
-        "Product categories by image similarity", "${TEAM} ${MISSING:-fallback} $${LITERAL}"
+        "Product categories by image similarity",
+        "${TAXSYNC_VAR_TEAM} ${TAXSYNC_VAR_MISSING:-fallback} $${LITERAL} $${HOME}",
     )
     write(tmp_path, "a.yaml", text)
-    (desired,) = load_tree(tmp_path, {"TEAM": "search"})
-    assert desired.description == "search fallback ${LITERAL}"
+    (desired,) = load_tree(tmp_path, {"TAXSYNC_VAR_TEAM": "search"})
+    assert desired.description == "search fallback ${LITERAL} ${HOME}"
 
 
 def test_unset_variable_is_an_error_at_its_position(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", flat().replace("ret_clip_v1", "${RETRIEVER}"))
-    (found,) = problems(tmp_path)
-    assert ":11:" in found and "${RETRIEVER} is not set" in found
+    path = write(tmp_path, "a.yaml", flat().replace("ret_clip_v1", "${TAXSYNC_VAR_RETRIEVER}"))
+    assert problems(tmp_path) == [
+        f"{path}:11:19: spec.config.retriever_id: "
+        "environment variable ${TAXSYNC_VAR_RETRIEVER} is not set"
+    ]
 
 
 def test_empty_files_and_documents_are_skipped(tmp_path: Path) -> None:

@@ -3,15 +3,24 @@
 Loading keeps the line and column of every value so that each problem, ours or the
 API's, can be reported as ``file:line:col: path: message``. YAML is composed with the
 safe loader (C-accelerated when available) and converted by hand, so no tag ever
-constructs an object, duplicate keys are caught, and ``${VAR}`` is expanded in string
-values only, after parsing.
+constructs an object, duplicate keys are caught, and ``${TAXSYNC_VAR_*}`` is expanded in
+string values only, after parsing.
+
+Manifests are untrusted input (a pull request writes them, and the plan job holds the API
+key and a token that can comment), so the loader also refuses what could leak a secret or
+mislead a reader: other environment variables, control and bidirectional-text characters
+in names and keys, namespaces and names that are not safe in a URL path or an HTTP header,
+files that are not regular files, symlinks out of the tree, unreadable folders, and YAML
+aliases that multiply the work.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +38,24 @@ KIND = "Taxonomy"
 MANAGED_KEY = "managed_by"
 MANAGED_VALUE = "taxsync"
 MAX_FILE_BYTES = 8 * 1024 * 1024
-MAX_NODES_PER_DOCUMENT = 200_000  # guards against alias bombs ("billion laughs")
-MAX_DEPTH = 100  # guards the recursive conversion against deep nesting and self-referencing aliases
+# Alias bombs ("billion laughs"): how many values YAML aliases may add, beyond the nodes the
+# text itself holds, in one file and in one run. Checked before any value is converted.
+MAX_ALIAS_VALUES_PER_FILE = 200_000
+MAX_ALIAS_VALUES_PER_RUN = 1_000_000
+MAX_DEPTH = 100  # guards the recursive conversion against deep nesting
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+# Only these variables are expanded (like Terraform's TF_VAR_): a manifest can never name a
+# secret of the process that reads it.
+VARIABLE_PREFIX = "TAXSYNC_VAR_"
+# Secrets a run may hold: an expansion whose value is one of theirs is refused.
+SECRET_VARIABLES = (
+    "MIXPEEK_API_KEY",
+    "GITHUB_TOKEN",
+    "TAXSYNC_GITHUB_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+)
+_MIN_SECRET_INSIDE = 8  # a shorter secret is refused only as the whole value, not inside one
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
@@ -44,6 +68,31 @@ _PLAIN_TAGS = {
 }
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _ENV_PATTERN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Invisible characters that reorder or hide text (Trojan Source): bidi embeddings,
+# overrides and isolates, and the left-to-right, right-to-left and Arabic letter marks.
+_BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# Names, namespaces, keys and ids: no control character at all (C0 with tab, newline and
+# carriage return, DEL, C1), no line or paragraph separator, no bidi control.
+_NOT_IN_NAMES = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI_CONTROLS}]")
+# Free text (descriptions, other values): newlines and tabs are kept (values are quoted when
+# printed); carriage returns, escapes and other controls are not.
+_NOT_IN_TEXT = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+# Values that name things (fields, collections, retrievers, nodes) follow the rule for names.
+_NAME_VALUED_CONFIG_KEYS = frozenset(
+    {
+        "input_key",
+        "field_path",
+        "target_field",
+        "collection_id",
+        "parent_collection_id",
+        "label",
+        "retriever_id",
+        "path_field",
+        "timestamp_field",
+        "sequence_id_field",
+        "step_key_field_path",
+    }
+)
 
 Position = tuple[int, int]
 FieldPath = tuple[str | int, ...]
@@ -125,30 +174,160 @@ class DesiredTaxonomy:
 # --- loading -------------------------------------------------------------------------
 
 
-def manifest_files(root: Path) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``root`` (or ``root`` itself), hidden ones skipped."""
-    if root.is_file():
-        return [root]
+def manifest_files(root: Path, problems: list[ManifestProblem]) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` under ``root`` (or ``root`` itself), hidden ones skipped.
+
+    Walks the tree itself rather than trusting ``os.walk``, which skips what it cannot read:
+    a folder that cannot be listed, a symlink that leaves the tree (a manifest or a folder
+    linked from elsewhere), one that leads nowhere, and a file or folder whose name holds a
+    control character are each a problem naming the path. Symlinks inside the tree are
+    followed, and each real file and folder is read once (so a link loop ends).
+    """
+    if not root.is_dir():
+        return [root]  # a single file: _read_bytes makes sure it is a regular one
+    real_root = os.path.realpath(root)
     found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES):
-                found.append(Path(folder) / name)
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = os.stat(folder)
+            identity = (info.st_dev, info.st_ino)
+            if identity in seen:
+                continue  # reached again through a symlink
+            seen.add(identity)
+            with os.scandir(folder) as listing:
+                entries = sorted(
+                    (e for e in listing if not e.name.startswith(".")), key=lambda e: e.name
+                )
+        except OSError as exc:
+            problems.append(_path_problem(folder, None, f"cannot read folder: {_reason(exc)}"))
+            continue
+        subfolders: list[Path] = []
+        for entry in entries:
+            path = folder / entry.name
+            kind = _entry_kind(entry, path, real_root, problems)
+            if kind is None:
+                continue
+            if kind == "folder" or entry.name.endswith(MANIFEST_SUFFIXES):
+                bad = _NOT_IN_NAMES.search(entry.name)
+                if bad:
+                    message = f"the name contains {_describe_character(bad.group())}"
+                    problems.append(_path_problem(path, kind, message))
+                    continue
+            if kind == "folder":
+                subfolders.append(path)
+            elif entry.name.endswith(MANIFEST_SUFFIXES) and _first_visit(path, seen, problems):
+                found.append(path)
+        stack.extend(reversed(subfolders))  # depth first, in name order
     return found
+
+
+def _entry_kind(
+    entry: os.DirEntry[str], path: Path, real_root: str, problems: list[ManifestProblem]
+) -> str | None:
+    """``"folder"`` or ``"file"`` (anything else a manifest name may hold), or None to skip."""
+    try:
+        if not entry.is_symlink():
+            return "folder" if entry.is_dir(follow_symlinks=False) else "file"
+        manifest_name = entry.name.endswith(MANIFEST_SUFFIXES)
+        if not _inside(os.path.realpath(path), real_root):
+            # A link out of the tree to a file no manifest name asks for is never read.
+            if manifest_name or path.is_dir() or not path.exists():
+                problems.append(
+                    _path_problem(path, None, "is a symlink leading outside the manifest tree")
+                )
+            return None
+        info = os.stat(path)  # a dangling link or a link loop fails here
+    except OSError as exc:
+        problems.append(_path_problem(path, None, f"cannot read: {_reason(exc)}"))
+        return None
+    return "folder" if stat.S_ISDIR(info.st_mode) else "file"
+
+
+def _first_visit(path: Path, seen: set[tuple[int, int]], problems: list[ManifestProblem]) -> bool:
+    """False for a file already found through another path (a symlink to it)."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        problems.append(_path_problem(path, "file", f"cannot read: {_reason(exc)}"))
+        return False
+    identity = (info.st_dev, info.st_ino)
+    if stat.S_ISREG(info.st_mode) and identity in seen:
+        return False
+    seen.add(identity)
+    return True
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _shown_path(path: Path | str) -> str:
+    """The path as messages print it: control and bidi characters escaped."""
+    text = str(path)
+    return _NOT_IN_NAMES.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _path_problem(path: Path | str, kind: str | None, message: str) -> ManifestProblem:
+    """A problem with a whole file (located at its start) or a folder (no line)."""
+    line = 1 if kind == "file" else None
+    return ManifestProblem(_shown_path(path), line, line, "", message)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _root_problem(root: Path) -> ManifestProblem | None:
+    """A manifest path inside the working directory (the checkout) must stay inside it.
+
+    A pull request controls the checkout: it could replace the manifest folder (or a folder
+    above it) with a symlink to ``/``. A path outside the working directory was spelled by
+    whoever runs taxsync, and is taken as given.
+    """
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    given = os.path.abspath(root)
+    if not _inside(given, os.path.abspath(cwd)):
+        return None
+    if _inside(os.path.realpath(given), os.path.realpath(cwd)):
+        return None
+    message = "leads outside the working directory through a symlink"
+    return ManifestProblem(_shown_path(root), None, None, "", message)
+
+
+@dataclass
+class _RunBudget:
+    """What one run may still spend on values YAML aliases add."""
+
+    alias_values: int
+    exhausted: bool = False
 
 
 def load_tree(root: Path, environ: Mapping[str, str] | None = None) -> list[DesiredTaxonomy]:
     """Load and validate every manifest under ``root``; raise one error listing all problems."""
     env = os.environ if environ is None else environ
     if not root.exists():
-        raise ManifestError([ManifestProblem(str(root), None, None, "", "no such file or folder")])
+        raise ManifestError(
+            [ManifestProblem(_shown_path(root), None, None, "", "no such file or folder")]
+        )
+    escaped = _root_problem(root)
+    if escaped is not None:
+        raise ManifestError([escaped])
     problems: list[ManifestProblem] = []
     desired: list[DesiredTaxonomy] = []
-    for path in manifest_files(root):
-        desired.extend(_load_file(path, env, problems))
+    secrets = _secrets(env)
+    budget = _RunBudget(MAX_ALIAS_VALUES_PER_RUN)
+    for path in manifest_files(root, problems):
+        desired.extend(_load_file(path, env, secrets, budget, problems))
     if not desired and not problems:
-        problems.append(ManifestProblem(str(root), None, None, "", "no taxonomy manifest found"))
+        problems.append(
+            ManifestProblem(_shown_path(root), None, None, "", "no taxonomy manifest found")
+        )
     problems.extend(_cross_file_problems(desired))
     if problems:
         problems.sort(key=lambda p: (p.file, p.line or 0, p.col or 0))
@@ -156,11 +335,29 @@ def load_tree(root: Path, environ: Mapping[str, str] | None = None) -> list[Desi
     return desired
 
 
+def _secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """Secret values present (in ``env`` or this process's environment) → their variable."""
+    found: dict[str, str] = {}
+    for source in (env, os.environ):
+        for name in SECRET_VARIABLES:
+            value = source.get(name, "").strip()
+            if value:
+                found.setdefault(value, name)
+    return found
+
+
 def _load_file(
-    path: Path, env: Mapping[str, str], problems: list[ManifestProblem]
+    path: Path,
+    env: Mapping[str, str],
+    secrets: Mapping[str, str],
+    budget: _RunBudget,
+    problems: list[ManifestProblem],
 ) -> Iterator[DesiredTaxonomy]:
-    file = str(path)
-    text = _read_text(path, problems)
+    file = _shown_path(path)
+    raw = _read_bytes(path, problems)
+    if raw is None:
+        return
+    text = _decode(file, raw, problems)
     if text is None:
         return
     try:
@@ -177,10 +374,18 @@ def _load_file(
     except yaml.YAMLError as exc:
         problems.append(ManifestProblem(file, None, None, "", f"invalid YAML: {exc}"))
         return
+    lines = text.splitlines()
+    has_aliases = "*" in text  # an alias is written `*name`: without one, nothing to measure
+    file_alias_values = 0
     for node in nodes:
         if _is_empty_document(node):
             continue  # an empty document between `---` separators is skipped, as kubectl does
-        document = _Document(file, env)
+        document = _Document(file, env, secrets, lines)
+        added = _check_aliases(node, document, budget, file_alias_values) if has_aliases else 0
+        if added is None:
+            problems.extend(document.problems)
+            return  # the rest of the file is not worth reading
+        file_alias_values += added
         value = document.convert(node)
         problems.extend(document.problems)
         if document.problems:
@@ -190,18 +395,76 @@ def _load_file(
             yield taxonomy
 
 
-def _read_text(path: Path, problems: list[ManifestProblem]) -> str | None:
-    file = str(path)
+def _read_bytes(path: Path, problems: list[ManifestProblem]) -> bytes | None:
+    """The bytes of a regular file of at most ``MAX_FILE_BYTES``, or None (and a problem).
+
+    Opened without blocking (a FIFO has no writer) and checked on the open descriptor (the
+    path may change in between); read with a bound, as ``st_size`` may lie (``/proc``).
+    """
+    flags = os.O_RDONLY
+    for name in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
+        flags |= getattr(os, name, 0)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            limit = MAX_FILE_BYTES // (1024 * 1024)
-            problems.append(ManifestProblem(file, 1, 1, "", f"file is larger than {limit} MiB"))
-            return None
-        raw = path.read_bytes()
+        descriptor = os.open(path, flags)
     except OSError as exc:
-        problems.append(ManifestProblem(file, None, None, "", f"cannot read: {exc.strerror}"))
+        mode = _mode(path) if exc.errno == errno.ENXIO else None  # ENXIO: a socket
+        if mode is not None and not stat.S_ISREG(mode):
+            problems.append(_not_regular(path, mode))
+            return None
+        problems.append(_path_problem(path, "file", f"cannot read: {_reason(exc)}"))
         return None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            problems.append(_not_regular(path, info.st_mode))
+            return None
+        too_large = _path_problem(
+            path, "file", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
+        )
+        if info.st_size > MAX_FILE_BYTES:
+            problems.append(too_large)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(descriptor, min(MAX_FILE_BYTES + 1 - size, 1024 * 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            problems.append(too_large)
+            return None
+        return b"".join(chunks)
+    except OSError as exc:
+        problems.append(_path_problem(path, "file", f"cannot read: {_reason(exc)}"))
+        return None
+    finally:
+        os.close(descriptor)
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(path: Path, mode: int) -> ManifestProblem:
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+    return _path_problem(path, "file", f"not a regular file ({kind})")
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
+
+
+def _decode(file: str, raw: bytes, problems: list[ManifestProblem]) -> str | None:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -232,29 +495,160 @@ def _is_empty_document(node: yaml.Node | None) -> bool:
     return node is None or (node.tag == "tag:yaml.org,2002:null" and node.value in ("", "~"))
 
 
+# --- YAML aliases ------------------------------------------------------------------------
+
+
+def _values(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes conversion descends into: mapping values (keys are plain scalars), items."""
+    if isinstance(node, yaml.MappingNode):
+        return [value for _, value in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expanded_sizes(root: yaml.Node, document: _Document) -> dict[int, int] | None:
+    """How many values each node of a document converts to, aliases expanded.
+
+    One pass over the distinct nodes (an alias is the very node it names), so an alias
+    bomb is measured without being expanded. A value that contains itself is a problem
+    (None): conversion would never end.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # on the current path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in _values(node))
+            sizes[key] = min(total, 2**62)
+            continue
+        if key in sizes:
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in _values(node):
+            if id(child) in open_nodes:
+                where = node
+                if isinstance(node, yaml.MappingNode):  # at the entry's key
+                    where = next(k for k, v in node.value if v is child)
+                document.problem(where, (), "recursive YAML alias: a value contains itself")
+                return None
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes
+
+
+def _heaviest(root: yaml.Node, sizes: Mapping[int, int]) -> tuple[yaml.Node, FieldPath]:
+    """Where most of a document's expansion is: follow the child holding most of it."""
+    node, at = root, root
+    path: FieldPath = ()
+    while True:
+        entries: list[tuple[yaml.Node, yaml.Node, str | int]]
+        if isinstance(node, yaml.MappingNode):
+            entries = [(k, v, _shown_key(str(k.value))) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            entries = [(item, item, i) for i, item in enumerate(node.value)]
+        else:
+            return at, path
+        if not entries:
+            return at, path
+        mark, child, part = max(entries, key=lambda entry: sizes[id(entry[1])])
+        if sizes[id(child)] * 2 <= sizes[id(node)]:
+            return at, path
+        node, at, path = child, mark, (*path, part)
+
+
+def _check_aliases(
+    root: yaml.Node, document: _Document, budget: _RunBudget, file_values: int
+) -> int | None:
+    """The values aliases add to this document, or None if the file must not be read on."""
+    sizes = _expanded_sizes(root, document)
+    if sizes is None:
+        return None
+    added = sizes[id(root)] - len(sizes)
+    if added <= 0:
+        return 0
+    if file_values + added > MAX_ALIAS_VALUES_PER_FILE:
+        node, path = _heaviest(root, sizes)
+        limit = MAX_ALIAS_VALUES_PER_FILE
+        document.problem(node, path, f"YAML aliases expand this file by more than {limit} values")
+        return None
+    if budget.exhausted:
+        return None  # already reported once for this run
+    budget.alias_values -= added
+    if budget.alias_values < 0:
+        budget.exhausted = True
+        node, path = _heaviest(root, sizes)
+        limit = MAX_ALIAS_VALUES_PER_RUN
+        document.problem(
+            node, path, f"YAML aliases expand the manifests by more than {limit} values"
+        )
+        return None
+    return added
+
+
+# --- converting ------------------------------------------------------------------------
+
+
+def _describe_character(character: str) -> str:
+    code = ord(character)
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        kind = "a control character"
+    elif code in (0x2028, 0x2029):
+        kind = "a line separator"
+    else:
+        kind = "an invisible bidirectional-text control"
+    return f"{kind} U+{code:04X}"
+
+
+def _shown_key(key: str) -> str:
+    """A key as a message may print it: escaped, and not too long."""
+    shown = key if len(key) <= 40 else key[:37] + "..."
+    return shown if not _NOT_IN_NAMES.search(shown) else repr(shown)
+
+
+def _names_something(path: FieldPath) -> bool:
+    """Whether the string at ``path`` is a name, namespace or id (strict characters)."""
+    if path[:1] == ("metadata",):
+        return len(path) > 1 and path[1] in ("name", "namespace", "previousNames")
+    if path[:2] != ("spec", "config") or len(path) < 3:
+        return False
+    last = path[-1]
+    if isinstance(last, int):
+        return path[-2] == "inference_collections"
+    return last in _NAME_VALUED_CONFIG_KEYS
+
+
 class _Document:
     """Converts one composed YAML document to plain data, remembering positions."""
 
-    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        file: str,
+        env: Mapping[str, str],
+        secrets: Mapping[str, str] | None = None,
+        lines: Sequence[str] = (),
+    ) -> None:
         self.file = file
         self.env = env
+        self.secrets = secrets or {}
+        self.lines = lines
         self.positions: dict[FieldPath, Position] = {}
         self.problems: list[ManifestProblem] = []
-        self._budget = MAX_NODES_PER_DOCUMENT
         self._too_deep = False
 
     def problem(self, node: yaml.Node, path: FieldPath, message: str) -> None:
         mark = node.start_mark
-        self.problems.append(
-            ManifestProblem(self.file, mark.line + 1, mark.column + 1, dotted(path), message)
-        )
+        self.problem_at((mark.line + 1, mark.column + 1), path, message)
+
+    def problem_at(self, position: Position, path: FieldPath, message: str) -> None:
+        line, col = position
+        self.problems.append(ManifestProblem(self.file, line, col, dotted(path), message))
 
     def convert(self, node: yaml.Node, path: FieldPath = ()) -> Any:
-        self._budget -= 1
-        if self._budget < 0:
-            if self._budget == -1:
-                self.problem(node, path, "document too large (aliases expand past the limit)")
-            return None
         if len(path) > MAX_DEPTH:
             if not self._too_deep:  # one problem per document, not one per branch
                 self._too_deep = True
@@ -282,6 +676,12 @@ class _Document:
                 self.problem(key_node, path, "mapping keys must be plain strings")
                 continue
             key = str(key_node.value)
+            bad = _NOT_IN_NAMES.search(key)
+            if bad:
+                # Never descended into: no message ever prints a path holding this key.
+                message = f"key {_shown_key(key)} contains {_describe_character(bad.group())}"
+                self.problem(key_node, path, message)
+                continue
             if key in result:
                 self.problem(key_node, (*path, key), "duplicate key")
                 continue
@@ -313,26 +713,74 @@ class _Document:
             self.problem(node, path, f"{node.value!r} is not allowed: JSON has no NaN or infinity")
             return None
         if isinstance(value, str):
-            return self._expand(value, node, path)
+            value = self._expand(value, node, path)
+            forbidden = _NOT_IN_NAMES if _names_something(path) else _NOT_IN_TEXT
+            bad = forbidden.search(value)
+            if bad:
+                self.problem(node, path, f"contains {_describe_character(bad.group())}")
         return value
 
     def _expand(self, text: str, node: yaml.Node, path: FieldPath) -> str:
         if "$" not in text:
             return text
+        occurrences: dict[str, int] = {}
 
         def substitute(match: re.Match[str]) -> str:
-            if match.group(0) == "$${":
+            written = match.group(0)
+            if written == "$${":
                 return "${"
+            nth = occurrences.get(written, 0)
+            occurrences[written] = nth + 1
             name, default = match.group(1), match.group(2)
+            if not name.startswith(VARIABLE_PREFIX):
+                message = f"${{{name}}}: only variables named {VARIABLE_PREFIX}* are expanded"
+                self.problem_at(self._source_position(node, written, nth), path, message)
+                return ""
             value = self.env.get(name)
             if value is None or (value == "" and default is not None):
                 if default is None:
-                    self.problem(node, path, f"environment variable ${{{name}}} is not set")
+                    message = f"environment variable ${{{name}}} is not set"
+                    self.problem_at(self._source_position(node, written, nth), path, message)
                     return ""
                 return default
+            secret = self._secret_in(value)
+            if secret is not None:
+                message = (
+                    f"${{{name}}}: its value is the value of {secret}, a secret; "
+                    "secrets are never expanded"
+                )
+                self.problem_at(self._source_position(node, written, nth), path, message)
+                return ""
             return value
 
         return _ENV_PATTERN.sub(substitute, text)
+
+    def _secret_in(self, value: str) -> str | None:
+        """The variable holding a secret that ``value`` is (or contains), if any."""
+        stripped = value.strip()
+        for secret, variable in self.secrets.items():
+            if stripped == secret or (len(secret) >= _MIN_SECRET_INSIDE and secret in value):
+                return variable
+        return None
+
+    def _source_position(self, node: yaml.Node, written: str, nth: int) -> Position:
+        """Where the ``nth`` ``written`` expression of a scalar is in the source text.
+
+        Found by tokenising the scalar's source lines as the value was; an escaped form
+        (``"\\${X}"``) is not found, and the scalar's own position stands in for it.
+        """
+        start, end = node.start_mark, node.end_mark
+        seen = 0
+        for number in range(start.line, min(end.line, len(self.lines) - 1) + 1):
+            line = self.lines[number]
+            begin = start.column if number == start.line else 0
+            stop = end.column if number == end.line else len(line)
+            for match in _ENV_PATTERN.finditer(line, begin, stop):
+                if match.group(0) == written:
+                    if seen == nth:
+                        return (number + 1, match.start() + 1)
+                    seen += 1
+        return (start.line + 1, start.column + 1)
 
 
 def dotted(path: FieldPath) -> str:
@@ -368,6 +816,7 @@ def _validate(
             _add(problems, document, loc, _describe(error))
         return None
     before = len(problems)
+    _check_names(manifest, document, problems)
     _check_semantics(manifest, document, problems)
     if len(problems) > before:
         return None
@@ -428,6 +877,37 @@ def _nearest_position(positions: Mapping[FieldPath, Position], path: FieldPath) 
         if pos:
             return pos
     return (1, 1)
+
+
+def _check_names(
+    manifest: TaxonomyManifest, document: _Document, problems: list[ManifestProblem]
+) -> None:
+    """Names and namespaces are URL path segments, and a namespace is an HTTP header value.
+
+    The API sets no pattern on either, so this refuses only what cannot travel: a path
+    segment ``.`` or ``..`` (resolved away by URL normalisation), ``/`` in a namespace
+    (names may hold it: ``places/regions`` exists), and a namespace that is not ASCII or
+    has whitespace at its ends (header values are Latin-1 and trimmed).
+    """
+    metadata = manifest.metadata
+    namespace = metadata.namespace
+    where: FieldPath = ("metadata", "namespace")
+    if not namespace.isascii():
+        character = next(c for c in namespace if not c.isascii())
+        message = f"must be ASCII (it is sent in an HTTP header): U+{ord(character):04X}"
+        _add(problems, document, where, message)
+    if namespace != namespace.strip():
+        _add(problems, document, where, "must not start or end with whitespace")
+    if "/" in namespace:
+        _add(problems, document, where, "must not contain '/' (it is a URL path segment)")
+    named = [(("metadata", "name"), metadata.name)] + [
+        (("metadata", "previousNames", i), old) for i, old in enumerate(metadata.previousNames)
+    ]
+    for path, name in [(where, namespace), *named]:
+        if name in (".", ".."):
+            _add(problems, document, path, f"must not be {name!r} (it is a URL path segment)")
+        elif not name:
+            _add(problems, document, path, "must not be empty")
 
 
 def _check_semantics(
