@@ -19,17 +19,22 @@ problems by file and line, so this is the first problem) and contain the ``error
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from taxsync.manifest import MAX_FILE_BYTES
 from tests.helpers import CliRun, flat, run_cli, write
+from tests.test_manifest_hardening import guard_fifo_opens
 
 CORPUS = Path(__file__).parent / "corpus" / "bad"
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -225,4 +230,122 @@ def test_an_empty_folder_and_a_missing_path_are_errors(
         None,
         "no such file or folder",
     )
+    assert api.requests == []
+
+
+# --- trees git cannot hold: special files, symlinks out, unreadable folders ----------------
+
+
+def _fifo(root: Path) -> Path:
+    os.mkfifo(root / "pipe.yaml")
+    return root / "pipe.yaml"
+
+
+def _link_to_dev_zero(root: Path) -> Path:
+    (root / "zero.yaml").symlink_to("/dev/zero")
+    return root / "zero.yaml"
+
+
+def _linked_folder_outside(root: Path) -> Path:
+    outside = root.parent / f"{root.name}-outside"
+    write(outside, "elsewhere.yaml", flat("elsewhere"))
+    (root / "shared").symlink_to(outside)
+    return root / "shared"
+
+
+def _dangling_folder_link(root: Path) -> Path:
+    (root / "team").symlink_to("team-was-renamed")
+    return root / "team"
+
+
+def _socket(root: Path) -> Path:
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(root / "sock.yaml"))
+    server.close()  # the socket file stays
+    return root / "sock.yaml"
+
+
+def _control_character_in_a_file_name(root: Path) -> Path:
+    write(root, "b\x1b[2J.yaml", flat("b"))
+    return Path(f"{root}/b\\u001b[2J.yaml")  # as the message shows it
+
+
+SPECIAL_TREES: dict[str, tuple[Callable[[Path], Path], int | None, str]] = {
+    # name: (make it next to a valid manifest, returning the path named; line; error)
+    "fifo": (_fifo, 1, "not a regular file (a FIFO)"),
+    "symlink-to-dev-zero": (_link_to_dev_zero, None, "symlink leading outside the manifest tree"),
+    "symlinked-folder-outside": (
+        _linked_folder_outside,
+        None,
+        "symlink leading outside the manifest tree",
+    ),
+    "dangling-folder-symlink": (_dangling_folder_link, None, "cannot read: No such file"),
+    "socket": (_socket, 1, "not a regular file (a socket)"),
+    "control-character-in-file-name": (
+        _control_character_in_a_file_name,
+        1,
+        "the name contains a control character U+001B",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("tree", list(SPECIAL_TREES))
+def test_special_files_are_refused_without_calling_the_api(
+    tmp_path: Path, tree: str, command: str, api: CountingApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard_fifo_opens(monkeypatch)  # a blocking open of the FIFO fails instead of hanging
+    root = tmp_path / "tree"
+    write(root, "a.yaml", flat("a"))
+    make, line, error = SPECIAL_TREES[tree]
+    named = make(root)
+    result = run_cli(*COMMANDS[command], str(root), env=api.env)
+    assert_refused(result, named, line, error)
+    assert api.requests == []
+
+
+def test_an_unreadable_folder_never_becomes_a_prune(
+    tmp_path: Path, api: CountingApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``plan --prune`` of a tree whose sub-folder cannot be read must not plan deletes of
+    what that folder declares: the run fails before any request."""
+    write(tmp_path, "a/one.yaml", flat("one"))
+    write(tmp_path, "b/two.yaml", flat("two"))
+    unreadable = str(tmp_path / "b")
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:  # root reads any mode; the kernel's answer is simulated
+        if str(path) == unreadable:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), unreadable)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    for command in (("plan", "--prune"), ("apply", "--auto-approve", "--prune")):
+        result = run_cli(*command, str(tmp_path), env=api.env)
+        assert_refused(result, Path(unreadable), None, "cannot read folder: Permission denied")
+        assert api.requests == []
+
+
+SECRET = "sk_live_plan_job_secret_0123"
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize(
+    ("variable", "written"),
+    [
+        ("MIXPEEK_API_KEY", "${MIXPEEK_API_KEY}"),
+        ("GITHUB_TOKEN", "${GITHUB_TOKEN}"),
+        ("MIXPEEK_API_KEY", "${TAXSYNC_VAR_KEY}"),  # the workflow mapped the secret in
+        ("GITHUB_TOKEN", "${TAXSYNC_VAR_KEY}"),
+    ],
+)
+def test_a_secret_never_reaches_a_plan(
+    tmp_path: Path, api: CountingApi, command: str, variable: str, written: str
+) -> None:
+    path = write(tmp_path, "a.yaml", flat().replace("by image similarity", written))
+    env = api.env | {variable: SECRET, "TAXSYNC_VAR_KEY": SECRET}
+    # run_cli scans stdout, stderr and the report files for every secret it was given.
+    result = run_cli(*COMMANDS[command], str(tmp_path), env=env)
+    error = "is the value of" if written == "${TAXSYNC_VAR_KEY}" else "only variables named"
+    assert_refused(result, path, 7, error)
     assert api.requests == []
