@@ -16,7 +16,11 @@ import mixpeek
 import pytest
 import urllib3
 from mixpeek import Mixpeek
+from mixpeek.api.collection_taxonomies_api import CollectionTaxonomiesApi
+from mixpeek.api.collections_api import CollectionsApi
 from mixpeek.api.namespaces_api import NamespacesApi
+from mixpeek.api.retrievers_api import RetrieversApi
+from mixpeek.api.tasks_api import TasksApi
 from mixpeek.api.taxonomies_api import TaxonomiesApi
 from mixpeek.exceptions import (
     ApiException,
@@ -26,18 +30,32 @@ from mixpeek.exceptions import (
     UnauthorizedException,
     UnprocessableEntityException,
 )
+from mixpeek.models.apply_taxonomy_request import ApplyTaxonomyRequest
+from mixpeek.models.apply_taxonomy_response import ApplyTaxonomyResponse
+from mixpeek.models.collection_response import CollectionResponse
 from mixpeek.models.create_taxonomy_request import CreateTaxonomyRequest
 from mixpeek.models.error_response import ErrorResponse
 from mixpeek.models.flat_taxonomy_config_output import FlatTaxonomyConfigOutput
+from mixpeek.models.generic_delete_response import GenericDeleteResponse
 from mixpeek.models.hierarchical_taxonomy_config_output import HierarchicalTaxonomyConfigOutput
+from mixpeek.models.list_collections_request import ListCollectionsRequest
+from mixpeek.models.list_collections_response import ListCollectionsResponse
 from mixpeek.models.list_namespaces_response import ListNamespacesResponse
+from mixpeek.models.list_retrievers_request import ListRetrieversRequest
+from mixpeek.models.list_retrievers_response import ListRetrieversResponse
+from mixpeek.models.list_tasks_request import ListTasksRequest
+from mixpeek.models.list_tasks_response import ListTasksResponse
 from mixpeek.models.list_taxonomies_request import ListTaxonomiesRequest
 from mixpeek.models.list_taxonomies_response import ListTaxonomiesResponse
 from mixpeek.models.namespace_model import NamespaceModel
 from mixpeek.models.patch_taxonomy_request import PatchTaxonomyRequest
+from mixpeek.models.retriever_model_output import RetrieverModelOutput
+from mixpeek.models.task_response import TaskResponse as SdkTaskResponse
+from mixpeek.models.task_status_enum import TaskStatusEnum
+from mixpeek.models.task_type import TaskType
 from mixpeek.models.taxonomy_response import TaxonomyResponse
 
-from taxsync.emulator import Faults
+from taxsync.emulator import Faults, Seed, TaskPolicy
 
 NS = "production"
 
@@ -313,3 +331,213 @@ def test_dropped_reply_reaches_the_sdk_as_a_broken_connection(emulator: Any) -> 
     ):
         TaxonomiesApi(api).create_taxonomy_taxonomies(request)
     assert server.store.count_taxonomies() == 1  # committed before the connection dropped
+
+
+# --- collections, backfills, tasks and retrievers -------------------------------------------------
+
+SEED = {
+    "namespaces": {
+        NS: {
+            "collections": [
+                {
+                    "collection_id": "col_products_v1",
+                    "collection_name": "products",
+                    "document_count": 900,
+                },
+                {
+                    "collection_id": "col_catalog_categories",
+                    "collection_name": "catalog_categories",
+                    "document_count": 12,
+                },
+                {"collection_id": "col_archive", "collection_name": "archive"},
+            ],
+            "retrievers": [
+                {
+                    "retriever_id": "ret_catalog_clip",
+                    "retriever_name": "catalog_clip",
+                    "collection_ids": ["col_catalog_categories"],
+                    "input_schema": {"query_vector": {"type": "array", "required": True}},
+                    "fusion": "rrf",
+                },
+                {"retriever_id": "ret_face_matcher", "collection_ids": ["col_products_v1"]},
+            ],
+        }
+    }
+}
+
+
+@dataclass
+class Apis:
+    server: Any
+    collections: CollectionsApi
+    backfills: CollectionTaxonomiesApi
+    tasks: TasksApi
+    retrievers: RetrieversApi
+    taxonomies: TaxonomiesApi
+
+
+@pytest.fixture
+def apis(emulator: Any) -> Iterator[Apis]:
+    server = emulator(max_page_size=2, namespaces=[NS])
+    server.store.seed(Seed.parse(SEED))
+    server.store.task_policy = TaskPolicy(polls=1)
+    with sdk_client(server.url, server.api_key) as api:
+        yield Apis(
+            server,
+            CollectionsApi(api),
+            CollectionTaxonomiesApi(api),
+            TasksApi(api),
+            RetrieversApi(api),
+            TaxonomiesApi(api),
+        )
+
+
+def attach_flat(apis: Apis, collection: str) -> str:
+    request = CreateTaxonomyRequest.from_dict(FLAT)
+    assert request is not None
+    tax_id = apis.taxonomies.create_taxonomy_taxonomies(request).taxonomy_id
+    assert tax_id is not None
+    # The PATCH body is untyped in the SDK: raw JSON, as COLLECTIONS.md §3.5 advises.
+    body = {"taxonomy_applications": [{"taxonomy_id": tax_id, "priority": 5}]}
+    patched = apis.collections.update_collection(collection, body)
+    assert isinstance(patched, CollectionResponse)
+    assert patched.taxonomy_applications is not None
+    (entry,) = patched.taxonomy_applications
+    assert (entry.taxonomy_id, entry.priority, entry.execution_phase) == (tax_id, 5, 1)
+    return tax_id
+
+
+def test_sdk_lists_gets_and_patches_collections(apis: Apis) -> None:
+    tax_id = attach_flat(apis, "products")
+    names: list[str] = []
+    cursor: str | None = None
+    while True:  # pages of 2 (max_page_size), walked by the cursor
+        page = apis.collections.list_collections(cursor=cursor, include_total=True)
+        assert isinstance(page, ListCollectionsResponse)
+        assert page.total_count == 3 and page.warnings == []
+        names += [c.collection_name for c in page.results]
+        cursor = page.pagination.next_cursor
+        if cursor is None:
+            break
+    assert names == ["products", "catalog_categories", "archive"]
+    by_taxonomy = ListCollectionsRequest.from_dict(
+        {
+            "filters": {
+                "AND": [
+                    {
+                        "field": "taxonomy_applications.taxonomy_id",
+                        "operator": "eq",
+                        "value": tax_id,
+                    }
+                ]
+            }
+        }
+    )
+    filtered = apis.collections.list_collections(list_collections_request=by_taxonomy)
+    assert [c.collection_id for c in filtered.results] == ["col_products_v1"]
+    assert filtered.stats is not None and filtered.stats.collections_with_taxonomies == 1
+    system = apis.collections.list_collections_get(include_system=True, search="direct")
+    assert [c.collection_name for c in system.results] == ["_direct_upsert"]
+    got = apis.collections.get_collection("col_products_v1")
+    assert got == apis.collections.get_collection("products")
+    assert got.feature_extractor.feature_extractor_id == "text_extractor_v1"
+    assert got.source.type == "bucket" and got.document_count == 900
+    assert got.taxonomy_count == 1 and got.retriever_count == 1
+    with pytest.raises(NotFoundException) as missing:
+        apis.collections.get_collection("nope")
+    assert envelope(missing.value).error.details == {"resource": "collection", "id": "nope"}
+    with pytest.raises(BadRequestException):
+        apis.collections.update_collection("products", {})
+    with pytest.raises(UnprocessableEntityException):
+        apis.collections.update_collection("products", {"colour": "red"})
+
+
+def test_sdk_backfills_and_follows_the_task(apis: Apis) -> None:
+    tax_id = attach_flat(apis, "products")
+    request = ApplyTaxonomyRequest.from_dict(
+        {"taxonomy_id": tax_id, "budget_limits": {"max_time_ms": 600000}}
+    )
+    assert request is not None
+    accepted = apis.backfills.apply_taxonomy_to_collection("products", request)
+    assert isinstance(accepted, ApplyTaxonomyResponse)
+    assert accepted.status == "PENDING" and accepted.collection_id == "col_products_v1"
+    assert accepted.estimated_documents == 900
+    # Tasks are Bearer only: a client without X-Namespace follows them.
+    configuration = mixpeek.Configuration(host=apis.server.url, access_token=apis.server.api_key)
+    with mixpeek.ApiClient(configuration) as bare:
+        tasks = TasksApi(bare)
+        statuses = [tasks.get_task(accepted.task_id).status for _ in range(3)]
+        assert statuses == [
+            TaskStatusEnum.PENDING,
+            TaskStatusEnum.IN_PROGRESS,
+            TaskStatusEnum.COMPLETED,
+        ]
+        done = tasks.get_task(accepted.task_id)
+        assert (
+            isinstance(done, SdkTaskResponse)
+            and done.task_type == TaskType.API_TAXONOMIES_MATERIALIZE
+        )
+        assert done.outputs is not None and done.error is None
+        second = apis.backfills.apply_taxonomy_to_collection("products", request)
+        listed = tasks.list_tasks(
+            list_tasks_request=ListTasksRequest.from_dict({"status": "PENDING"})
+        )
+        assert isinstance(listed, ListTasksResponse)
+        assert [t.task_id for t in listed.results] == [second.task_id]
+        killed = tasks.kill_task(second.task_id)
+        assert isinstance(killed, GenericDeleteResponse) and killed.success is True
+        assert tasks.get_task(second.task_id).status == TaskStatusEnum.CANCELED
+        assert tasks.kill_task("task_unknown") == killed
+        with pytest.raises(NotFoundException):
+            tasks.get_task("task_unknown")
+    apis.server.store.task_policy = TaskPolicy(polls=0, outcome="failed")
+    failed_id = apis.backfills.apply_taxonomy_to_collection("products", request).task_id
+    failed = apis.tasks.get_task(failed_id)
+    assert failed.status == TaskStatusEnum.FAILED and failed.error
+    assert failed.additional_data is not None and failed.additional_data["error"] == failed.error
+    with pytest.raises(BadRequestException) as refused:
+        credits = ApplyTaxonomyRequest.from_dict(
+            {"taxonomy_id": tax_id, "budget_limits": {"max_credits": 5}}
+        )
+        assert credits is not None
+        apis.backfills.apply_taxonomy_to_collection("products", credits)
+    assert "max_credits" in envelope(refused.value).error.message
+
+
+def test_sdk_lists_and_gets_retrievers(apis: Apis) -> None:
+    listed = apis.retrievers.list_retrievers()
+    assert isinstance(listed, ListRetrieversResponse)
+    assert listed.total == 2 and listed.results is not None
+    assert [r.retriever_name for r in listed.results] == ["catalog_clip", "face_matcher"]
+    assert listed.results[0].collection_identifiers == ["col_catalog_categories"]
+    by_collection = ListRetrieversRequest.from_dict(
+        {"filters": {"collection_ids": {"$in": ["col_products_v1"]}}}
+    )
+    filtered = apis.retrievers.list_retrievers(list_retrievers_request=by_collection)
+    assert filtered.results is not None
+    assert [r.retriever_id for r in filtered.results] == ["ret_face_matcher"]
+    first = apis.retrievers.list_retrievers_get(limit=1)
+    assert first.results is not None and len(first.results) == 1 and first.total == 2
+    got = apis.retrievers.get_retriever("catalog_clip")
+    assert isinstance(got, RetrieverModelOutput)
+    assert got == apis.retrievers.get_retriever("ret_catalog_clip")
+    assert got.fusion == "rrf" and got.input_schema is not None and got.stages[0].stage_name
+    with pytest.raises(NotFoundException):
+        apis.retrievers.get_retriever("ret_nope")
+
+
+def test_sdk_sees_the_unresolved_namespace_warning(apis: Apis) -> None:
+    server = apis.server
+    with sdk_client(server.url, server.api_key, namespace="prodution") as api:
+        collections = CollectionsApi(api).list_collections_with_http_info()
+        retrievers = RetrieversApi(api).list_retrievers()
+    assert collections.headers is not None
+    headers = {name.lower(): value for name, value in collections.headers.items()}
+    assert headers["x-namespace-unresolved"] == "true"
+    page = collections.data
+    assert page.results == [] and page.total_count == 0
+    assert page.warnings is not None
+    assert [(w.resource, w.id, w.reason) for w in page.warnings] == [
+        ("namespace", "prodution", "unresolved")
+    ]
+    assert retrievers.results == [] and retrievers.warnings == page.warnings
