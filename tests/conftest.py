@@ -8,16 +8,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 import pytest
 import uvicorn
 from hypothesis import settings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taxsync.emulator import EmulatorApp, Store, create_app, make_server
+from taxsync.emulator import EmulatorApp, Faults, Store, create_app, make_server
 
 # CI explores the same examples every run (a red build must be reproducible); developers'
 # runs keep exploring new ones.
@@ -32,6 +33,11 @@ _STARTUP_TIMEOUT_S = 10.0
 WAIT_FAILSAFE_S = 60.0
 
 _WRITE_METHODS = ("POST", "PATCH", "DELETE")
+
+# Marks the test's own requests (tests.helpers.Api): the recorder passes them straight to
+# the emulator, unlogged and untouched by rules, so a test can look at live state, or play
+# someone else writing, while it holds or fails taxsync's requests.
+OWN_REQUEST_HEADER = "x-taxsync-test-own"
 
 
 @dataclass
@@ -75,15 +81,26 @@ class Rule:
     first one arrives. Released requests go on to the emulator only with ``forward``;
     otherwise they are answered 503 and never handled. A released rule matches nothing
     more.
+    ``lose``: the connection breaks before the response is read, as a network fault does:
+    ``"after_commit"`` once the emulator carried the request out, ``"unhandled"`` without
+    the emulator ever seeing it. The client cannot tell the two apart.
+    ``limit``: the rule matches its first ``limit`` requests only (None: every one).
     """
 
     match: Callable[[Seen], bool]
     answer: tuple[int, str, dict[str, Any] | None] | None = None
     hold: bool = False
+    lose: Literal["after_commit", "unhandled"] | None = None
+    limit: int | None = None
     reached: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     forward: bool = False
-    held: list[Seen] = field(default_factory=list)
+    held: list[Seen] = field(default_factory=list)  # what a hold rule caught, in order
+    hits: list[Seen] = field(default_factory=list)  # every request the rule applied to
+
+    def applies(self, seen: Seen) -> bool:
+        spent = self.limit is not None and len(self.hits) >= self.limit
+        return not (spent or self.released.is_set()) and self.match(seen)
 
     def wait(self) -> Seen:
         """Block until a matching request is being held; return it."""
@@ -107,7 +124,7 @@ class Recorder:
         self._changed = threading.Condition()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _is_own(scope):
             await self.app(scope, receive, send)
             return
         chunks = []
@@ -127,18 +144,20 @@ class Recorder:
                 scope["method"], scope["path"], headers.get("x-namespace"), body, write_index
             )
             self.seen.append(seen)
-            rule = next((r for r in self.rules if not r.released.is_set() and r.match(seen)), None)
-            if rule is not None and rule.hold:
-                rule.held.append(seen)
-                rule.reached.set()
+            rule = next((r for r in self.rules if r.applies(seen)), None)
+            if rule is not None:
+                rule.hits.append(seen)
+                if rule.hold:
+                    rule.held.append(seen)
+                    rule.reached.set()
             self._changed.notify_all()
 
+        unread: list[bytes] = [body]  # the body, replayed once to whoever handles the request
+
         async def replay() -> Message:
-            nonlocal body
-            if body is None:
+            if not unread:
                 return await receive()
-            message, body = {"type": "http.request", "body": body, "more_body": False}, None
-            return message
+            return {"type": "http.request", "body": unread.pop(), "more_body": False}
 
         async def record(message: Message) -> None:
             with self._changed:
@@ -157,6 +176,9 @@ class Recorder:
         elif rule is not None and rule.answer is not None:
             await _envelope(*rule.answer)(scope, replay, record)
             return
+        elif rule is not None and rule.lose is not None:
+            await _lose(rule.lose, self.app, scope, replay, record)
+            return
         await self.app(scope, replay, record)
 
     def wait_for(self, condition: Callable[[], bool], what: str) -> None:
@@ -164,6 +186,41 @@ class Recorder:
         with self._changed:
             if not self._changed.wait_for(condition, WAIT_FAILSAFE_S):
                 raise AssertionError(f"timed out waiting for {what}")
+
+
+def _is_own(scope: Scope) -> bool:
+    return any(name.decode("latin-1").lower() == OWN_REQUEST_HEADER for name, _ in scope["headers"])
+
+
+async def _lose(
+    when: Literal["after_commit", "unhandled"],
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Break the connection mid-response: start a response that promises more bytes than it
+    sends and return unfinished, which makes uvicorn close the socket (as the emulator's own
+    ``drop`` fault does). ``after_commit``: the emulator handles the request first."""
+    start: Message = {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+    }
+    body = b""
+    if when == "after_commit":
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await app(scope, receive, keep)
+        body = b"".join(m.get("body", b"") for m in answer[1:])
+        kept = [(k, v) for k, v in answer[0].get("headers", []) if k.lower() != b"content-length"]
+        promised = str(len(body) + 64).encode()  # more than will come, even for an empty body
+        start = {**answer[0], "headers": [*kept, (b"content-length", promised)]}
+    await send(start)
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
 
 
 def _envelope(status: int, message: str, details: dict[str, Any] | None = None) -> Any:
@@ -224,6 +281,19 @@ class EmulatorHandle:
         self.recorder.rules.append(rule)
         return rule
 
+    def lose(
+        self,
+        match: Callable[[Seen], bool],
+        *,
+        committed: bool,
+        limit: int | None = None,
+    ) -> Rule:
+        """Break the connection of the requests that ``match`` before their response is read:
+        after the emulator carried them out (``committed``) or without it seeing them."""
+        rule = Rule(match, lose="after_commit" if committed else "unhandled", limit=limit)
+        self.recorder.rules.append(rule)
+        return rule
+
     def wait_for_committed(self, count: int) -> None:
         """Block until at least ``count`` writes have been carried out."""
         self.recorder.wait_for(
@@ -232,33 +302,80 @@ class EmulatorHandle:
         )
 
 
+class StartEmulator(Protocol):
+    """The ``emulator`` fixture: starts an emulator and returns its handle.
+
+    The arguments are ``taxsync.emulator.create_app``'s, but ``api_key`` defaults to
+    ``DEFAULT_TEST_API_KEY`` (None accepts any key; the handle then sends the default).
+    """
+
+    def __call__(
+        self,
+        *,
+        store: Store | None = None,
+        state_path: Path | str | None = None,
+        namespaces: Iterable[str] = (),
+        auto_create_namespaces: bool | None = None,
+        api_key: str | None = DEFAULT_TEST_API_KEY,
+        faults: Faults | None = None,
+        max_page_size: int = 1000,
+        default_page_size: int = 100,
+        ready_after_reads: int | None = 3,
+        ready_after_seconds: float | None = None,
+    ) -> EmulatorHandle: ...
+
+
 @pytest.fixture
-def emulator() -> Iterator[Callable[..., EmulatorHandle]]:
+def emulator() -> Iterator[StartEmulator]:
     """Factory that starts the emulator on ``127.0.0.1`` with a port the OS picks.
 
     Usage::
 
-        def test_x(emulator):
+        def test_x(emulator: StartEmulator) -> None:
             srv = emulator(max_page_size=2)
-            httpx.get(f"{srv.url}/v1/namespaces",
-                      headers={"Authorization": f"Bearer {srv.api_key}"})
+            httpx.get(f"{srv.url}/v1/namespaces", headers=srv.headers())
 
-    Keyword arguments go to ``taxsync.emulator.create_app``: ``store`` or ``state_path``,
-    ``api_key`` (default ``"sk_test_emulator"``; pass None to accept any key),
-    ``faults``, ``max_page_size``, ``namespaces`` (pre-declared, making unknown ones
-    404), ``auto_create_namespaces``, ``ready_after_reads``, ``ready_after_seconds``...
+    Keyword arguments are ``taxsync.emulator.create_app``'s (see ``StartEmulator``):
+    ``store`` or ``state_path``, ``api_key`` (default ``"sk_test_emulator"``; pass None to
+    accept any key), ``faults``, ``max_page_size``, ``namespaces`` (pre-declared, making
+    unknown ones 404), ``auto_create_namespaces``, ``ready_after_reads``,
+    ``ready_after_seconds``...
     The handle has ``.url`` (``"http://127.0.0.1:PORT"``, no trailing slash),
     ``.api_key``, ``.store``, ``.app``, ``.headers(namespace)``, and the traffic the
     emulator received: ``.requests``, ``.writes()``, ``.committed()`` (see ``Seen``),
-    plus ``.hold(match)`` / ``.answer(match, status, message, details)`` to stop or fail chosen
-    requests before the emulator sees them. Each server runs uvicorn in a background
-    thread and is shut down when the test ends.
+    plus ``.hold(match)`` / ``.answer(match, status, message, details)`` /
+    ``.lose(match, committed=...)`` to stop, fail or cut chosen requests before the
+    emulator sees them. The test's own requests through ``tests.helpers.Api`` are not
+    logged and no rule touches them. Each server runs uvicorn in a background thread and
+    is shut down when the test ends.
     """
     running: list[tuple[uvicorn.Server, threading.Thread, Recorder]] = []
 
-    def start(**app_kwargs: Any) -> EmulatorHandle:
-        app_kwargs.setdefault("api_key", DEFAULT_TEST_API_KEY)
-        app = create_app(**app_kwargs)
+    def start(
+        *,
+        store: Store | None = None,
+        state_path: Path | str | None = None,
+        namespaces: Iterable[str] = (),
+        auto_create_namespaces: bool | None = None,
+        api_key: str | None = DEFAULT_TEST_API_KEY,
+        faults: Faults | None = None,
+        max_page_size: int = 1000,
+        default_page_size: int = 100,
+        ready_after_reads: int | None = 3,
+        ready_after_seconds: float | None = None,
+    ) -> EmulatorHandle:
+        app = create_app(
+            store=store,
+            state_path=state_path,
+            namespaces=namespaces,
+            auto_create_namespaces=auto_create_namespaces,
+            api_key=api_key,
+            faults=faults,
+            max_page_size=max_page_size,
+            default_page_size=default_page_size,
+            ready_after_reads=ready_after_reads,
+            ready_after_seconds=ready_after_seconds,
+        )
         recorder = Recorder(app)
         # Bind the socket here so the port is known and cannot be taken in between.
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto
@@ -276,7 +393,7 @@ def emulator() -> Iterator[Callable[..., EmulatorHandle]]:
         _wait_until_started(server, thread)
         return EmulatorHandle(
             url=f"http://127.0.0.1:{port}",
-            api_key=app_kwargs["api_key"] or DEFAULT_TEST_API_KEY,
+            api_key=api_key or DEFAULT_TEST_API_KEY,
             store=app.store,
             app=app,
             recorder=recorder,

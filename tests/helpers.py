@@ -1,4 +1,10 @@
-"""Builders shared by the unit tests: manifests on disk and live taxonomies as the API returns them."""
+"""What the tests share: builders of manifests (on disk and in memory) and of live
+taxonomies, the CLI run in process, and the test's own ways into a running emulator (the
+environment and settings that reach it, a raw-HTTP view of its live state, a CLI process).
+
+The emulator itself (``EmulatorHandle``, the request log and its rules) is in conftest.py,
+with the ``emulator`` fixture that starts it.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,26 @@ import contextlib
 import io
 import os
 import socket
+import subprocess
+import sys
 import textwrap
-from collections.abc import Callable, Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 import pytest
+from pydantic import TypeAdapter
 
-from taxsync import cli
+from taxsync import cli, reconcile, wire
+from taxsync.emulator import Faults
+from taxsync.manifest import DesiredTaxonomy, Position, SourceLocation
 from taxsync.wire import TaxonomyResponse
+from tests.conftest import OWN_REQUEST_HEADER, WAIT_FAILSAFE_S, EmulatorHandle, Rule, Seen
 
 FLAT_MANIFEST = """\
 apiVersion: taxsync/v1
@@ -81,6 +96,143 @@ def hierarchical(name: str = "org", namespace: str = "production", label: str = 
     return HIERARCHICAL_MANIFEST.format(name=name, namespace=namespace, label=label)
 
 
+# --- desired taxonomies in memory: what flat() and hierarchical() load to ------------------
+
+FLAT_DESCRIPTION = "Product categories by image similarity"
+_CONFIG = TypeAdapter[Any](wire.TaxonomyConfig)
+
+
+def _flat_config(top_k: int) -> dict[str, Any]:
+    return {
+        "taxonomy_type": "flat",
+        "retriever_id": "ret_clip_v1",
+        "top_k": top_k,
+        "input_mappings": [
+            {"input_key": "image_vector", "path": "features.clip_vit_l_14", "source_type": "vector"}
+        ],
+        "source_collection": {
+            "collection_id": "col_products_v1",
+            "enrichment_fields": [
+                {"field_path": "metadata.tags", "merge_mode": "append"},
+                {"field_path": "label", "target_field": "category", "merge_mode": "replace"},
+            ],
+        },
+    }
+
+
+def _hierarchical_config(label: str) -> dict[str, Any]:
+    return {
+        "taxonomy_type": "hierarchical",
+        "retriever_id": "ret_face_matcher",
+        "input_mappings": [
+            {"input_key": "face_vec", "source_type": "vector", "path": "features.face"}
+        ],
+        "hierarchical_nodes": [
+            {"collection_id": "col_employees", "label": "Employees"},
+            {
+                "collection_id": "col_managers",
+                "parent_collection_id": "col_employees",
+                "label": label,
+            },
+        ],
+    }
+
+
+def _desired(
+    name: str,
+    namespace: str,
+    config: dict[str, Any],
+    *,
+    description: str | None,
+    metadata: Mapping[str, Any],
+    previous_names: tuple[str, ...],
+    wait: bool,
+    source: SourceLocation | None,
+    positions: Mapping[str, Position] | None,
+) -> DesiredTaxonomy:
+    # The config as the loader keeps it: validated by the API's model, only what was given.
+    model = _CONFIG.validate_python(config)
+    loaded = model.model_dump(mode="json", exclude_unset=True) | {
+        "taxonomy_type": model.taxonomy_type
+    }
+    return DesiredTaxonomy(
+        namespace=namespace,
+        name=name,
+        description=description,
+        metadata=dict(metadata),
+        config=loaded,
+        # The metadata.name line of the manifest, as flat() and hierarchical() place it.
+        source=source or SourceLocation(f"{namespace}/{name}.yaml", 4, 3),
+        previous_names=previous_names,
+        wait=wait,
+        positions=dict(positions or {}),
+    )
+
+
+def desired_flat(
+    name: str = "products",
+    namespace: str = "production",
+    top_k: int = 1,
+    *,
+    config: Mapping[str, Any] | None = None,
+    description: str | None = FLAT_DESCRIPTION,
+    metadata: Mapping[str, Any] | None = None,
+    previous_names: tuple[str, ...] = (),
+    wait: bool = False,
+    source: SourceLocation | None = None,
+    positions: Mapping[str, Position] | None = None,
+) -> DesiredTaxonomy:
+    """What ``flat(name, namespace, top_k)`` loads to, without a file.
+
+    ``config``: keys that replace the config's own (top level); ``metadata``: the user
+    metadata (default ``{"team": "search"}``; ``{}`` for none); ``description=None``: none.
+    ``source`` and ``positions``: where the manifest would be (for messages and the locator).
+    """
+    return _desired(
+        name,
+        namespace,
+        _flat_config(top_k) | dict(config or {}),
+        description=description,
+        metadata={"team": "search"} if metadata is None else metadata,
+        previous_names=previous_names,
+        wait=wait,
+        source=source,
+        positions=positions,
+    )
+
+
+def desired_hierarchical(
+    name: str = "org",
+    namespace: str = "production",
+    label: str = "Managers",
+    *,
+    config: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    previous_names: tuple[str, ...] = (),
+    wait: bool = False,
+    source: SourceLocation | None = None,
+    positions: Mapping[str, Position] | None = None,
+) -> DesiredTaxonomy:
+    """What ``hierarchical(name, namespace, label)`` loads to, without a file (see
+    ``desired_flat``; no description and no metadata by default)."""
+    return _desired(
+        name,
+        namespace,
+        _hierarchical_config(label) | dict(config or {}),
+        description=description,
+        metadata=metadata or {},
+        previous_names=previous_names,
+        wait=wait,
+        source=source,
+        positions=positions,
+    )
+
+
+# LLM inference: the emulator reports such a taxonomy not ready for its first reads.
+INFERRED = {"inference_strategy": "llm", "inference_collections": ["col_a"]}
+
+
 def live_flat(**overrides: Any) -> TaxonomyResponse:
     """A flat taxonomy as the server echoes it: defaults filled, nulls explicit."""
     body: dict[str, Any] = {
@@ -119,6 +271,147 @@ def live_flat(**overrides: Any) -> TaxonomyResponse:
     }
     body.update(overrides)
     return TaxonomyResponse.model_validate(body)
+
+
+# --- reaching a running emulator -------------------------------------------------------------
+
+
+def env(srv: EmulatorHandle) -> dict[str, str]:
+    """The environment a CLI run needs to reach ``srv``."""
+    return {"MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
+
+
+def settings_for(srv: EmulatorHandle, **options: Any) -> reconcile.Settings:
+    """``reconcile.Settings`` that reach ``srv``; ``options`` as Settings takes them."""
+    return reconcile.Settings(api_url=srv.url, api_key=srv.api_key, **options)
+
+
+class Api:
+    """The test's own raw-HTTP hands on the emulator: it looks at live state, and plays
+    someone else changing it.
+
+    Injected faults are paused while it is at work (latency stays), so a test of faults
+    still sees the truth. Its requests are marked (``OWN_REQUEST_HEADER``): the handle's
+    request log keeps only what taxsync sent, and no hold, answer or lose rule touches
+    them. Like any GET, ``get`` counts as a read towards a taxonomy's ``ready``.
+    """
+
+    _pausing = threading.Lock()  # one pause at a time, whichever test thread asks
+
+    def __init__(self, srv: EmulatorHandle) -> None:
+        self.srv = srv
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        namespace: str,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The JSON answer to one request (None if it has no body); raises on an error status."""
+        app = self.srv.app
+        headers = {**self.srv.headers(namespace), OWN_REQUEST_HEADER: "1"}
+        with Api._pausing:
+            faults, app.faults = app.faults, Faults(latency_ms=app.faults.latency_ms)
+            try:
+                response = httpx.request(
+                    method, f"{self.srv.url}{path}", json=body, params=params, headers=headers
+                )
+            finally:
+                app.faults = faults
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def listing(self, namespace: str) -> list[dict[str, Any]]:
+        """Every taxonomy head of ``namespace`` as listed (a name twice would be here twice)."""
+        results: list[dict[str, Any]] = []
+        params: dict[str, str] = {}
+        while True:
+            page = self.call("POST", "/v1/taxonomies/list", namespace, {"limit": 1000}, params)
+            results.extend(page["results"])
+            cursor = (page.get("pagination") or {}).get("next_cursor")
+            if not cursor:
+                return results
+            params = {"cursor": cursor}
+
+    def names(self, namespace: str) -> list[str]:
+        return [t["taxonomy_name"] for t in self.listing(namespace)]
+
+    def taxonomies(self, namespace: str) -> dict[str, dict[str, Any]]:
+        """The heads of ``namespace`` by name."""
+        return {t["taxonomy_name"]: t for t in self.listing(namespace)}
+
+    def get(self, namespace: str, ident: str, version: int | None = None) -> dict[str, Any]:
+        params = {"version": str(version)} if version is not None else None
+        found: dict[str, Any] = self.call("GET", f"/v1/taxonomies/{ident}", namespace, None, params)
+        return found
+
+    def versions(self, namespace: str, taxonomy_id: str) -> list[int]:
+        listing = self.call("GET", f"/v1/taxonomies/{taxonomy_id}/versions", namespace)
+        return [t["version"] for t in listing["results"]]
+
+    def create(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.call("POST", "/v1/taxonomies", namespace, dict(body))
+        return created
+
+    def new_version(
+        self, namespace: str, taxonomy_id: str, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        path = f"/v1/taxonomies/{taxonomy_id}/versions"
+        made: dict[str, Any] = self.call("POST", path, namespace, {"config": dict(config)})
+        return made
+
+    def patch(self, namespace: str, ident: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        patched: dict[str, Any] = self.call(
+            "PATCH", f"/v1/taxonomies/{ident}", namespace, dict(body)
+        )
+        return patched
+
+    def delete(self, namespace: str, ident: str) -> None:
+        self.call("DELETE", f"/v1/taxonomies/{ident}", namespace)
+
+
+def creating(name: str) -> Callable[[Seen], bool]:
+    """Matches the request that creates taxonomy ``name``."""
+
+    def match(request: Seen) -> bool:
+        body = request.json() if request.method == "POST" else None
+        return (
+            request.path == "/v1/taxonomies"
+            and isinstance(body, dict)
+            and body.get("taxonomy_name") == name
+        )
+
+    return match
+
+
+def writes_of(requests: list[Seen]) -> Counter[tuple[str, str]]:
+    """How many requests of each (method, path)."""
+    return Counter((r.method, r.path) for r in requests)
+
+
+def spawn_cli(srv: EmulatorHandle, *args: str) -> subprocess.Popen[str]:
+    """``taxsync ARGS`` in a process of its own, reaching ``srv`` (to kill or interrupt it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "taxsync", *args],
+        env={**os.environ, **env(srv), "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_held(hold: Rule, process: subprocess.Popen[str]) -> Seen:
+    """The request ``hold`` caught, once it arrived; fails if ``process`` ends without sending it."""
+    for _ in range(int(WAIT_FAILSAFE_S / 0.05)):
+        if hold.reached.wait(0.05):
+            return hold.held[0]
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the process exited {process.returncode} first:\n{out}{err}")
+    process.kill()
+    raise AssertionError("the held request never arrived:\n" + "".join(process.communicate()))
 
 
 @dataclass

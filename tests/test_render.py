@@ -11,19 +11,25 @@ from pathlib import Path
 import pytest
 
 from taxsync import render
-from taxsync.manifest import load_tree
+from taxsync.manifest import SourceLocation
 from taxsync.plan import Plan
 from taxsync.planner import PlanOptions, plan
 from tests import helpers
-from tests.helpers import check_golden, flat, hierarchical, live_flat, write
+from tests.helpers import check_golden, desired_flat, desired_hierarchical, live_flat
 
 
-def sample_plan(root: Path) -> Plan:
-    write(root, "manifests/production/products.yaml", flat(top_k=3))
-    write(root, "manifests/production/new.yaml", flat("brand-new"))
-    write(root, "manifests/production/org.yaml", hierarchical())
-    write(root, "manifests/staging/products.yaml", flat(namespace="staging"))
-    desired = load_tree(Path("manifests"), {})
+def at(file: str) -> SourceLocation:
+    """The metadata.name line of a manifest at ``file``, as the plan shows it."""
+    return SourceLocation(f"manifests/{file}", 4, 3)
+
+
+def sample_plan() -> Plan:
+    desired = [
+        desired_flat(top_k=3, source=at("production/products.yaml")),
+        desired_flat("brand-new", source=at("production/new.yaml")),
+        desired_hierarchical(source=at("production/org.yaml")),
+        desired_flat(namespace="staging", source=at("staging/products.yaml")),
+    ]
     live = {
         "production": [
             live_flat(version=4),
@@ -36,9 +42,8 @@ def sample_plan(root: Path) -> Plan:
 
 
 @pytest.fixture
-def the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Plan:
-    monkeypatch.chdir(tmp_path)
-    return sample_plan(tmp_path)
+def the_plan() -> Plan:
+    return sample_plan()
 
 
 def test_text_plan(the_plan: Plan) -> None:
