@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taxsync import wire
 from taxsync.errors import ManifestError, ManifestProblem, location
+from taxsync.redact import SECRET_VARIABLES
 
 API_VERSION = "taxsync/v1"
 KIND = "Taxonomy"
@@ -47,14 +48,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 # Only these variables are expanded (like Terraform's TF_VAR_): a manifest can never name a
 # secret of the process that reads it.
 VARIABLE_PREFIX = "TAXSYNC_VAR_"
-# Secrets a run may hold: an expansion whose value is one of theirs is refused.
-SECRET_VARIABLES = (
-    "MIXPEEK_API_KEY",
-    "GITHUB_TOKEN",
-    "TAXSYNC_GITHUB_TOKEN",
-    "ACTIONS_RUNTIME_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-)
+# Secrets a run may hold (redact.SECRET_VARIABLES): an expansion holding one is refused.
 _MIN_SECRET_INSIDE = 8  # a shorter secret is refused only as the whole value, not inside one
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

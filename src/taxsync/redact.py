@@ -39,12 +39,6 @@ def register_environment(environ: Mapping[str, str]) -> None:
         register(environ.get(name))
 
 
-def secret_values(environ: Mapping[str, str]) -> set[str]:
-    """The values of the secret variables set in ``environ``, and every registered one."""
-    found = {environ[n].strip() for n in SECRET_VARIABLES if environ.get(n, "").strip()}
-    return found | _secrets
-
-
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``***``; longest first."""
     for secret in sorted(_secrets, key=len, reverse=True):
