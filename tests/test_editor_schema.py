@@ -1,0 +1,172 @@
+"""The manifest JSON Schema where editors find it: schema/taxsync-v1.schema.json and the
+``# yaml-language-server: $schema=…`` modelines of the example manifests.
+
+The examples are checked against the committed schema as they are written, before any
+``${TAXSYNC_VAR_…}`` expansion, because that is the text an editor validates: an example
+that shows red squiggles in VS Code is a broken example even if ``taxsync validate`` (which
+expands first) accepts it. The schema therefore only sees expressions where it allows any
+string (``spec.metadata`` values, descriptions, names), which is where the examples use them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = REPO_ROOT / "schema" / "taxsync-v1.schema.json"
+EXAMPLES = REPO_ROOT / "examples" / "taxonomies"
+MODELINE_PREFIX = "# yaml-language-server: $schema="
+REGENERATE = "taxsync schema > schema/taxsync-v1.schema.json"
+
+# What JSON Schema draft-07 validators also understand. The Red Hat YAML language server
+# (VS Code's YAML extension and most other editors) validates with draft-07 semantics and
+# silently ignores keywords it does not know (prefixItems, unevaluatedProperties, …), so a
+# schema using them would let editors accept manifests taxsync refuses.
+DRAFT_07_KEYWORDS = {
+    "$schema", "$ref", "$defs", "definitions", "title", "description", "default",
+    "examples", "type", "enum", "const", "properties", "additionalProperties", "required",
+    "patternProperties", "propertyNames", "minProperties", "maxProperties", "items",
+    "additionalItems", "minItems", "maxItems", "uniqueItems", "contains", "minLength",
+    "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "anyOf", "oneOf", "allOf", "not", "if", "then", "else",
+    "readOnly", "writeOnly",
+}  # fmt: skip
+
+
+def example_files() -> list[Path]:
+    files = sorted([*EXAMPLES.rglob("*.yaml"), *EXAMPLES.rglob("*.yml")])
+    assert files, f"no example manifests under {EXAMPLES}"
+    return files
+
+
+def documents(path: Path) -> list[tuple[int, str]]:
+    """Each document of a YAML file: (the 0-based line its content starts on, its text).
+
+    The text keeps the document's own lines where they are in the file (earlier lines are
+    blank), so a line a validator reports is the line in the example.
+    """
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        if node is None:
+            continue
+        start, end = node.start_mark, node.end_mark
+        padding = "\n" * start.line + " " * start.column
+        found.append((start.line, padding + text[start.index : end.index] + "\n"))
+    return found
+
+
+def check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_committed_schema_is_what_taxsync_schema_prints() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "taxsync", "schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    committed = SCHEMA.read_text(encoding="utf-8")
+    assert committed == printed, (
+        f"{SCHEMA.relative_to(REPO_ROOT)} is not the output of `taxsync schema` (the "
+        f"manifest models changed): regenerate it with `{REGENERATE}` and commit it"
+    )
+
+
+def test_committed_schema_passes_its_metaschema() -> None:
+    result = check_jsonschema("--check-metaschema", str(SCHEMA))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_schema_uses_only_keywords_draft_07_editors_understand() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    unknown: set[str] = set()
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, f"{where}/{index}")
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("properties", "$defs", "definitions", "patternProperties"):
+                    for name, sub in value.items():  # names, not keywords
+                        walk(sub, f"{where}/{key}/{name}")
+                elif key in ("enum", "const", "default", "examples"):
+                    continue  # values, not schemas
+                else:
+                    if key not in DRAFT_07_KEYWORDS:
+                        unknown.add(f"{where}/{key}")
+                    walk(value, f"{where}/{key}")
+
+    walk(schema, "#")
+    assert not unknown, f"keywords draft-07 editors ignore: {sorted(unknown)}"
+    # References are JSON pointers into the file, which every draft resolves the same way.
+    refs = json.dumps(schema).count('"$ref": "#/$defs/')
+    assert refs == json.dumps(schema).count('"$ref"'), "a $ref that is not #/$defs/…"
+
+
+@pytest.mark.parametrize("path", example_files(), ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_every_example_document_starts_with_the_modeline(path: Path) -> None:
+    """The modeline of each document points at the committed schema.
+
+    The YAML language server reads a modeline per document (from the comments heading it),
+    so a document after `---` needs its own: without it the editor checks nothing there.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    relative = os.path.relpath(SCHEMA, path.parent).replace(os.sep, "/")
+    expected = MODELINE_PREFIX + relative
+    headers = [0] + [index + 1 for index, line in enumerate(lines) if line.startswith("---")]
+    for header in headers:
+        assert lines[header] == expected, (
+            f"{path.relative_to(REPO_ROOT)}:{header + 1}: expected the modeline "
+            f"{expected!r} as the first line of the document, found {lines[header]!r}"
+        )
+    assert (path.parent / relative).resolve() == SCHEMA.resolve()
+
+
+def test_every_example_document_validates_against_the_committed_schema(
+    tmp_path: Path,
+) -> None:
+    """check-jsonschema reads one document per file, so each document gets a file of its
+    own, padded so that reported lines are the example's lines."""
+    written: dict[Path, str] = {}
+    for path in example_files():
+        relative = path.relative_to(EXAMPLES)
+        docs = documents(path)
+        assert docs, f"{relative}: no documents"
+        for index, (line, text) in enumerate(docs, start=1):
+            target = tmp_path / relative.parent / f"{relative.stem}.doc{index}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            written[target] = f"{relative} (document {index}, from line {line + 1})"
+    assert len(written) >= 5  # the examples declare five taxonomies in four files
+    result = check_jsonschema("--schemafile", str(SCHEMA), *map(str, written))
+    report = result.stdout + result.stderr
+    for target, origin in written.items():
+        report = report.replace(str(target), origin)
+    assert result.returncode == 0, report
+
+
+def test_the_examples_with_modelines_still_validate() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "taxsync", "validate", str(EXAMPLES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 taxonomy manifest(s) in 4 file(s) are valid." in result.stdout
