@@ -27,12 +27,13 @@ from typing import Any
 import httpx
 import pytest
 
-from taxsync import github, render
+from taxsync import github, planner, render
 from taxsync.emulator.store import Store
 from taxsync.errors import ManifestError, ManifestProblem, TaxsyncError
 from taxsync.history import History, VersionEntry
+from taxsync.manifest import DesiredTaxonomy, SourceLocation
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
-from taxsync.wire import CreateTaxonomyRequest
+from taxsync.wire import CreateTaxonomyRequest, TaxonomyResponse
 from tests.helpers import flat, run_cli, write
 
 # --- hostile strings -----------------------------------------------------------------------
@@ -139,8 +140,9 @@ def assert_safe_markdown(markdown: str, *, marker: bool = False) -> list[str]:
     assert set(re.findall(r"</?([A-Za-z]+)", text)) <= {"details", "summary", "sub", "code"}
     for line in prose:
         assert not MENTION.search(without_code_spans(line)), f"a mention would notify: {line!r}"
-        # The only code spans in prose are taxsync's own symbols in the plan table.
-        assert "`" not in re.sub(r"`[+~±-]`", "", line), f"a code span from a field: {line!r}"
+        # The only code spans in prose are taxsync's own symbols (the plan table, the
+        # node tree's legend).
+        assert "`" not in re.sub(r"`[+~±>-]`", "", line), f"a code span from a field: {line!r}"
         assert "&#64;" not in line.replace("&amp;#64;", ""), "an entity would decode into @"
     return prose
 
@@ -213,11 +215,77 @@ def hostile_history() -> History:
     )
 
 
+# Text aimed at Mermaid, each short enough to be drawn whole (the picture cuts labels at
+# 40 characters): ending a quoted label and adding an edge and a click handler, a
+# comment, a class, a markdown string, HTML, entities (Mermaid's and HTML's), brackets,
+# a statement separator, and what a terminal or the step log would obey.
+MERMAID_ATTACKS = (
+    '"] --> n0; click n0 call alert(1)',
+    "%% hides the rest",
+    "x:::added",
+    "`**markdown**`",
+    "<img src=x onerror=alert(1)>",
+    "#quot; #35; &amp; &#60; #9829;",
+    '\\" ]) }} |x| ---> a-.->b ; end',
+    f"{ESC}[31m{RLO}\n::error::x ##[warning]",
+)
+MERMAID = "".join(MERMAID_ATTACKS)
+TREE_HOSTILE = MERMAID + HOSTILE
+
+
+def hostile_tree_change() -> Change:
+    """A new version of a hierarchical taxonomy whose node ids and labels are all hostile:
+    live ones (from the API, never validated) and desired ones alike."""
+    root, kid, moved, gone, new = (f"col_{n}{TREE_HOSTILE}" for n in ("r", "k", "m", "g", "n"))
+
+    def config(*nodes: dict[str, Any]) -> dict[str, Any]:
+        return {"taxonomy_type": "hierarchical", "hierarchical_nodes": list(nodes)}
+
+    live = config(
+        {"collection_id": root, "label": f"root{TREE_HOSTILE}"},
+        {"collection_id": kid, "parent_collection_id": root, "label": f"old{TREE_HOSTILE}"},
+        {"collection_id": moved, "parent_collection_id": kid},
+        {"collection_id": gone, "parent_collection_id": root, "label": f"gone{TREE_HOSTILE}"},
+    )
+    wanted = config(
+        {"collection_id": root, "label": f"root{TREE_HOSTILE}"},
+        {"collection_id": kid, "parent_collection_id": root, "label": f"new{TREE_HOSTILE}"},
+        {"collection_id": moved, "parent_collection_id": root},
+        {"collection_id": new, "parent_collection_id": moved},
+        *(
+            {"collection_id": f"col_{i}{attack}", "parent_collection_id": root, "label": attack}
+            for i, attack in enumerate(MERMAID_ATTACKS)
+        ),
+    )
+    desired = DesiredTaxonomy(
+        namespace="production",
+        name="teams",
+        description=None,
+        metadata={},
+        config=wanted,
+        source=SourceLocation(f"m/{HOSTILE}.yaml", 4, 3),
+    )
+    response = TaxonomyResponse(
+        taxonomy_id="tax_t", taxonomy_name="teams", config=live, metadata={"managed_by": "taxsync"}
+    )
+    change = planner.compare(desired, response, None)
+    assert change is not None and change.action == "new_version"
+    return change
+
+
+def hostile_tree_plan() -> Plan:
+    changes = [hostile_tree_change()]
+    return Plan(namespaces=["production"], summary=Summary.of(changes, 0), changes=changes)
+
+
 def text_outputs() -> dict[str, str]:
     """Every line-oriented rendering, of hostile input."""
     plan = hostile_plan()
     result = hostile_result(plan)
+    trees = hostile_tree_plan()
     return {
+        "tree_text": render.plan_text(trees, render.Style(False)),
+        "tree_markdown": render.plan_markdown(trees),
         "plan_text": render.plan_text(plan, render.Style(False)),
         "result_line": "\n".join(
             render.result_line(r, render.Style(False)) for r in result.results
@@ -326,13 +394,92 @@ def test_apply_markdown_holds_no_structure_from_fields() -> None:
     assert len([line for line in prose if line.startswith("- ")]) == 5
 
 
+# --- 5b. the node tree: one line a node in text, inert Mermaid in markdown ----------------
+
+# Every line Mermaid may read in taxsync's picture, read independently of render.py: a
+# label is quoted, holding letters, digits, `` _-.,/()`` and entity codes only.
+_LABEL = r'"(?:[^"#%:`<>&\\\[\]{}|;=*!?@$^~+\x00-\x1f\x7f]|#[0-9]+;)*"'
+_MERMAID_LINE = re.compile(
+    rf"flowchart TD"
+    rf"|  classDef (added|removed|changed|moved) [a-z]+:#[0-9a-f]{{6}}(,[a-z-]+:[#0-9a-f ]+)*"
+    rf"|  n[0-9]+\[{_LABEL}\]"
+    rf"|  n[0-9]+ (-->|-\.->) n[0-9]+"
+    rf"|  class n[0-9]+(,n[0-9]+)* (added|removed|changed|moved)"
+)
+
+
+def mermaid_blocks(markdown: str) -> list[list[str]]:
+    """The lines of each ``mermaid`` code block (the fence, as CommonMark reads it)."""
+    return [
+        block.split("\n") for block in re.findall(r"\n```mermaid\n(.*?)\n```\n", markdown, re.S)
+    ]
+
+
+def mermaid_labels(lines: list[str]) -> dict[str, str]:
+    """Each node's label, with Mermaid's entity codes decoded."""
+    labels = {}
+    for line in lines:
+        found = re.fullmatch(r'  (n[0-9]+)\["(.*)"\]', line)
+        if found:
+            labels[found[1]] = re.sub(r"#([0-9]+);", lambda m: chr(int(m[1])), found[2])
+    return labels
+
+
+def assert_safe_mermaid(lines: list[str]) -> None:
+    for line in lines:
+        assert _MERMAID_LINE.fullmatch(line), f"not taxsync's own Mermaid: {line!r}"
+    defined = {line.split("[", 1)[0].strip() for line in lines if re.match(r"  n[0-9]+\[", line)}
+    used = set(re.findall(r"\bn[0-9]+\b", "\n".join(lines)))
+    assert used == defined, "every node id is one taxsync defined"
+
+
+def test_the_node_tree_is_one_line_a_node() -> None:
+    text = render.plan_text(hostile_tree_plan(), render.Style(False))
+    lines = text.split("\n")
+    start = lines.index("      node tree (+ added, - removed, ~ changed, > moved):")
+    rows = lines[start + 1 : lines.index("", start)]
+    assert len(rows) == 5 + len(MERMAID_ATTACKS), "one line a node"
+    for row in rows:
+        assert re.match(r"        [+~> -] ", row), row
+    assert "root" + render.plain(TREE_HOSTILE) in text
+    assert f"label was {render.value('old' + TREE_HOSTILE)}" in text
+
+
+def test_the_node_picture_is_inert_mermaid() -> None:
+    markdown = render.plan_markdown(hostile_tree_plan())
+    assert_safe_markdown(markdown)
+    [block] = mermaid_blocks(markdown)
+    assert_safe_mermaid(block)
+    chart = "\n".join(block)
+    for sequence in ("%%", ":::", "`", "<", ">", "&", '\\"', "\\"):
+        assert sequence not in chart.replace("--> n", "").replace("-.-> n", ""), sequence
+    assert not [line for line in block if line.split()[0] in ("click", "style", "%%")]
+    assert "col_" not in re.sub(r'"[^"]*"', "", chart), "a collection id is only ever a label"
+    # Read back, each label is what the reviewer should see: the text, visible, cut short.
+    labels = sorted(mermaid_labels(block).values())
+    cut = render.MERMAID_LABEL_CHARS - 1
+    assert labels == sorted(
+        [
+            render.visible(f"root{TREE_HOSTILE}"[:cut] + "…"),
+            render.visible(f"~ new{TREE_HOSTILE}"[: cut + 2] + "… (was ")
+            + render.visible(f"old{TREE_HOSTILE}"[:cut] + "…)"),
+            render.visible("> " + f"col_m{TREE_HOSTILE}"[:cut] + "…"),
+            render.visible("+ " + f"col_n{TREE_HOSTILE}"[:cut] + "…"),
+            render.visible("- " + f"gone{TREE_HOSTILE}"[:cut] + "…"),
+            *(render.visible(f"+ {attack}") for attack in MERMAID_ATTACKS),
+        ]
+    )
+
+
 def test_each_diff_sits_in_its_own_closed_code_block() -> None:
     markdown = render.plan_markdown(hostile_plan())
     _, fences = markdown_structure(markdown)
     # The values hold runs of three backticks: the fences outgrow them.
     assert fences == ["````diff", "````"] * 5
     blocks = re.findall(r"\n````diff\n(.*?)\n````\n</details>", markdown, re.S)
-    assert len(blocks) == 5 and all(len(b.split("\n")) == 5 for b in blocks)
+    # Four fields and a note; the two changed values (an input mapping, the description)
+    # are a "-" line and a "+" line each.
+    assert len(blocks) == 5 and all(len(b.split("\n")) == 7 for b in blocks)
 
 
 def test_a_fence_outgrows_the_backticks_inside() -> None:

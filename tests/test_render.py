@@ -7,6 +7,7 @@ Regenerate after an intended change with ``TAXSYNC_UPDATE_GOLDEN=1 python -m pyt
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from taxsync import render
 from taxsync.manifest import SourceLocation
 from taxsync.plan import Plan
 from taxsync.planner import PlanOptions, plan
+from taxsync.wire import TaxonomyResponse
 from tests import helpers
 from tests.helpers import check_golden, desired_flat, desired_hierarchical, live_flat
 
@@ -23,11 +25,57 @@ def at(file: str) -> SourceLocation:
     return SourceLocation(f"manifests/{file}", 4, 3)
 
 
+def node(collection_id: str, parent: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A hierarchical node: ``node("col_b", "col_a", label="B")``."""
+    return {"collection_id": collection_id, "parent_collection_id": parent, **fields}
+
+
+# A hierarchical taxonomy whose new version changes its nodes every way there is: Interns
+# is added, Legacy accounts removed, Platform moved under Engineering, Search relabelled
+# (with characters that Mermaid, HTML and markdown must not read as syntax), Sales' keywords
+# changed; EMEA has no label and is shown by its collection id.
+TEAMS_BEFORE = [
+    node("col_company", label="Company"),
+    node("col_engineering", "col_company", label="Engineering"),
+    node("col_platform", "col_company", label="Platform"),
+    node("col_search", "col_engineering", label="Search"),
+    node("col_sales", "col_company", label="Sales", keywords=["revenue"]),
+    node("col_emea", "col_sales"),
+    node("col_legacy", "col_sales", label="Legacy accounts"),
+]
+TEAMS_AFTER = [
+    node("col_company", label="Company"),
+    node("col_engineering", "col_company", label="Engineering"),
+    node("col_platform", "col_engineering", label="Platform"),
+    node("col_search", "col_engineering", label='R&D "Search" <beta> #1'),
+    node("col_interns", "col_engineering", label="Interns"),
+    node("col_sales", "col_company", label="Sales", keywords=["deals"]),
+    node("col_emea", "col_sales"),
+]
+
+
+def live_teams() -> TaxonomyResponse:
+    config = {**desired_hierarchical(config={"hierarchical_nodes": TEAMS_BEFORE}).config}
+    return live_flat(
+        taxonomy_name="teams",
+        taxonomy_id="tax_teams",
+        version=7,
+        description=None,
+        config=config,
+        metadata={"managed_by": "taxsync"},
+    )
+
+
 def sample_plan() -> Plan:
     desired = [
         desired_flat(top_k=3, source=at("production/products.yaml")),
         desired_flat("brand-new", source=at("production/new.yaml")),
         desired_hierarchical(source=at("production/org.yaml")),
+        desired_hierarchical(
+            "teams",
+            config={"hierarchical_nodes": TEAMS_AFTER},
+            source=at("production/teams.yaml"),
+        ),
         desired_flat(namespace="staging", source=at("staging/products.yaml")),
     ]
     live = {
@@ -35,6 +83,7 @@ def sample_plan() -> Plan:
             live_flat(version=4),
             live_flat(taxonomy_name="org", taxonomy_id="tax_org"),
             live_flat(taxonomy_name="retired", taxonomy_id="tax_retired"),
+            live_teams(),
         ],
         "staging": [live_flat(taxonomy_id="tax_stg", description="old words")],
     }
