@@ -25,7 +25,8 @@ from taxsync.github import GitHubApi, GitHubContext
 from taxsync.manifest import load_tree
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
 from taxsync.render import plan_markdown
-from tests.helpers import flat, refused_url, run_cli, secret_sink, write
+from tests.conftest import EmulatorHandle, StartEmulator
+from tests.helpers import creating, env, flat, refused_url, run_cli, secret_sink, write
 
 TOKEN = "ghs_SECRETtokenVALUE1234567890"
 REPO = "acme/taxonomies"
@@ -758,12 +759,12 @@ def test_the_token_never_appears_anywhere(
 # --- the CLI's --github flag, end to end against the emulator ------------------------------
 
 
-def cli_env(runner: Runner, srv: Any) -> dict[str, str]:
-    return {**runner.env, "MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
+def cli_env(runner: Runner, srv: EmulatorHandle) -> dict[str, str]:
+    return {**runner.env, **env(srv)}
 
 
 def test_plan_on_a_pull_request_comments_once_and_updates_in_place(
-    runner: Runner, fake: FakeGitHub, emulator: Any
+    runner: Runner, fake: FakeGitHub, emulator: StartEmulator
 ) -> None:
     srv = emulator()
     tree = runner.root / "workspace" / "taxonomies"
@@ -794,7 +795,7 @@ def test_plan_on_a_pull_request_comments_once_and_updates_in_place(
 
 
 def test_bad_manifest_becomes_an_annotation_and_fails(
-    runner: Runner, fake: FakeGitHub, emulator: Any
+    runner: Runner, fake: FakeGitHub, emulator: StartEmulator
 ) -> None:
     srv = emulator()
     tree = runner.root / "workspace" / "taxonomies"
@@ -806,7 +807,7 @@ def test_bad_manifest_becomes_an_annotation_and_fails(
 
 
 def test_apply_on_push_sets_outputs_and_summary(
-    runner: Runner, fake: FakeGitHub, emulator: Any
+    runner: Runner, fake: FakeGitHub, emulator: StartEmulator
 ) -> None:
     srv = emulator()
     set_event(runner, "push", push_event(), "refs/heads/main")
@@ -831,16 +832,8 @@ def test_apply_on_push_sets_outputs_and_summary(
 # --- exit codes and secrets of --github runs -----------------------------------------------
 
 
-def creating(name: str) -> Any:
-    def match(request: Any) -> bool:
-        body = request.json() if request.method == "POST" else None
-        return request.path == "/v1/taxonomies" and (body or {}).get("taxonomy_name") == name
-
-    return match
-
-
 def test_apply_on_push_fails_the_step_when_one_change_fails(
-    runner: Runner, fake: FakeGitHub, emulator: Any
+    runner: Runner, fake: FakeGitHub, emulator: StartEmulator
 ) -> None:
     srv = emulator()
     set_event(runner, "push", push_event(), "refs/heads/main")
@@ -869,7 +862,7 @@ def test_apply_on_push_fails_the_step_when_one_change_fails(
 
 
 def test_an_api_error_echoing_the_key_reaches_no_report(
-    runner: Runner, fake: FakeGitHub, emulator: Any
+    runner: Runner, fake: FakeGitHub, emulator: StartEmulator
 ) -> None:
     # Some gateways quote the credential they refuse. run_cli scans stdout, stderr, the
     # step summary, GITHUB_OUTPUT, the plan file and every request the fake GitHub got.

@@ -6,28 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.conftest import EmulatorHandle, StartEmulator
+from tests.helpers import Api, check_golden, env, flat, hierarchical, run_cli, write
 
-from tests.helpers import check_golden, flat, hierarchical, run_cli, write
-
-
-def env(srv: Any) -> dict[str, str]:
-    return {"MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
-
-
-def create_by_hand(srv: Any, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{srv.url}/v1/taxonomies", json=body, headers=srv.headers(namespace))
-    response.raise_for_status()
-    return dict(response.json())
-
-
-def get(srv: Any, namespace: str, ident: str) -> dict[str, Any]:
-    response = httpx.get(f"{srv.url}/v1/taxonomies/{ident}", headers=srv.headers(namespace))
-    response.raise_for_status()
-    return dict(response.json())
-
-
-HANDMADE_FLAT = {
+HANDMADE_FLAT: dict[str, Any] = {
     "taxonomy_name": "colours",
     "description": "made in the UI",
     "config": {
@@ -39,7 +21,7 @@ HANDMADE_FLAT = {
     },
     "metadata": {"owner": "design"},
 }
-HANDMADE_TREE = {
+HANDMADE_TREE: dict[str, Any] = {
     "taxonomy_name": "places/regions",  # a slash: the file name must be made safe
     "config": {
         "taxonomy_type": "hierarchical",
@@ -52,10 +34,11 @@ HANDMADE_TREE = {
 }
 
 
-def test_export_then_plan_shows_only_adoption(tmp_path: Path, emulator: Any) -> None:
+def test_export_then_plan_shows_only_adoption(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
-    create_by_hand(srv, "design", HANDMADE_FLAT)
-    create_by_hand(srv, "design", HANDMADE_TREE)
+    api = Api(srv)
+    api.create("design", HANDMADE_FLAT)
+    api.create("design", HANDMADE_TREE)
     out = tmp_path / "exported"
 
     exported = run_cli("export", "-n", "design", "--out", str(out), env=env(srv))
@@ -71,14 +54,15 @@ def test_export_then_plan_shows_only_adoption(tmp_path: Path, emulator: Any) -> 
         ("update", "places/regions", True),
     }
     assert run_cli("apply", str(out), "--auto-approve", env=env(srv)).code == 0
-    assert get(srv, "design", "colours")["metadata"]["managed_by"] == "taxsync"
-    assert get(srv, "design", "colours")["version"] == 1  # adopted, not recreated
+    assert api.get("design", "colours")["metadata"]["managed_by"] == "taxsync"
+    assert api.get("design", "colours")["version"] == 1  # adopted, not recreated
     assert run_cli("plan", str(out), "--detailed-exitcode", env=env(srv)).code == 0
 
 
-def test_export_does_not_overwrite_without_force(tmp_path: Path, emulator: Any) -> None:
+def test_export_does_not_overwrite_without_force(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
-    create_by_hand(srv, "design", HANDMADE_FLAT)
+    api = Api(srv)
+    api.create("design", HANDMADE_FLAT)
     out = tmp_path / "exported"
     write(out, "design/colours.yaml", "# mine\n")
     refused = run_cli("export", "-n", "design", "--out", str(out), env=env(srv))
@@ -89,11 +73,11 @@ def test_export_does_not_overwrite_without_force(tmp_path: Path, emulator: Any) 
 
 
 def test_adoption_with_a_config_change_is_update_plus_new_version(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
-    created = create_by_hand(
-        srv,
+    api = Api(srv)
+    created = api.create(
         "production",
         {
             "taxonomy_name": "products",
@@ -118,18 +102,18 @@ def test_adoption_with_a_config_change_is_update_plus_new_version(
     result = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert result.code == 0, result.output
     assert "~ new version production/products v1 → v2" in result.out
-    head = get(srv, "production", "products")
+    head = api.get("production", "products")
     assert head["taxonomy_id"] == created["taxonomy_id"] and head["version"] == 2
     assert head["metadata"]["managed_by"] == "taxsync"
 
 
-def renamed_products(tmp_path: Path, emulator: Any) -> tuple[Any, Path, str]:
+def renamed_products(tmp_path: Path, emulator: StartEmulator) -> tuple[EmulatorHandle, Path, str]:
     """Live "products", and its manifest now named "catalogue" with previousNames [products]."""
     srv = emulator()
     root = tmp_path / "m"
     write(root, "p.yaml", flat("products"))
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    old_id = str(get(srv, "production", "products")["taxonomy_id"])
+    old_id = str(Api(srv).get("production", "products")["taxonomy_id"])
     renamed = flat("catalogue").replace(
         "  namespace: production", "  namespace: production\n  previousNames: [products]"
     )
@@ -137,18 +121,19 @@ def renamed_products(tmp_path: Path, emulator: Any) -> tuple[Any, Path, str]:
     return srv, root, old_id
 
 
-def test_rename_keeps_the_id_and_history(tmp_path: Path, emulator: Any) -> None:
+def test_rename_keeps_the_id_and_history(tmp_path: Path, emulator: StartEmulator) -> None:
     srv, root, old_id = renamed_products(tmp_path, emulator)
+    api = Api(srv)
 
     shown = run_cli("plan", str(root), env=env(srv))
     assert "~ update production/catalogue (rename products → catalogue)" in shown.out
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    head = get(srv, "production", "catalogue")
+    head = api.get("production", "catalogue")
     assert head["taxonomy_id"] == old_id and head["version"] == 1
     assert run_cli("plan", str(root), "--detailed-exitcode", env=env(srv)).code == 0
 
 
-def test_history_shows_versions_and_diffs(tmp_path: Path, emulator: Any) -> None:
+def test_history_shows_versions_and_diffs(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     root = tmp_path / "m"
     write(root, "o.yaml", hierarchical("org", label="Managers"))
@@ -179,8 +164,9 @@ def _stable(text: str, data: dict[str, Any]) -> str:
     return text
 
 
-def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: Any) -> None:
+def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator(ready_after_reads=2)
+    api = Api(srv)
     root = tmp_path / "m"
     text = hierarchical("topics").replace(
         "    hierarchical_nodes:",
@@ -189,13 +175,16 @@ def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: Any) -> N
     write(root, "t.yaml", text)
     result = run_cli("apply", str(root), "--auto-approve", "--wait", env=env(srv))
     assert result.code == 0, result.output
-    assert get(srv, "production", "topics")["ready"] is True
+    assert api.get("production", "topics")["ready"] is True
 
 
-def test_export_warns_about_what_validate_would_refuse(tmp_path: Path, emulator: Any) -> None:
+def test_export_warns_about_what_validate_would_refuse(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv = emulator()
+    api = Api(srv)
     legacy = {**HANDMADE_FLAT, "config": {**HANDMADE_FLAT["config"], "retriever_id": "legacy-one"}}
-    create_by_hand(srv, "design", legacy)
+    api.create("design", legacy)
     out = tmp_path / "exported"
     result = run_cli("export", "-n", "design", "--out", str(out), env=env(srv))
     assert result.code == 0, result.output
@@ -203,11 +192,14 @@ def test_export_warns_about_what_validate_would_refuse(tmp_path: Path, emulator:
     assert "spec.config.retriever_id" in result.err
 
 
-def test_rename_and_a_create_of_the_old_name_in_one_apply(tmp_path: Path, emulator: Any) -> None:
+def test_rename_and_a_create_of_the_old_name_in_one_apply(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv, root, old_id = renamed_products(tmp_path, emulator)
+    api = Api(srv)
     write(root, "n.yaml", flat("products", top_k=2))  # a new taxonomy takes the freed name
 
     result = run_cli("apply", str(root), "--auto-approve", "--concurrency", "4", env=env(srv))
     assert result.code == 0, result.output
-    assert get(srv, "production", "catalogue")["taxonomy_id"] == old_id
-    assert get(srv, "production", "products")["taxonomy_id"] != old_id
+    assert api.get("production", "catalogue")["taxonomy_id"] == old_id
+    assert api.get("production", "products")["taxonomy_id"] != old_id

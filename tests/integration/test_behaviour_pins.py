@@ -8,88 +8,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from taxsync.emulator import Faults
-from tests.conftest import WAIT_FAILSAFE_S, EmulatorHandle, Rule, Seen
-from tests.helpers import flat, hierarchical, run_cli, write
+from tests.conftest import WAIT_FAILSAFE_S, EmulatorHandle, StartEmulator
+from tests.helpers import (
+    Api,
+    creating,
+    env,
+    flat,
+    hierarchical,
+    run_cli,
+    spawn_cli,
+    wait_held,
+    write,
+    writes_of,
+)
 
 NS = "production"
-
-
-def env(srv: EmulatorHandle) -> dict[str, str]:
-    return {"MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
-
-
-def look(srv: EmulatorHandle, method: str, path: str, namespace: str, body: Any = None) -> Any:
-    """The test's own view of live state, with injected faults paused while it looks."""
-    faults, srv.app.faults = srv.app.faults, Faults()
-    try:
-        response = httpx.request(
-            method, f"{srv.url}{path}", json=body, headers=srv.headers(namespace)
-        )
-        response.raise_for_status()
-        return response.json()
-    finally:
-        srv.app.faults = faults
-
-
-def live(srv: EmulatorHandle, namespace: str = NS) -> dict[str, dict[str, Any]]:
-    listing = look(srv, "POST", "/v1/taxonomies/list", namespace, {"limit": 1000})
-    return {t["taxonomy_name"]: t for t in listing["results"]}
-
-
-def versions(srv: EmulatorHandle, taxonomy_id: str, namespace: str = NS) -> list[int]:
-    listing = look(srv, "GET", f"/v1/taxonomies/{taxonomy_id}/versions", namespace)
-    return [t["version"] for t in listing["results"]]
-
-
-def create_by_hand(srv: EmulatorHandle, namespace: str, body: dict[str, Any]) -> None:
-    httpx.post(
-        f"{srv.url}/v1/taxonomies", json=body, headers=srv.headers(namespace)
-    ).raise_for_status()
-
-
-def delete_by_hand(srv: EmulatorHandle, namespace: str, ident: str) -> None:
-    httpx.delete(
-        f"{srv.url}/v1/taxonomies/{ident}", headers=srv.headers(namespace)
-    ).raise_for_status()
-
-
-def writes_of(requests: list[Seen]) -> Counter[tuple[str, str]]:
-    return Counter((r.method, r.path) for r in requests)
-
-
-def creating(name: str) -> Any:
-    """Matches the request that creates taxonomy ``name``."""
-
-    def match(request: Seen) -> bool:
-        body = request.json() if request.method == "POST" else None
-        return (
-            request.path == "/v1/taxonomies"
-            and isinstance(body, dict)
-            and body.get("taxonomy_name") == name
-        )
-
-    return match
 
 
 # --- 1. exit codes -------------------------------------------------------------------------
 
 
 def test_apply_exits_1_when_one_change_fails_and_the_others_are_applied(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     for name in ("a", "b", "c"):
         write(root, f"{name}.yaml", flat(name, NS))
@@ -100,7 +52,7 @@ def test_apply_exits_1_when_one_change_fails_and_the_others_are_applied(
     assert result.code == 1, result.output
     assert "Apply: 2 applied, 1 failed." in result.out
     assert f"{NS}/b" in result.err and "is being deleted" in result.err
-    assert set(live(srv)) == {"a", "c"}
+    assert set(api.taxonomies(NS)) == {"a", "c"}
     assert writes_of(srv.committed()) == {("POST", "/v1/taxonomies"): 2}
 
 
@@ -164,15 +116,16 @@ def _changed(name: str, action: str) -> str:
 @pytest.mark.parametrize("faults", FAULTS.values(), ids=FAULTS.keys())
 @pytest.mark.parametrize("action", ["create", "new_version", "update"])
 def test_each_action_makes_exactly_its_writes(
-    tmp_path: Path, emulator: Any, action: str, faults: dict[str, Any]
+    tmp_path: Path, emulator: StartEmulator, action: str, faults: dict[str, Any]
 ) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     if action != "create":
         for name in NAMES:
             write(root, f"{name}.yaml", flat(name, NS))
         assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    before = live(srv)
+    before = api.taxonomies(NS)
     for name in NAMES:
         write(root, f"{name}.yaml", _changed(name, action))
     srv.forget()
@@ -182,7 +135,7 @@ def test_each_action_makes_exactly_its_writes(
     result = run_cli("apply", str(root), "--auto-approve", "--concurrency", "1", env=env(srv))
     assert result.code == 0, result.output
 
-    after = live(srv)
+    after = api.taxonomies(NS)
     assert sorted(after) == sorted(NAMES)  # each exactly once
     ids = {name: after[name]["taxonomy_id"] for name in NAMES}
     expected = {
@@ -193,7 +146,7 @@ def test_each_action_makes_exactly_its_writes(
     assert writes_of(srv.committed()) == expected
     for name in NAMES:
         want = [1, 2] if action == "new_version" else [1]
-        assert versions(srv, ids[name]) == want
+        assert api.versions(NS, ids[name]) == want
         if action != "create":
             assert ids[name] == before[name]["taxonomy_id"]
     if faults:  # the faults really fired
@@ -213,9 +166,10 @@ SOMEONE_ELSES_CONFIG = {
 
 
 def test_saved_plan_is_stale_when_a_planned_create_now_exists(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     write(root, "b.yaml", flat("b", NS))
     write(root, "c.yaml", flat("c", NS))
@@ -223,19 +177,20 @@ def test_saved_plan_is_stale_when_a_planned_create_now_exists(
     planned = run_cli("plan", str(root), "--out", str(plan_file), env=env(srv))
     assert planned.code == 0 and "Plan: 2 to create" in planned.out, planned.output
 
-    create_by_hand(srv, NS, {"taxonomy_name": "b", "config": SOMEONE_ELSES_CONFIG})
+    api.create(NS, {"taxonomy_name": "b", "config": SOMEONE_ELSES_CONFIG})
     srv.forget()
     result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
     assert result.code == 1, result.output
     assert srv.writes() == []  # not one write reached the API
     assert "stale" in result.err.lower() and f"{NS}/b" in result.err
-    assert set(live(srv)) == {"b"}
+    assert set(api.taxonomies(NS)) == {"b"}
 
 
 def test_saved_prune_plan_is_stale_when_a_planned_delete_is_already_gone(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     write(root, "a.yaml", flat("a", NS))
     write(root, "b.yaml", flat("b", NS))
@@ -246,13 +201,13 @@ def test_saved_prune_plan_is_stale_when_a_planned_delete_is_already_gone(
     planned = run_cli("plan", str(root), "--prune", "--out", str(plan_file), env=env(srv))
     assert "1 to create" in planned.out and "1 to delete" in planned.out, planned.output
 
-    delete_by_hand(srv, NS, "b")
+    api.delete(NS, "b")
     srv.forget()
     result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
     assert result.code == 1, result.output
     assert srv.writes() == []  # not one write reached the API
     assert "stale" in result.err.lower() and f"{NS}/b" in result.err
-    assert set(live(srv)) == {"a"}
+    assert set(api.taxonomies(NS)) == {"a"}
 
 
 # --- 5. shards -----------------------------------------------------------------------------
@@ -267,7 +222,9 @@ def expected_shard(namespace: str, count: int) -> int:
 
 # 3 as a CI matrix might use; 4 because 256 = 1 (mod 3) makes byte order invisible mod 3.
 @pytest.mark.parametrize("count", [3, 4])
-def test_shards_select_exactly_their_namespaces(tmp_path: Path, emulator: Any, count: int) -> None:
+def test_shards_select_exactly_their_namespaces(
+    tmp_path: Path, emulator: StartEmulator, count: int
+) -> None:
     srv = emulator()
     root = tmp_path / "m"
     for ns in GREEK:
@@ -296,12 +253,13 @@ def test_shards_select_exactly_their_namespaces(tmp_path: Path, emulator: Any, c
 # --- 6. an omitted description clears the live one ----------------------------------------
 
 
-def test_omitted_description_clears_the_live_one(tmp_path: Path, emulator: Any) -> None:
+def test_omitted_description_clears_the_live_one(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     write(root, "p.yaml", flat("products", NS))
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    head = live(srv)["products"]
+    head = api.taxonomies(NS)["products"]
     assert head["description"] == "Product categories by image similarity"
     without = flat("products", NS).replace(
         "  description: Product categories by image similarity\n", ""
@@ -324,7 +282,7 @@ def test_omitted_description_clears_the_live_one(tmp_path: Path, emulator: Any) 
     (patch,) = srv.committed()
     assert (patch.method, patch.path) == ("PATCH", f"/v1/taxonomies/{head['taxonomy_id']}")
     assert patch.json() == {"description": None}
-    after = live(srv)["products"]
+    after = api.taxonomies(NS)["products"]
     assert after["description"] is None and after["version"] == 1
     again = run_cli("plan", str(root), "--detailed-exitcode", env=env(srv))
     assert again.code == 0, again.output
@@ -334,24 +292,7 @@ def test_omitted_description_clears_the_live_one(tmp_path: Path, emulator: Any) 
 
 
 def spawn_apply(srv: EmulatorHandle, root: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "taxsync", "apply", str(root), "--auto-approve", *extra],
-        env={**os.environ, **env(srv), "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_held(hold: Rule, process: subprocess.Popen[str]) -> Seen:
-    """The held request, once it arrived; fails if the process ends without sending it."""
-    for _ in range(int(WAIT_FAILSAFE_S / 0.05)):
-        if hold.reached.wait(0.05):
-            return hold.held[0]
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"apply exited {process.returncode} first:\n{out}{err}")
-    raise AssertionError("the held request never arrived")
+    return spawn_cli(srv, "apply", str(root), "--auto-approve", *extra)
 
 
 def kill(process: subprocess.Popen[str]) -> None:
@@ -361,13 +302,14 @@ def kill(process: subprocess.Popen[str]) -> None:
 
 
 def test_apply_killed_between_a_replace_delete_and_create_is_finished(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     write(root, "s.yaml", flat("shape", NS))
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    old_id = live(srv)["shape"]["taxonomy_id"]
+    old_id = api.taxonomies(NS)["shape"]["taxonomy_id"]
     write(root, "s.yaml", hierarchical("shape", NS))
     base = len(srv.writes())
     hold = srv.hold(lambda r: r.write_index == base + 2)  # the second write of the replace
@@ -380,12 +322,12 @@ def test_apply_killed_between_a_replace_delete_and_create_is_finished(
     ]
     kill(process)
     hold.release()  # the create never reaches the emulator
-    assert "shape" not in live(srv)  # killed half way: deleted, not yet recreated
+    assert "shape" not in api.taxonomies(NS)  # killed half way: deleted, not yet recreated
 
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert finish.code == 0, finish.output
     assert f"+ create {NS}/shape" in finish.out
-    now = live(srv)
+    now = api.taxonomies(NS)
     assert list(now) == ["shape"]
     assert now["shape"]["taxonomy_id"] != old_id
     assert now["shape"]["config"]["taxonomy_type"] == "hierarchical"
@@ -393,13 +335,14 @@ def test_apply_killed_between_a_replace_delete_and_create_is_finished(
 
 
 def test_apply_killed_between_a_new_version_and_its_patch_is_finished(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
+    api = Api(srv)
     root = tmp_path / "m"
     write(root, "p.yaml", flat("products", NS))
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
-    tax_id = live(srv)["products"]["taxonomy_id"]
+    tax_id = api.taxonomies(NS)["products"]["taxonomy_id"]
     write(root, "p.yaml", flat("products", NS, top_k=4).replace("by image similarity", "by pixel"))
     base = len(srv.writes())
     hold = srv.hold(lambda r: r.write_index == base + 2)  # the PATCH after the new version
@@ -409,7 +352,7 @@ def test_apply_killed_between_a_new_version_and_its_patch_is_finished(
     assert (held.method, held.path) == ("PATCH", f"/v1/taxonomies/{tax_id}")
     kill(process)
     hold.release()  # the PATCH never reaches the emulator
-    half = live(srv)["products"]
+    half = api.taxonomies(NS)["products"]
     assert half["version"] == 2 and half["config"]["top_k"] == 4
     assert half["description"] == "Product categories by image similarity"
 
@@ -417,9 +360,9 @@ def test_apply_killed_between_a_new_version_and_its_patch_is_finished(
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert finish.code == 0, finish.output
     assert writes_of(srv.committed()) == {("PATCH", f"/v1/taxonomies/{tax_id}"): 1}
-    done = live(srv)
+    done = api.taxonomies(NS)
     assert list(done) == ["products"] and done["products"]["taxonomy_id"] == tax_id
     assert done["products"]["config"]["top_k"] == 4
     assert done["products"]["description"] == "Product categories by pixel"
-    assert versions(srv, tax_id) == [1, 2]  # exactly one new version
+    assert api.versions(NS, tax_id) == [1, 2]  # exactly one new version
     assert run_cli("plan", str(root), "--detailed-exitcode", env=env(srv)).code == 0

@@ -5,50 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.helpers import CliRun, flat, hierarchical, run_cli, write
-
-
-class Api:
-    """Direct HTTP access to the emulator, playing "someone else" changing live state."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
-
-    def call(self, method: str, path: str, namespace: str, body: Any = None) -> Any:
-        response = self.http.request(method, path, json=body, headers={"X-Namespace": namespace})
-        response.raise_for_status()
-        return response.json()
-
-    def taxonomies(self, namespace: str) -> dict[str, dict[str, Any]]:
-        results = self.call("POST", "/v1/taxonomies/list", namespace, {"limit": 1000})["results"]
-        return {t["taxonomy_name"]: t for t in results}
-
-    def versions(self, namespace: str, taxonomy_id: str) -> list[int]:
-        body = self.call("GET", f"/v1/taxonomies/{taxonomy_id}/versions", namespace)
-        return [t["version"] for t in body["results"]]
+from tests.conftest import EmulatorHandle, StartEmulator
+from tests.helpers import Api, CliRun, env, flat, hierarchical, run_cli, write
 
 
 @pytest.fixture
-def server(emulator: Any) -> Any:
+def server(emulator: StartEmulator) -> EmulatorHandle:
     return emulator()
 
 
 @pytest.fixture
-def api(server: Any) -> Api:
-    return Api(server.url, server.api_key)
+def api(server: EmulatorHandle) -> Api:
+    """Direct HTTP access to the emulator, playing "someone else" changing live state."""
+    return Api(server)
 
 
-def env_for(server: Any) -> dict[str, str]:
-    return {"MIXPEEK_API_URL": server.url, "MIXPEEK_API_KEY": server.api_key}
-
-
-def taxsync(server: Any, *args: str) -> CliRun:
-    return run_cli(*args, env=env_for(server))
+def taxsync(server: EmulatorHandle, *args: str) -> CliRun:
+    return run_cli(*args, env=env(server))
 
 
 def tree(root: Path) -> Path:
@@ -58,7 +34,7 @@ def tree(root: Path) -> Path:
     return root
 
 
-def test_round_trip_across_namespaces(tmp_path: Path, server: Any, api: Api) -> None:
+def test_round_trip_across_namespaces(tmp_path: Path, server: EmulatorHandle, api: Api) -> None:
     root = tree(tmp_path / "m")
     first = taxsync(server, "plan", str(root), "--detailed-exitcode")
     assert first.code == 2, first.output
@@ -78,7 +54,9 @@ def test_round_trip_across_namespaces(tmp_path: Path, server: Any, api: Api) -> 
     assert api.taxonomies("staging")["products"]["config"]["top_k"] == 2
 
 
-def test_config_change_makes_exactly_one_new_version(tmp_path: Path, server: Any, api: Api) -> None:
+def test_config_change_makes_exactly_one_new_version(
+    tmp_path: Path, server: EmulatorHandle, api: Api
+) -> None:
     root = tree(tmp_path / "m")
     assert taxsync(server, "apply", str(root), "--auto-approve").code == 0
     write(root, "prod/products.yaml", flat("products", "production", top_k=4))
@@ -91,13 +69,13 @@ def test_config_change_makes_exactly_one_new_version(tmp_path: Path, server: Any
     head = api.taxonomies("production")["products"]
     assert head["version"] == 2 and head["config"]["top_k"] == 4
     assert api.versions("production", head["taxonomy_id"]) == [1, 2]
-    old = api.call("GET", f"/v1/taxonomies/{head['taxonomy_id']}?version=1", "production")
+    old = api.get("production", head["taxonomy_id"], version=1)
     assert old["config"]["top_k"] == 1
     assert taxsync(server, "plan", str(root), "--detailed-exitcode").code == 0
 
 
 def test_description_change_patches_without_a_new_version(
-    tmp_path: Path, server: Any, api: Api
+    tmp_path: Path, server: EmulatorHandle, api: Api
 ) -> None:
     root = tree(tmp_path / "m")
     assert taxsync(server, "apply", str(root), "--auto-approve").code == 0
@@ -109,7 +87,7 @@ def test_description_change_patches_without_a_new_version(
     assert head["version"] == 1
 
 
-def test_pagination_with_pages_smaller_than_asked(tmp_path: Path, emulator: Any) -> None:
+def test_pagination_with_pages_smaller_than_asked(tmp_path: Path, emulator: StartEmulator) -> None:
     server = emulator(max_page_size=2)
     root = tmp_path / "m"
     for i in range(7):
@@ -120,7 +98,7 @@ def test_pagination_with_pages_smaller_than_asked(tmp_path: Path, emulator: Any)
     assert "7 taxonomy(ies) match" in result.out
 
 
-def test_saved_plan_applies_exactly(tmp_path: Path, server: Any, api: Api) -> None:
+def test_saved_plan_applies_exactly(tmp_path: Path, server: EmulatorHandle, api: Api) -> None:
     root = tree(tmp_path / "m")
     plan_file = tmp_path / "plan.json"
     assert taxsync(server, "plan", str(root), "--out", str(plan_file)).code == 0
@@ -131,7 +109,7 @@ def test_saved_plan_applies_exactly(tmp_path: Path, server: Any, api: Api) -> No
 
 
 def test_stale_saved_plan_is_refused_without_any_write(
-    tmp_path: Path, server: Any, api: Api
+    tmp_path: Path, server: EmulatorHandle, api: Api
 ) -> None:
     root = tree(tmp_path / "m")
     assert taxsync(server, "apply", str(root), "--auto-approve").code == 0
@@ -142,12 +120,7 @@ def test_stale_saved_plan_is_refused_without_any_write(
 
     # Someone re-versions the taxonomy between review and apply.
     head = api.taxonomies("production")["products"]
-    api.call(
-        "POST",
-        f"/v1/taxonomies/{head['taxonomy_id']}/versions",
-        "production",
-        {"config": {**head["config"], "top_k": 7}},
-    )
+    api.new_version("production", head["taxonomy_id"], {**head["config"], "top_k": 7})
 
     result = taxsync(server, "apply", "--plan", str(plan_file))
     assert result.code == 1
@@ -157,11 +130,13 @@ def test_stale_saved_plan_is_refused_without_any_write(
     assert live["products"]["version"] == 2 and live["products"]["config"]["top_k"] == 7
 
 
-def test_prune_deletes_only_what_taxsync_manages(tmp_path: Path, server: Any, api: Api) -> None:
+def test_prune_deletes_only_what_taxsync_manages(
+    tmp_path: Path, server: EmulatorHandle, api: Api
+) -> None:
     root = tree(tmp_path / "m")
     assert taxsync(server, "apply", str(root), "--auto-approve").code == 0
     handmade = json.loads((Path(__file__).parent.parent / "data" / "handmade.json").read_text())
-    api.call("POST", "/v1/taxonomies", "production", handmade)
+    api.create("production", handmade)
     (root / "prod" / "org.yaml").unlink()
 
     plan = taxsync(server, "plan", str(root), "--prune", "--format", "json")
@@ -175,7 +150,7 @@ def test_prune_deletes_only_what_taxsync_manages(tmp_path: Path, server: Any, ap
     assert set(api.taxonomies("staging")) == {"products"}
 
 
-def test_replace_needs_allow_replace(tmp_path: Path, server: Any, api: Api) -> None:
+def test_replace_needs_allow_replace(tmp_path: Path, server: EmulatorHandle, api: Api) -> None:
     root = tmp_path / "m"
     write(root, "a.yaml", flat("shape"))
     assert taxsync(server, "apply", str(root), "--auto-approve").code == 0
@@ -191,14 +166,16 @@ def test_replace_needs_allow_replace(tmp_path: Path, server: Any, api: Api) -> N
     assert new["taxonomy_id"] != old_id and new["config"]["taxonomy_type"] == "hierarchical"
 
 
-def test_apply_without_terminal_needs_auto_approve(tmp_path: Path, server: Any, api: Api) -> None:
+def test_apply_without_terminal_needs_auto_approve(
+    tmp_path: Path, server: EmulatorHandle, api: Api
+) -> None:
     root = tree(tmp_path / "m")
     result = taxsync(server, "apply", str(root))
     assert result.code == 1 and "--auto-approve" in result.err
     assert api.taxonomies("production") == {}
 
 
-def test_missing_api_key_and_wrong_key(tmp_path: Path, emulator: Any) -> None:
+def test_missing_api_key_and_wrong_key(tmp_path: Path, emulator: StartEmulator) -> None:
     server = emulator(api_key="sk_right_key")
     root = tree(tmp_path / "m")
     missing = run_cli("plan", str(root), env={"MIXPEEK_API_URL": server.url})
@@ -213,7 +190,9 @@ def test_missing_api_key_and_wrong_key(tmp_path: Path, emulator: Any) -> None:
     assert "sk_wrong_secret" not in wrong.output
 
 
-def test_the_api_key_never_appears_in_output_or_plan(tmp_path: Path, server: Any) -> None:
+def test_the_api_key_never_appears_in_output_or_plan(
+    tmp_path: Path, server: EmulatorHandle
+) -> None:
     root = tree(tmp_path / "m")
     plan_file = tmp_path / "plan.json"
     outputs = [
@@ -228,7 +207,7 @@ def test_the_api_key_never_appears_in_output_or_plan(tmp_path: Path, server: Any
     assert server.api_key not in plan_file.read_text()
 
 
-def test_unknown_namespace_is_a_clear_error(tmp_path: Path, emulator: Any) -> None:
+def test_unknown_namespace_is_a_clear_error(tmp_path: Path, emulator: StartEmulator) -> None:
     server = emulator(namespaces=["production"])
     root = tree(tmp_path / "m")
     result = taxsync(server, "plan", str(root))
@@ -246,7 +225,9 @@ def test_local_mode_runs_in_process(tmp_path: Path) -> None:
     assert again.code == 0, again.output
 
 
-def test_client_reads_each_namespace_in_few_requests(tmp_path: Path, emulator: Any) -> None:
+def test_client_reads_each_namespace_in_few_requests(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     from taxsync.client import MixpeekClient
 
     server = emulator(max_page_size=10)
@@ -264,13 +245,13 @@ def test_client_reads_each_namespace_in_few_requests(tmp_path: Path, emulator: A
     assert asyncio.run(count()) == 1 + 3  # one namespace look-up, three pages
 
 
-def test_apply_on_a_terminal_asks_first(tmp_path: Path, server: Any, api: Api) -> None:
+def test_apply_on_a_terminal_asks_first(tmp_path: Path, server: EmulatorHandle, api: Api) -> None:
     root = tree(tmp_path / "m")
-    declined = run_cli("apply", str(root), env=env_for(server), typed="n\n")
+    declined = run_cli("apply", str(root), env=env(server), typed="n\n")
     assert declined.code == 1 and "Apply these changes?" in declined.out
     assert "nothing was written" in declined.err
     assert api.taxonomies("production") == {}
 
-    accepted = run_cli("apply", str(root), env=env_for(server), typed="y\n")
+    accepted = run_cli("apply", str(root), env=env(server), typed="y\n")
     assert accepted.code == 0, accepted.output
     assert set(api.taxonomies("production")) == {"products", "org"}

@@ -12,19 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from taxsync.plan import Plan
-from tests.conftest import EmulatorHandle
-from tests.helpers import flat, run_cli, write
+from tests.conftest import EmulatorHandle, StartEmulator
+from tests.helpers import Api, env, flat, run_cli, write
 
 NS = "production"
 Edit = Callable[[dict[str, Any], EmulatorHandle], None]
-
-
-def env(srv: EmulatorHandle) -> dict[str, str]:
-    return {"MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
 
 
 def create_by_hand(srv: EmulatorHandle, name: str, managed: bool = False) -> str:
@@ -38,9 +33,7 @@ def create_by_hand(srv: EmulatorHandle, name: str, managed: bool = False) -> str
         },
         "metadata": {"managed_by": "taxsync"} if managed else {},
     }
-    response = httpx.post(f"{srv.url}/v1/taxonomies", json=body, headers=srv.headers(NS))
-    response.raise_for_status()
-    return str(response.json()["taxonomy_id"])
+    return str(Api(srv).create(NS, body)["taxonomy_id"])
 
 
 def saved_plan(tmp_path: Path, srv: EmulatorHandle, *extra: str) -> Path:
@@ -79,7 +72,7 @@ def refused(srv: EmulatorHandle, plan_file: Path, *words: str) -> None:
     assert srv.writes() == [], "a refused plan must not write anything"
 
 
-def test_an_untouched_saved_plan_applies(tmp_path: Path, emulator: Any) -> None:
+def test_an_untouched_saved_plan_applies(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
@@ -87,35 +80,39 @@ def test_an_untouched_saved_plan_applies(tmp_path: Path, emulator: Any) -> None:
     assert len(srv.writes()) == 2  # one new version, one create
 
 
-def test_an_edit_without_a_new_digest_is_caught(tmp_path: Path, emulator: Any) -> None:
+def test_an_edit_without_a_new_digest_is_caught(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     tamper(plan_file, lambda d: change(d, "fresh").update(name="other"), reseal=False)
     refused(srv, plan_file, "digest")
 
 
-def test_a_summary_that_hides_changes_is_refused(tmp_path: Path, emulator: Any) -> None:
+def test_a_summary_that_hides_changes_is_refused(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     tamper(plan_file, lambda d: d["summary"].update(create=0))
     refused(srv, plan_file, "summary")
 
 
-def test_a_change_outside_the_plans_namespaces_is_refused(tmp_path: Path, emulator: Any) -> None:
+def test_a_change_outside_the_plans_namespaces_is_refused(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     tamper(plan_file, lambda d: change(d, "fresh").update(namespace="elsewhere"))
     refused(srv, plan_file, "outside the plan's namespaces")
 
 
-def test_a_plan_without_its_api_url_is_refused(tmp_path: Path, emulator: Any) -> None:
+def test_a_plan_without_its_api_url_is_refused(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     tamper(plan_file, lambda d: d.update(api_url=None))
     refused(srv, plan_file, "names no API URL")
 
 
-def test_a_body_that_does_not_match_its_diff_is_refused(tmp_path: Path, emulator: Any) -> None:
+def test_a_body_that_does_not_match_its_diff_is_refused(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     # The reviewer read "top_k: 1 → 4"; the body would send 50.
@@ -123,14 +120,16 @@ def test_a_body_that_does_not_match_its_diff_is_refused(tmp_path: Path, emulator
     refused(srv, plan_file, "production/products", "not what taxsync plans")
 
 
-def test_a_write_without_the_managed_marker_is_refused(tmp_path: Path, emulator: Any) -> None:
+def test_a_write_without_the_managed_marker_is_refused(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     tamper(plan_file, lambda d: change(d, "fresh")["create_body"].update(metadata={}))
     refused(srv, plan_file, "production/fresh")
 
 
-def test_a_body_the_api_model_refuses_is_refused(tmp_path: Path, emulator: Any) -> None:
+def test_a_body_the_api_model_refuses_is_refused(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     plan_file = saved_plan(tmp_path, srv)
     tamper(
@@ -140,7 +139,7 @@ def test_a_body_the_api_model_refuses_is_refused(tmp_path: Path, emulator: Any) 
 
 
 @pytest.mark.parametrize("managed", [False, True], ids=["hand-made", "managed"])
-def test_an_added_delete_is_refused(tmp_path: Path, emulator: Any, managed: bool) -> None:
+def test_an_added_delete_is_refused(tmp_path: Path, emulator: StartEmulator, managed: bool) -> None:
     """A delete the planner did not plan: of a hand-made taxonomy, or in a plan without prune."""
     srv = emulator()
     victim = create_by_hand(srv, "victim", managed=managed)
@@ -164,7 +163,7 @@ def test_an_added_delete_is_refused(tmp_path: Path, emulator: Any, managed: bool
     refused(srv, plan_file, "production/victim")
 
 
-def test_a_legitimate_prune_still_applies(tmp_path: Path, emulator: Any) -> None:
+def test_a_legitimate_prune_still_applies(tmp_path: Path, emulator: StartEmulator) -> None:
     srv = emulator()
     create_by_hand(srv, "retired", managed=True)
     plan_file = saved_plan(tmp_path, srv, "--prune")
