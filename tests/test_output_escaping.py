@@ -810,6 +810,12 @@ def test_github_plan_end_to_end_on_hostile_live_state(
     assert command_lines(result.err) == []
     body = fake_github.comments[0]["body"]
     assert "@&#8203;octocat" in body and "&lt;!-- " in body
+    # The hostile file name links to its line, every character of it percent-encoded.
+    link = (
+        "](https://github.test/acme/taxonomies/blob/abcdef1234567890/taxonomies/prod/"
+        "%23%23%5Berror%5Dboom%20%3C%21--%20%60%40octocat%60%20%7C.yaml#L4)"
+    )
+    assert body.count(link) == 1
 
 
 def test_trimming_cuts_lines_where_markdown_does() -> None:

@@ -6,12 +6,13 @@ Regenerate after an intended change with ``TAXSYNC_UPDATE_GOLDEN=1 python -m pyt
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from taxsync import render
+from taxsync import github, render
 from taxsync.manifest import SourceLocation
 from taxsync.plan import Plan
 from taxsync.planner import PlanOptions, plan
@@ -100,7 +101,22 @@ def test_text_plan(the_plan: Plan) -> None:
 
 
 def test_markdown_plan(the_plan: Plan) -> None:
-    check_golden("plan.md", render.plan_markdown(the_plan))
+    """As a pull request's comment shows it: each manifest place links to its line."""
+    check_golden("plan.md", render.plan_markdown(the_plan, link=github.source_link(pr_context())))
+
+
+def pr_context() -> github.GitHubContext:
+    """A pull request's run whose workspace is the current directory (the plan's files
+    are relative to it)."""
+    ctx = github.GitHubContext.from_env(
+        {
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_REPOSITORY": "acme/taxonomies",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_WORKSPACE": str(Path.cwd()),
+        }
+    )
+    return dataclasses.replace(ctx, pr_head_sha="0123456789abcdef0123456789abcdef01234567")
 
 
 def test_json_plan(the_plan: Plan) -> None:

@@ -12,6 +12,7 @@ out of every message, and refused over plain http to anything but loopback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -38,7 +39,14 @@ from taxsync.plan import ApplyResult, Plan
 from taxsync.reconcile import Reporter, Settings
 from taxsync.redact import redact
 from taxsync.redact import register as register_secret
-from taxsync.render import apply_markdown, fenced, md_inline, plan_markdown, visible
+from taxsync.render import (
+    SourceLink,
+    apply_markdown,
+    fenced,
+    md_inline,
+    plan_markdown,
+    visible,
+)
 
 MARKER = "<!-- taxsync-plan -->"
 # GitHub refuses comment bodies over 65,536 characters; stay clear of it, measured
@@ -281,6 +289,48 @@ def _annotation(problem: ManifestProblem, workspace: Path) -> str:
         col=problem.col,
         title="taxsync: invalid manifest",
     )
+
+
+# --- links to the manifests -------------------------------------------------------------
+
+# A change's place is ``file:line``; the file may hold ":" itself.
+_SOURCE = re.compile(r"(.+):([1-9][0-9]{0,8})", re.DOTALL)
+_COMMIT = re.compile(r"[0-9a-f]{7,64}")
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+_SERVER = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?")
+
+
+def source_link(ctx: GitHubContext) -> SourceLink | None:
+    """How a plan's ``file:line`` places link to the pull request's head commit.
+
+    None (plain text) outside a pull request, or when the run's context is not one a link
+    can be built from safely.
+    """
+    if not (ctx.is_pull_request and ctx.pr_head_sha and _COMMIT.fullmatch(ctx.pr_head_sha)):
+        return None
+    if not (_REPOSITORY.fullmatch(ctx.repository) and _SERVER.fullmatch(ctx.server_url)):
+        return None
+    return functools.partial(source_url, ctx)
+
+
+def source_url(ctx: GitHubContext, source: str) -> str | None:
+    """``{server}/{owner/name}/blob/{head sha}/{path}#L{line}`` for ``file:line``.
+
+    Only for a file inside the workspace (a relative file is taken from the current
+    directory, as taxsync read it; symbolic links resolved); every path segment is
+    percent-encoded, so the URL holds no character markdown or HTML could read.
+    """
+    match = _SOURCE.fullmatch(source)
+    if match is None or "\0" in match[1] or not ctx.pr_head_sha:
+        return None
+    try:
+        relative = Path(match[1]).resolve().relative_to(ctx.workspace.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return None  # outside the workspace, or no path at all
+    if not relative.parts:
+        return None
+    path = "/".join(quote(part, safe="") for part in relative.parts)
+    return f"{ctx.server_url}/{ctx.repository}/blob/{ctx.pr_head_sha}/{path}#L{match[2]}"
 
 
 # --- trimming ----------------------------------------------------------------------------
@@ -634,7 +684,7 @@ def report_plan(
         },
     )
     _keep_out_of_git(plan_file, ctx.workspace)
-    markdown = plan_markdown(plan)
+    markdown = plan_markdown(plan, link=source_link(ctx))
     append_summary(ctx, markdown)
     if comment and ctx.is_pull_request:
         return _comment_or_warn(ctx, markdown)
