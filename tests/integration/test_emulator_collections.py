@@ -6,6 +6,7 @@ and against taxsync's wire models; the contract's request examples are sent as t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from taxsync.emulator import Faults, Seed, Store, TaskPolicy
+from taxsync.emulator import Faults, Seed, Store, TaskPolicy, local_transport
 from taxsync.wire import (
     ApplyTaxonomyResponse,
     CollectionResponse,
@@ -791,3 +792,51 @@ def test_contract_examples_round_trip_through_a_seed(emulator: Any) -> None:
         assert set(example("ListRetrieversResponse.page1")) == set(
             ok(session.get("/v1/retrievers"))
         )
+
+
+# --- in process, with create_app's own defaults (the --local path) -------------------------------
+
+
+def test_the_embedded_emulator_serves_collections_with_its_defaults(tmp_path: Any) -> None:
+    many = [
+        {
+            "collection_id": f"col_c{i:03d}",
+            "collection_name": f"collection_{i:03d}",
+            "document_count": 1,
+        }
+        for i in range(101)
+    ]
+    state = tmp_path / "local-state.json"
+    Store(state).seed(Seed.parse({"namespaces": {NS: {"collections": many}}}))
+    headers = {"Authorization": "Bearer local", "X-Namespace": NS}
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], int]:
+        async with httpx.AsyncClient(
+            transport=local_transport(state), base_url="http://emulator", headers=headers
+        ) as http:
+            page = (await http.post("/v1/collections/list")).json()
+            tax = (
+                await http.post("/v1/taxonomies", json=example("CreateTaxonomyRequest.flat"))
+            ).json()
+            entries = {"taxonomy_applications": [{"taxonomy_id": tax["taxonomy_id"]}]}
+            await http.patch("/v1/collections/col_c000", json=entries)
+            accepted = (
+                await http.post(
+                    "/v1/collections/col_c000/apply-taxonomy",
+                    json={"taxonomy_id": tax["taxonomy_id"]},
+                )
+            ).json()
+            reads = [
+                (await http.get(f"/v1/tasks/{accepted['task_id']}")).json()["status"]
+                for _ in range(3)
+            ]
+            assert reads == ["PENDING", "IN_PROGRESS", "COMPLETED"]  # one read per state by default
+            deleted = await http.delete(f"/v1/taxonomies/{tax['taxonomy_id']}")
+            return page, accepted, deleted.status_code
+
+    page, accepted, deleted = asyncio.run(scenario())
+    assert len(page["results"]) == 100 and page["pagination"]["page_size"] == 100
+    assert page["pagination"]["next_cursor"] is not None
+    assert TASK_ID.match(accepted["task_id"])
+    assert deleted == 200  # dangling by default
+    assert Store(state).get_collection(NS, "col_c000")["taxonomy_count"] == 1

@@ -238,13 +238,15 @@ def count_task_read(record: dict[str, Any], now: str) -> None:
     _finish(record, now)
 
 
-def kill_task(record: dict[str, Any], now: str) -> None:
-    """``DELETE /v1/tasks/{id}``: a running task ends ``CANCELED``; a finished one stays."""
+def kill_task(record: dict[str, Any], now: str) -> bool:
+    """``DELETE /v1/tasks/{id}``: a running task ends ``CANCELED`` (True); a finished one
+    stays as it is (False)."""
     if is_terminal(record):
-        return
+        return False
     data = record["data"]
     data["status"] = "CANCELED"
     data["additional_data"] = {**data["additional_data"], "canceled_by": "kill", "stopped_at": now}
+    return True
 
 
 def _finish(record: dict[str, Any], now: str) -> None:

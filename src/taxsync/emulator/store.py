@@ -516,8 +516,7 @@ class Store:
         """Stop a task: a running one ends CANCELED; a finished or unknown one is left as is."""
         with self._transaction(exclusive=True):
             record = self._state.tasks.get(task_id)
-            if record is not None and not is_terminal(record):
-                kill_task(record, _iso(self._clock()))
+            if record is not None and kill_task(record, _iso(self._clock())):
                 self._dirty = True
 
     def count_tasks(self) -> int:
