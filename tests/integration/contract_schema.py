@@ -136,6 +136,7 @@ def _any_of(
 
 
 def schema_errors_of(value: Any, schema: dict[str, Any], where: str) -> list[str]:
+    """Every way ``value`` breaks an inline ``schema`` (``where`` prefixes the messages)."""
     errors: list[str] = []
     _check(value, schema, where, errors)
     return errors
