@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from taxsync.applier import ApplyOptions, apply_plan
-from taxsync.client import MixpeekClient
+from taxsync import reconcile
 from taxsync.emulator import Faults
-from taxsync.manifest import load_tree
-from taxsync.planner import plan
-from tests.conftest import WAIT_FAILSAFE_S, Rule
-from tests.helpers import flat, hierarchical, refused_url, run_cli, write
+from tests.conftest import WAIT_FAILSAFE_S, EmulatorHandle, Rule, StartEmulator
+from tests.helpers import (
+    Api,
+    env,
+    flat,
+    hierarchical,
+    refused_url,
+    run_cli,
+    settings_for,
+    spawn_cli,
+    wait_held,
+    write,
+)
 
 NAMESPACES = ("alpha", "beta", "gamma")
 
@@ -48,35 +51,10 @@ def fleet(root: Path, per_namespace: int, top_k: int = 1) -> Path:
     return root
 
 
-def live_names(srv: Any, namespace: str) -> list[str]:
-    return [t["taxonomy_name"] for t in _listing(srv, namespace)]
-
-
-def heads(srv: Any, namespace: str) -> dict[str, dict[str, Any]]:
-    return {t["taxonomy_name"]: t for t in _listing(srv, namespace)}
-
-
-def _listing(srv: Any, namespace: str) -> list[dict[str, Any]]:
-    """The test's own view of live state, with injected faults paused while it looks."""
-    faults, srv.app.faults = srv.app.faults, Faults(latency_ms=srv.app.faults.latency_ms)
-    try:
-        response = httpx.post(
-            f"{srv.url}/v1/taxonomies/list", json={"limit": 1000}, headers=srv.headers(namespace)
-        )
-        response.raise_for_status()
-        return list(response.json()["results"])
-    finally:
-        srv.app.faults = faults
-
-
-def env(srv: Any) -> dict[str, str]:
-    return {"MIXPEEK_API_URL": srv.url, "MIXPEEK_API_KEY": srv.api_key}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_apply_under_a_quarter_of_requests_failing(
-    tmp_path: Path, emulator: Any, seed: int
+    tmp_path: Path, emulator: StartEmulator, seed: int
 ) -> None:
     faults = Faults(seed=seed, **QUARTER_FAULTS)
     srv = emulator(faults=faults)
@@ -85,15 +63,16 @@ def test_apply_under_a_quarter_of_requests_failing(
     created = run_cli("apply", str(root), "--auto-approve", "-v", env=env(srv))
     assert created.code == 0, created.output
     assert failed_calls(created.err) >= 10  # the faults really fired
+    api = Api(srv)
     for ns in NAMESPACES:
-        names = live_names(srv, ns)
+        names = api.names(ns)
         assert len(names) == 12 and Counter(names).most_common(1)[0][1] == 1  # exactly once
 
     fleet(root, per_namespace=12, top_k=2)
     versioned = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert versioned.code == 0, versioned.output
     for ns in NAMESPACES:
-        assert {t["version"] for t in heads(srv, ns).values()} == {2}  # never a second new version
+        assert {t["version"] for t in api.listing(ns)} == {2}  # never a second new version
 
     again = run_cli("plan", str(root), "--detailed-exitcode", env=env(srv))
     assert again.code == 0, again.output  # planning under the same faults is still right
@@ -105,7 +84,9 @@ def failed_calls(verbose_log: str) -> int:
     return sum(1 for call in calls if call[3] != "200")
 
 
-def test_lost_response_to_a_new_version_is_not_repeated(tmp_path: Path, emulator: Any) -> None:
+def test_lost_response_to_a_new_version_is_not_repeated(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv = emulator()
     root = fleet(tmp_path / "m", per_namespace=3)
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
@@ -114,11 +95,11 @@ def test_lost_response_to_a_new_version_is_not_repeated(tmp_path: Path, emulator
     result = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert result.code == 0, result.output
     for ns in NAMESPACES:
-        assert {t["version"] for t in heads(srv, ns).values()} == {2}
+        assert {t["version"] for t in Api(srv).listing(ns)} == {2}
 
 
 def test_retries_give_up_with_a_clear_error_naming_the_request(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator(faults=Faults(rate_503=1.0, retry_after_seconds=0.05))
     root = tmp_path / "m"
@@ -148,36 +129,33 @@ def test_unreachable_api_fails_fast(tmp_path: Path) -> None:
 
 
 def test_change_whose_head_moved_after_planning_is_refused_as_stale(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: StartEmulator
 ) -> None:
     srv = emulator()
+    settings = settings_for(srv)
     root = tmp_path / "m"
     write(root, "a.yaml", flat("a", "alpha"))
     write(root, "b.yaml", flat("b", "alpha"))
-    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    assert reconcile.apply(reconcile.plan_tree(root, settings), settings).ok
     write(root, "a.yaml", flat("a", "alpha", top_k=2))
     write(root, "b.yaml", flat("b", "alpha", top_k=2))
+    the_plan = reconcile.plan_tree(root, settings)
 
-    async def scenario() -> dict[str, str]:
-        async with MixpeekClient(srv.url, srv.api_key) as client:
-            live = await client.read_live(["alpha"])
-            the_plan = plan(load_tree(root, {}), live)
-            # Someone else re-versions "a" between our plan and our write.
-            head = next(t for t in live["alpha"] if t.taxonomy_name == "a")
-            assert head.taxonomy_id is not None
-            await client.create_version(
-                "alpha", head.taxonomy_id, {"config": {**head.config, "top_k": 9}}
-            )
-            result = await apply_plan(client, the_plan, ApplyOptions())
-            return {r.change.name: r.status for r in result.results}
+    # Someone else re-versions "a" between our plan and our write.
+    api = Api(srv)
+    head = api.taxonomies("alpha")["a"]
+    api.new_version("alpha", head["taxonomy_id"], {**head["config"], "top_k": 9})
+    result = reconcile.apply(the_plan, settings)
 
-    assert asyncio.run(scenario()) == {"a": "stale", "b": "applied"}
-    live = heads(srv, "alpha")
+    assert {r.change.name: r.status for r in result.results} == {"a": "stale", "b": "applied"}
+    live = api.taxonomies("alpha")
     assert live["a"]["config"]["top_k"] == 9 and live["a"]["version"] == 2
 
 
 @pytest.mark.parametrize("saved", [False, True], ids=["from manifests", "saved plan"])
-def test_server_422_names_the_manifest_line(tmp_path: Path, emulator: Any, saved: bool) -> None:
+def test_server_422_names_the_manifest_line(
+    tmp_path: Path, emulator: StartEmulator, saved: bool
+) -> None:
     srv = emulator()
     root = tmp_path / "m"
     write(root, "a.yaml", flat("a", "alpha", top_k=7))
@@ -199,60 +177,46 @@ def test_server_422_names_the_manifest_line(tmp_path: Path, emulator: Any, saved
     assert "HTTP 422" in result.output
 
 
-def _spawn_apply(srv: Any, root: Path, *extra: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, **env(srv), "NO_COLOR": "1"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "taxsync",
-            "apply",
-            str(root),
-            "--auto-approve",
-            "--concurrency",
-            "2",
-            *extra,
-        ],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _apply_under_way(
-    tmp_path: Path, emulator: Any
-) -> tuple[Any, Path, subprocess.Popen[str], Rule]:
+    tmp_path: Path, emulator: StartEmulator
+) -> tuple[EmulatorHandle, Path, subprocess.Popen[str], Rule]:
     """An apply of 16 creates in a subprocess, caught with exactly three landed: every
-    later write is held by the emulator until the test releases it."""
+    later write is held by the emulator until the test releases it.
+
+    It returns once both writes its concurrency allows are held: the apply can send
+    nothing more until one is answered. (Caught with one held, a second write may still
+    be on its way, and reach the emulator only after the test released the hold.)
+    """
     srv = emulator()
     root = tmp_path / "m"
     for i in range(16):
         write(root, f"{i}.yaml", flat(f"t-{i}", "alpha"))
     hold = srv.hold(lambda r: r.is_write and (r.write_index or 0) > 3)
-    process = _spawn_apply(srv, root)
+    process = spawn_cli(srv, "apply", str(root), "--auto-approve", "--concurrency", "2")
     srv.wait_for_committed(3)
-    if not hold.reached.wait(WAIT_FAILSAFE_S):
-        process.kill()
-        raise AssertionError("the fourth write never arrived:\n" + "".join(process.communicate()))
+    wait_held(hold, process)
+    srv.recorder.wait_for(lambda: len(hold.held) == 2, "the second write in flight")
     return srv, root, process, hold
 
 
-def test_killed_apply_is_finished_by_the_next_one(tmp_path: Path, emulator: Any) -> None:
+def test_killed_apply_is_finished_by_the_next_one(tmp_path: Path, emulator: StartEmulator) -> None:
     srv, root, process, hold = _apply_under_way(tmp_path, emulator)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=WAIT_FAILSAFE_S)
     hold.release()  # the held writes never reach the emulator
-    assert len(live_names(srv, "alpha")) == 3
+    api = Api(srv)
+    assert len(api.names("alpha")) == 3
 
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert finish.code == 0, finish.output
     assert "Plan: 13 to create" in finish.out  # exactly the rest
-    names = live_names(srv, "alpha")
+    names = api.names("alpha")
     assert sorted(names) == sorted(f"t-{i}" for i in range(16))
 
 
-def test_ctrl_c_finishes_in_flight_writes_and_exits_130(tmp_path: Path, emulator: Any) -> None:
+def test_ctrl_c_finishes_in_flight_writes_and_exits_130(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
     srv, root, process, hold = _apply_under_way(tmp_path, emulator)
     assert process.stderr is not None
     process.send_signal(signal.SIGINT)
@@ -275,27 +239,11 @@ def test_ctrl_c_finishes_in_flight_writes_and_exits_130(tmp_path: Path, emulator
     assert process.returncode == 130, out + err
     assert "not started" in out + err
     assert "Traceback" not in err
-    done = len(live_names(srv, "alpha"))
+    api = Api(srv)
+    done = len(api.names("alpha"))
     assert 4 <= done < 16  # the three before, plus what was in flight; no new ones
     assert out.count(": done") == done  # every write that landed was reported
     assert done == len(srv.committed())
 
     finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
-    assert finish.code == 0 and len(live_names(srv, "alpha")) == 16
-
-
-def test_create_raced_by_someone_else_is_stale_not_failed(tmp_path: Path, emulator: Any) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "a.yaml", flat("a", "alpha"))
-
-    async def scenario() -> str:
-        async with MixpeekClient(srv.url, srv.api_key) as client:
-            the_plan = plan(load_tree(root, {}), await client.read_live(["alpha"]))
-            body = the_plan.changes[0].create_body
-            assert body is not None
-            await client.create_taxonomy("alpha", {**body, "description": "theirs"})
-            (result,) = (await apply_plan(client, the_plan)).results
-            return f"{result.status}: {result.message}"
-
-    assert asyncio.run(scenario()) == "stale: alpha/a was created by someone else meanwhile"
+    assert finish.code == 0 and len(api.names("alpha")) == 16
