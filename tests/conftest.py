@@ -400,11 +400,22 @@ def emulator() -> Iterator[StartEmulator]:
         )
 
     yield start
-    for server, _, recorder in running:
+    for server, thread, recorder in running:
         for rule in recorder.rules:
             rule.release()  # a test that failed mid-hold must not keep the server busy
         server.should_exit = True
-    for _, thread, _ in running:
+        # uvicorn takes ~0.15 s to notice and close; the next test need not wait for it.
+        _stopping.append(thread)
+
+
+_stopping: list[threading.Thread] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _emulators_stopped() -> Iterator[None]:
+    """Every emulator a test started has stopped by the end of the session."""
+    yield
+    for thread in _stopping:
         thread.join(timeout=5)
 
 
