@@ -63,6 +63,7 @@ def test_config_change_is_one_new_version_without_patch() -> None:
     assert change.action == "new_version"
     assert change.base_version == 2
     assert change.patch_body is None
+    assert change.version_body is not None
     assert change.version_body == {"config": change.version_body["config"]}
     assert [(d.path, d.before, d.after) for d in change.diff] == [("config.top_k", 1, 3)]
 
