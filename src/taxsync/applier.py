@@ -17,7 +17,14 @@ from typing import Any
 
 from taxsync import normalize
 from taxsync.client import MixpeekClient
-from taxsync.errors import ApiError, NotReady, Raced, TaxsyncError, WriteOutcomeUnknown
+from taxsync.errors import (
+    ApiError,
+    NotReady,
+    Raced,
+    StillApplied,
+    TaxsyncError,
+    WriteOutcomeUnknown,
+)
 from taxsync.manifest import dotted, strip_union_tags
 from taxsync.plan import VOCABULARY, Action, ApplyResult, Change, ChangeResult, Plan
 from taxsync.wire import TaxonomyResponse
@@ -86,6 +93,8 @@ async def _apply_change(
     if change.action == "replace" and not options.allow_replace:
         message = "replace deletes and recreates the taxonomy (new id); pass --allow-replace"
         return ChangeResult(change, "failed", message)
+    if change.blocked:
+        return ChangeResult(change, "failed", f"blocked: {change.blocked}")
     try:
         head = await _check_head(client, change)
         head = await _ACTIONS[change.action](client, change, head)
@@ -209,6 +218,12 @@ async def _patch(
 async def _delete(client: MixpeekClient, change: Change, head: TaxonomyResponse | None) -> None:
     assert change.taxonomy_id is not None
     taxonomy_id = change.taxonomy_id
+    # Checked again right before the write, whatever the plan says: a collection attached
+    # since (or a hand-edited plan) must not be left pointing at a deleted taxonomy.
+    applying = await client.collections_applying(change.namespace, taxonomy_id)
+    if applying:
+        names = ", ".join(str(c.get("collection_name") or c.get("collection_id")) for c in applying)
+        raise StillApplied(f"{change.label} is still applied by {names}; detach it first")
 
     async def landed() -> bool | None:
         gone = await client.get_taxonomy(change.namespace, taxonomy_id) is None

@@ -205,6 +205,15 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return (index, count)
 
 
+def _references_option(command: F) -> F:
+    return click.option(
+        "--allow-missing-references",
+        is_flag=True,
+        help="Plan even if a retriever or collection a manifest names does not exist yet "
+        "(other tooling creates it in the same rollout); each becomes a note.",
+    )(command)
+
+
 def _github_option(command: F) -> F:
     return click.option(
         "--github",
@@ -266,6 +275,7 @@ def validate(path: Path, local: bool) -> int:
     "--prune", is_flag=True, help="Plan deletes of managed taxonomies no manifest declares."
 )
 @click.option("--no-comment", is_flag=True, help="With --github: no pull-request comment.")
+@_references_option
 @_github_option
 @_namespace_options
 @connection_options
@@ -279,6 +289,7 @@ def plan(
     shard: tuple[int, int] | None,
     github: bool,
     no_comment: bool,
+    allow_missing_references: bool,
     settings: Settings,
 ) -> int:
     """Show what apply would change in each namespace."""
@@ -293,6 +304,7 @@ def plan(
         prune=prune,
         namespaces=namespaces,
         shard=shard,
+        check_references=not allow_missing_references,
         out=reporter.plan_file(out),
         reporter=reporter,
     )
@@ -338,6 +350,7 @@ def plan(
     show_default=True,
     help="How to print the result.",
 )
+@_references_option
 @_github_option
 @_namespace_options
 @connection_options
@@ -353,6 +366,7 @@ def apply(
     namespaces: tuple[str, ...],
     shard: tuple[int, int] | None,
     github: bool,
+    allow_missing_references: bool,
     settings: Settings,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
@@ -369,7 +383,13 @@ def apply(
         assert path is not None
         desired = reconcile.load_manifests(path, reporter=reporter)
         the_plan = reconcile.plan_manifests(
-            desired, settings, prune=prune, namespaces=namespaces, shard=shard, reporter=reporter
+            desired,
+            settings,
+            prune=prune,
+            namespaces=namespaces,
+            shard=shard,
+            check_references=not allow_missing_references,
+            reporter=reporter,
         )
     if fmt == "text":
         click.echo(render.plan_text(the_plan, _style()), nl=False)

@@ -36,6 +36,7 @@ from taxsync.errors import (
     ResponseError,
     WriteOutcomeUnknown,
 )
+from taxsync.live import LiveCollection, Neighbourhood, neighbourhood
 
 DEFAULT_API_URL = "https://api.mixpeek.com"
 DEFAULT_PAGE_SIZE = 1000
@@ -213,21 +214,85 @@ class MixpeekClient:
         self, namespace: str, page_size: int = DEFAULT_PAGE_SIZE
     ) -> list[wire.TaxonomyResponse]:
         """Every taxonomy (head version) of a namespace, following the cursor."""
-        results: list[wire.TaxonomyResponse] = []
+        pages = await self._pages(
+            wire.ListTaxonomiesResponse, "/v1/taxonomies/list", namespace, {"limit": page_size}
+        )
+        return [taxonomy for page in pages for taxonomy in page.results]
+
+    async def read_neighbourhood(
+        self, namespaces: list[str], concurrency: int = 8
+    ) -> dict[str, Neighbourhood]:
+        """The collections and retrievers of each namespace, concurrently."""
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def read(namespace: str) -> Neighbourhood:
+            async with gate:
+                collections, retrievers = await asyncio.gather(
+                    self.list_collections(namespace), self.list_retrievers(namespace)
+                )
+            return neighbourhood(collections, retrievers)
+
+        found = await asyncio.gather(*(read(ns) for ns in namespaces))
+        return dict(zip(namespaces, found, strict=True))
+
+    async def list_collections(
+        self, namespace: str, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[dict[str, Any]]:
+        """Every collection of a namespace (raw JSON, so nothing unknown is lost)."""
+        pages = await self._pages(_RawPage, "/v1/collections/list", namespace, {"limit": page_size})
+        return [c for page in pages for c in page.results or []]
+
+    async def collections_applying(self, namespace: str, taxonomy_id: str) -> list[dict[str, Any]]:
+        """The collections whose ``taxonomy_applications`` name ``taxonomy_id`` (the contract's
+        own way to find them: a filter on the list route)."""
+        condition = {"field": "taxonomy_applications.taxonomy_id", "operator": "eq"}
+        body = {
+            "limit": DEFAULT_PAGE_SIZE,
+            "filters": {"AND": [{**condition, "value": taxonomy_id}]},
+        }
+        pages = await self._pages(_RawPage, "/v1/collections/list", namespace, body)
+        found = [c for page in pages for c in page.results or []]
+        # Trust, but check: a server that ignored the filter must not block every delete.
+        return [c for c in found if LiveCollection.from_wire(c).application_of(taxonomy_id)]
+
+    async def list_retrievers(
+        self, namespace: str, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[dict[str, Any]]:
+        """Every retriever of a namespace (raw JSON). Paged by query parameters only: the
+        retrievers list refuses pagination keys in its body."""
+        pages = await self._pages(
+            _RawPage, "/v1/retrievers/list", namespace, {}, {"limit": page_size}
+        )
+        return [r for page in pages for r in page.results or []]
+
+    async def _pages(
+        self,
+        model: type[PageModel],
+        path: str,
+        namespace: str,
+        body: dict[str, Any],
+        params: dict[str, Any] | None = None,
+    ) -> list[PageModel]:
+        """Every page of a list route, following ``next_cursor``; an unresolved namespace
+        (an empty 200 that is not the namespace's contents) is an error, never "empty"."""
+        pages: list[PageModel] = []
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            params = {"cursor": cursor} if cursor else None
-            response = await self._send(
-                "POST", "/v1/taxonomies/list", namespace, json={"limit": page_size}, params=params
-            )
-            page = _parse(wire.ListTaxonomiesResponse, response)
-            results.extend(page.results)
-            cursor = page.pagination.next_cursor
+            query = {**(params or {}), **({"cursor": cursor} if cursor else {})}
+            response = await self._send("POST", path, namespace, json=body, params=query or None)
+            page = _parse(model, response)
+            if _unresolved(response, page):
+                raise NotFoundError(
+                    f"POST {path}: namespace {namespace!r} did not resolve for this API key "
+                    "(X-Namespace-Unresolved): its empty list is not its contents"
+                )
+            pages.append(page)
+            cursor = page.pagination.next_cursor if page.pagination else None
             if not cursor:
-                return results
+                return pages
             if cursor in seen:
-                raise ResponseError(f"POST /v1/taxonomies/list: server repeated cursor {cursor!r}")
+                raise ResponseError(f"POST {path}: server repeated cursor {cursor!r}")
             seen.add(cursor)
 
     async def get_taxonomy(
@@ -418,6 +483,27 @@ def _api_error(response: httpx.Response, label: str) -> ApiError:
     error = envelope.error
     message = " ".join(error.message.split())  # one line, whatever the server sent
     return ApiError(response.status_code, error.type, message, label, error.details)
+
+
+class _RawPage(BaseModel):
+    """A list page read loosely: results stay raw JSON."""
+
+    results: list[dict[str, Any]] | None = None
+    pagination: wire.PaginationResponse | None = None
+    warnings: list[Any] | None = None
+
+
+PageModel = TypeVar("PageModel", wire.ListTaxonomiesResponse, _RawPage)
+
+
+def _unresolved(response: httpx.Response, page: BaseModel) -> bool:
+    if response.headers.get("X-Namespace-Unresolved", "").lower() == "true":
+        return True
+    warnings = getattr(page, "warnings", None) or []
+    return any(
+        isinstance(w, dict) and w.get("resource") == "namespace" and w.get("reason") == "unresolved"
+        for w in warnings
+    )
 
 
 def _parse(model: type[Model], response: httpx.Response) -> Model:

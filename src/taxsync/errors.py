@@ -112,6 +112,10 @@ class Raced(TaxsyncError):
     """Another writer changed the same taxonomy at the same moment as this apply."""
 
 
+class StillApplied(TaxsyncError):
+    """A taxonomy to delete is still applied by collections."""
+
+
 class NotReady(TaxsyncError):
     """A taxonomy's asynchronous inference did not finish within the wait timeout."""
 

@@ -50,6 +50,18 @@ class FieldChange(BaseModel):
     after_present: bool = True
 
 
+class AppliedBy(BaseModel):
+    """A collection that applies the taxonomy a change touches: what the change affects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection_id: str
+    collection_name: str
+    execution_phase: int = 1
+    target_collection_id: str | None = None
+    document_count: int | None = None  # approximate: the API caches it
+
+
 class Change(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +77,10 @@ class Change(BaseModel):
     adopt: bool = False  # a live taxonomy taxsync starts to manage
     wait: bool = False
     notes: list[str] = Field(default_factory=list)
+    # The collections that apply this taxonomy, for a new version, replace or delete.
+    applied_by: list[AppliedBy] = Field(default_factory=list)
+    # Why apply will not carry this change out (a delete of a taxonomy still applied).
+    blocked: str | None = None
     # Exactly what apply sends, in order: create, then version, then patch.
     create_body: dict[str, Any] | None = None
     version_body: dict[str, Any] | None = None

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from taxsync import normalize
+from taxsync.live import LiveCollection, Neighbourhood
 from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
-from taxsync.plan import Change, FieldChange, Plan, Summary
+from taxsync.plan import AppliedBy, Change, FieldChange, Plan, Summary
 from taxsync.wire import TaxonomyResponse
 
 
@@ -51,8 +52,14 @@ def plan(
     desired: Sequence[DesiredTaxonomy],
     live: Mapping[str, Sequence[TaxonomyResponse]],
     options: PlanOptions = PlanOptions(),
+    neighbourhoods: Mapping[str, Neighbourhood] | None = None,
 ) -> Plan:
-    """Compare desired taxonomies with the live ones of every covered namespace."""
+    """Compare desired taxonomies with the live ones of every covered namespace.
+
+    With ``neighbourhoods`` (the collections of each namespace), each new version, replace
+    and delete lists the collections that apply its taxonomy, and a delete of a taxonomy
+    still applied is blocked.
+    """
     namespaces = covered_namespaces(desired, options)
     changes: list[Change] = []
     unchanged = 0
@@ -73,12 +80,39 @@ def plan(
             changes.extend(
                 delete_change(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
             )
+    if neighbourhoods is not None:
+        changes = [in_neighbourhood(c, neighbourhoods.get(c.namespace)) for c in changes]
     return Plan(
         api_url=options.api_url,
         namespaces=namespaces,
         prune=options.prune,
         summary=Summary.of(changes, unchanged),
         changes=changes,
+    )
+
+
+def in_neighbourhood(change: Change, around: Neighbourhood | None) -> Change:
+    """``change`` with the collections that apply its taxonomy, and blocked if it would
+    delete a taxonomy they still apply (deleting leaves their entries dangling)."""
+    if around is None or change.action not in ("new_version", "replace", "delete"):
+        return change
+    applied_by = [_applied_by(c, change.taxonomy_id) for c in around.applying(change.taxonomy_id)]
+    blocked = None
+    if change.action == "delete" and applied_by:
+        names = ", ".join(a.collection_name or a.collection_id for a in applied_by)
+        blocked = f"still applied by {len(applied_by)} collection(s): {names}; detach it first"
+    return change.model_copy(update={"applied_by": applied_by, "blocked": blocked})
+
+
+def _applied_by(collection: LiveCollection, taxonomy_id: str | None) -> AppliedBy:
+    entry = collection.application_of(taxonomy_id) or {}
+    phase = entry.get("execution_phase")
+    return AppliedBy(
+        collection_id=collection.collection_id,
+        collection_name=collection.name,
+        execution_phase=phase if isinstance(phase, int) else 1,
+        target_collection_id=entry.get("target_collection_id"),
+        document_count=collection.document_count,
     )
 
 

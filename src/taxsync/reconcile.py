@@ -30,6 +30,7 @@ from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanEr
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
+    from taxsync.errors import ManifestProblem
     from taxsync.manifest import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
     from taxsync.wire import TaxonomyResponse
@@ -299,13 +300,18 @@ def plan_manifests(
     prune: bool = False,
     namespaces: Sequence[str] = (),
     shard: tuple[int, int] | None = None,
+    check_references: bool = True,
     reporter: Reporter | None = None,
 ) -> Plan:
     """Read the covered namespaces and plan ``desired`` against them.
 
     ``namespaces``: only these (with ``prune``, covered even if no manifest names them);
-    ``shard``: ``(i, n)``, only namespaces in shard i of n.
+    ``shard``: ``(i, n)``, only namespaces in shard i of n. Every retriever and collection
+    a manifest names must exist in its namespace (a ``ManifestError`` listing each one at its
+    line), unless ``check_references`` is off: then they are notes of the plan.
     """
+    from taxsync import references
+    from taxsync.errors import ManifestError
     from taxsync.planner import PlanOptions, covered_namespaces
     from taxsync.planner import plan as make_plan
 
@@ -321,11 +327,25 @@ def plan_manifests(
     selected = [d for d in desired if d.namespace in chosen]
 
     async def build(client: MixpeekClient, stop: asyncio.Event) -> Plan:
-        live = await client.read_live(wanted, concurrency=settings.concurrency)
-        return make_plan(selected, live, options)
+        live, around = await asyncio.gather(
+            client.read_live(wanted, concurrency=settings.concurrency),
+            client.read_neighbourhood(wanted, concurrency=settings.concurrency),
+        )
+        missing = references.missing(selected, around)
+        if missing and check_references:
+            raise ManifestError([p for problems in missing.values() for p in problems])
+        return _with_notes(make_plan(selected, live, options, around), missing)
 
     with _reported(reporter):
         return _run(settings, build)
+
+
+def _with_notes(plan: Plan, missing: Mapping[tuple[str, str], list[ManifestProblem]]) -> Plan:
+    """Missing references let through (``check_references=False``) stay visible as notes."""
+    for change in plan.changes:
+        for problem in missing.get((change.namespace, change.name), []):
+            change.notes.append(f"{problem.message} (not checked: --allow-missing-references)")
+    return plan
 
 
 def plan_tree(
@@ -335,6 +355,7 @@ def plan_tree(
     prune: bool = False,
     namespaces: Sequence[str] = (),
     shard: tuple[int, int] | None = None,
+    check_references: bool = True,
     out: Path | None = None,
     reporter: Reporter | None = None,
     environ: Mapping[str, str] | None = None,
@@ -342,7 +363,13 @@ def plan_tree(
     """Load the manifests at ``path`` and plan them; save the plan as JSON to ``out``."""
     desired = load_manifests(path, environ, reporter)
     the_plan = plan_manifests(
-        desired, settings, prune=prune, namespaces=namespaces, shard=shard, reporter=reporter
+        desired,
+        settings,
+        prune=prune,
+        namespaces=namespaces,
+        shard=shard,
+        check_references=check_references,
+        reporter=reporter,
     )
     if out is not None:
         from taxsync.files import write_atomic

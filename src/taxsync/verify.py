@@ -177,7 +177,9 @@ def _desired(
 
 def _comparable(change: Change) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
-    return change.model_dump(mode="json", exclude={"source"})
+    # Nor whom a change affects: that is re-read at apply time, and a delete is refused
+    # there if any collection still applies its taxonomy.
+    return change.model_dump(mode="json", exclude={"source", "applied_by", "blocked"})
 
 
 def _by_name(

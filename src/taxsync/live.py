@@ -1,0 +1,85 @@
+"""What lives around the taxonomies of a namespace: the collections that apply them and the
+resources their configs name.
+
+A taxonomy does nothing on its own: collections apply it (``taxonomy_applications``), and
+its config points at retrievers and collections. The planner reads this neighbourhood to
+check references, to show what a change affects, and to keep collections wired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LiveCollection:
+    """A collection, reduced to what taxsync needs; its applications kept as read (raw JSON),
+    so a read-modify-write never drops a key taxsync does not know."""
+
+    collection_id: str
+    name: str
+    document_count: int | None = None
+    applications: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> LiveCollection:
+        """From a ``CollectionResponse`` as JSON (null and missing lists both mean none)."""
+        entries = data.get("taxonomy_applications") or []
+        return cls(
+            collection_id=str(data.get("collection_id") or ""),
+            name=str(data.get("collection_name") or ""),
+            document_count=data.get("document_count"),
+            applications=tuple(e for e in entries if isinstance(e, dict)),
+        )
+
+    def application_of(self, taxonomy_id: str | None) -> dict[str, Any] | None:
+        """This collection's entry for ``taxonomy_id``, if it applies it."""
+        return next((e for e in self.applications if e.get("taxonomy_id") == taxonomy_id), None)
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """The collections and retrievers of one namespace."""
+
+    collections: tuple[LiveCollection, ...] = ()
+    retriever_ids: frozenset[str] = frozenset()
+    retriever_names: frozenset[str] = frozenset()
+    _by_ident: dict[str, LiveCollection] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for collection in self.collections:
+            self._by_ident.setdefault(collection.name, collection)
+        for collection in self.collections:  # an id wins over a name that looks like one
+            self._by_ident[collection.collection_id] = collection
+
+    def collection(self, ident: str) -> LiveCollection | None:
+        """The collection with this id or name."""
+        return self._by_ident.get(ident)
+
+    def has_retriever(self, ident: str) -> bool:
+        return ident in self.retriever_ids or ident in self.retriever_names
+
+    def applying(self, taxonomy_id: str | None) -> list[LiveCollection]:
+        """The collections that apply ``taxonomy_id``, by name."""
+        if taxonomy_id is None:
+            return []
+        found = [c for c in self.collections if c.application_of(taxonomy_id) is not None]
+        return sorted(found, key=lambda c: (c.name, c.collection_id))
+
+
+def neighbourhood(
+    collections: Iterable[Mapping[str, Any]], retrievers: Iterable[Mapping[str, Any]]
+) -> Neighbourhood:
+    """A namespace's neighbourhood from the list routes' results (raw JSON)."""
+    retrievers = list(retrievers)
+    return Neighbourhood(
+        collections=tuple(LiveCollection.from_wire(c) for c in collections),
+        retriever_ids=frozenset(
+            str(r["retriever_id"]) for r in retrievers if r.get("retriever_id")
+        ),
+        retriever_names=frozenset(
+            str(r["retriever_name"]) for r in retrievers if r.get("retriever_name")
+        ),
+    )
