@@ -19,6 +19,7 @@ from taxsync import normalize
 from taxsync.client import MixpeekClient
 from taxsync.errors import (
     ApiError,
+    BackfillFailed,
     NotReady,
     Raced,
     StillApplied,
@@ -106,9 +107,67 @@ async def _apply_change(
         return ChangeResult(change, "failed", _explain(exc, change, options.locate))
     except TaxsyncError as exc:
         return ChangeResult(change, "failed", str(exc))
-    if head is None:
-        return ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
-    return ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
+    done = ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
+    if head is not None:
+        done = ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
+    if change.backfills and done.taxonomy_id is not None:
+        try:
+            await _backfill(client, change, done.taxonomy_id, done.tasks)
+            if options.wait:
+                await _wait_tasks(client, change, done.tasks, options.wait_timeout)
+        except TaxsyncError as exc:
+            done.status, done.message = "failed", f"applied, but {exc}"
+    return done
+
+
+async def _backfill(
+    client: MixpeekClient, change: Change, taxonomy_id: str, tasks: list[str]
+) -> None:
+    """One apply-taxonomy per collection, each at most once: a backfill is not documented
+    as idempotent, so a lost response is reported, never sent again. Task ids go to
+    ``tasks`` as they start."""
+    for collection_id in dict.fromkeys(change.backfills):  # once per (collection, taxonomy)
+        try:
+            started = await client.apply_taxonomy(change.namespace, collection_id, taxonomy_id)
+        except WriteOutcomeUnknown:
+            raise BackfillFailed(
+                f"the backfill of {collection_id} may or may not have started (its answer was "
+                "lost): look for an api_taxonomies_materialize task before starting another"
+            ) from None
+        except ApiError as exc:
+            raise BackfillFailed(f"the backfill of {collection_id} was refused: {exc}") from None
+        tasks.append(str(started["task_id"]))
+
+
+async def _wait_tasks(
+    client: MixpeekClient, change: Change, tasks: list[str], timeout: float
+) -> None:
+    """Poll each backfill task until it ends (backing off 1 s → 30 s) or the timeout passes;
+    one that ends in anything but COMPLETED fails the change with the task's error."""
+    deadline = time.monotonic() + timeout
+    for task_id in tasks:
+        delay = 1.0
+        while True:
+            task = await client.get_task(task_id)
+            status = str(task["status"]).upper()
+            if status == "COMPLETED":
+                break
+            if status in _TASK_FAILURES:
+                error = task.get("error") or (task.get("additional_data") or {}).get("error")
+                raise BackfillFailed(
+                    f"backfill task {task_id} ended {status}: {error or 'no error given'}"
+                )
+            if time.monotonic() + delay > deadline:
+                raise BackfillFailed(f"backfill task {task_id} still {status} after {timeout:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+# How a backfill can end other than well (COLLECTIONS.md §4.2; INTERRUPTED and SKIPPED are
+# unclassified there and taken as failures). Anything else is still running.
+_TASK_FAILURES = frozenset(
+    {"FAILED", "COMPLETED_WITH_ERRORS", "CANCELED", "INTERRUPTED", "SKIPPED"}
+)
 
 
 def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:

@@ -214,6 +214,15 @@ def _references_option(command: F) -> F:
     )(command)
 
 
+def _backfill_option(command: F) -> F:
+    return click.option(
+        "--backfill",
+        is_flag=True,
+        help="After each config change, re-enrich the documents of every collection that "
+        "applies the taxonomy (apply-taxonomy).",
+    )(command)
+
+
 def _github_option(command: F) -> F:
     return click.option(
         "--github",
@@ -276,6 +285,7 @@ def validate(path: Path, local: bool) -> int:
 )
 @click.option("--no-comment", is_flag=True, help="With --github: no pull-request comment.")
 @_references_option
+@_backfill_option
 @_github_option
 @_namespace_options
 @connection_options
@@ -290,6 +300,7 @@ def plan(
     github: bool,
     no_comment: bool,
     allow_missing_references: bool,
+    backfill: bool,
     settings: Settings,
 ) -> int:
     """Show what apply would change in each namespace."""
@@ -305,6 +316,7 @@ def plan(
         namespaces=namespaces,
         shard=shard,
         check_references=not allow_missing_references,
+        backfill=backfill,
         out=reporter.plan_file(out),
         reporter=reporter,
     )
@@ -351,6 +363,7 @@ def plan(
     help="How to print the result.",
 )
 @_references_option
+@_backfill_option
 @_github_option
 @_namespace_options
 @connection_options
@@ -367,6 +380,7 @@ def apply(
     shard: tuple[int, int] | None,
     github: bool,
     allow_missing_references: bool,
+    backfill: bool,
     settings: Settings,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
@@ -389,6 +403,7 @@ def apply(
             namespaces=namespaces,
             shard=shard,
             check_references=not allow_missing_references,
+            backfill=backfill,
             reporter=reporter,
         )
     if fmt == "text":

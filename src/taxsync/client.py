@@ -23,7 +23,7 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from taxsync import __version__, wire
 from taxsync._http import check_api_url as check_api_url  # re-exported: the CLI imports it here
@@ -255,6 +255,25 @@ class MixpeekClient:
         # Trust, but check: a server that ignored the filter must not block every delete.
         return [c for c in found if LiveCollection.from_wire(c).application_of(taxonomy_id)]
 
+    async def apply_taxonomy(
+        self, namespace: str, collection_id: str, taxonomy_id: str
+    ) -> dict[str, Any]:
+        """Start a backfill: the taxonomy's head re-enriches the collection's documents.
+
+        Not documented as idempotent, so never repeated blindly: a lost response raises
+        ``WriteOutcomeUnknown``. Returns the ``ApplyTaxonomyResponse`` (``task_id``…).
+        """
+        path = f"/v1/collections/{_segment(collection_id)}/apply-taxonomy"
+        body = {"taxonomy_id": taxonomy_id}
+        response = await self._send("POST", path, namespace, json=body, write=True)
+        return _parse(wire.ApplyTaxonomyResponse, response).model_dump()
+
+    async def get_task(self, task_id: str) -> dict[str, Any]:
+        """A task, org-wide (tasks take no namespace), as raw JSON: statuses are compared
+        as strings, so a status this version does not know is not an error."""
+        response = await self._send("GET", f"/v1/tasks/{_segment(task_id)}")
+        return _parse(_RawTask, response).model_dump()
+
     async def list_retrievers(
         self, namespace: str, page_size: int = DEFAULT_PAGE_SIZE
     ) -> list[dict[str, Any]]:
@@ -483,6 +502,16 @@ def _api_error(response: httpx.Response, label: str) -> ApiError:
     error = envelope.error
     message = " ".join(error.message.split())  # one line, whatever the server sent
     return ApiError(response.status_code, error.type, message, label, error.details)
+
+
+class _RawTask(BaseModel):
+    """A task read loosely: only what taxsync decides on is required."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    status: str
+    error: str | None = None
 
 
 class _RawPage(BaseModel):

@@ -112,6 +112,10 @@ class Raced(TaxsyncError):
     """Another writer changed the same taxonomy at the same moment as this apply."""
 
 
+class BackfillFailed(TaxsyncError):
+    """A backfill was refused, lost, or its task ended badly."""
+
+
 class StillApplied(TaxsyncError):
     """A taxonomy to delete is still applied by collections."""
 

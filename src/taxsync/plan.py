@@ -81,6 +81,8 @@ class Change(BaseModel):
     applied_by: list[AppliedBy] = Field(default_factory=list)
     # Why apply will not carry this change out (a delete of a taxonomy still applied).
     blocked: str | None = None
+    # The collections whose documents apply will re-enrich (apply-taxonomy) after the change.
+    backfills: list[str] = Field(default_factory=list)
     # Exactly what apply sends, in order: create, then version, then patch.
     create_body: dict[str, Any] | None = None
     version_body: dict[str, Any] | None = None
@@ -167,6 +169,7 @@ class ChangeResult:
     message: str = ""
     taxonomy_id: str | None = None
     version: int | None = None
+    tasks: list[str] = field(default_factory=list)  # backfill task ids, one per collection
 
 
 @dataclass

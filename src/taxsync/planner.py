@@ -28,6 +28,7 @@ class PlanOptions:
     only_namespaces: bool = False
     shard: tuple[int, int] | None = None  # (i, n): only namespaces in shard i of n
     api_url: str | None = None
+    backfill: bool = False  # re-enrich every collection a config change affects
 
 
 def covered_namespaces(desired: Iterable[DesiredTaxonomy], options: PlanOptions) -> list[str]:
@@ -81,7 +82,9 @@ def plan(
                 delete_change(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
             )
     if neighbourhoods is not None:
-        changes = [in_neighbourhood(c, neighbourhoods.get(c.namespace)) for c in changes]
+        changes = [
+            in_neighbourhood(c, neighbourhoods.get(c.namespace), options.backfill) for c in changes
+        ]
     return Plan(
         api_url=options.api_url,
         namespaces=namespaces,
@@ -91,9 +94,12 @@ def plan(
     )
 
 
-def in_neighbourhood(change: Change, around: Neighbourhood | None) -> Change:
-    """``change`` with the collections that apply its taxonomy, and blocked if it would
-    delete a taxonomy they still apply (deleting leaves their entries dangling)."""
+def in_neighbourhood(
+    change: Change, around: Neighbourhood | None, backfill: bool = False
+) -> Change:
+    """``change`` with the collections that apply its taxonomy (and, with ``backfill``, a
+    backfill of each after a config change); blocked if it would delete a taxonomy they
+    still apply (deleting leaves their entries dangling)."""
     if around is None or change.action not in ("new_version", "replace", "delete"):
         return change
     applied_by = [_applied_by(c, change.taxonomy_id) for c in around.applying(change.taxonomy_id)]
@@ -101,7 +107,11 @@ def in_neighbourhood(change: Change, around: Neighbourhood | None) -> Change:
     if change.action == "delete" and applied_by:
         names = ", ".join(a.collection_name or a.collection_id for a in applied_by)
         blocked = f"still applied by {len(applied_by)} collection(s): {names}; detach it first"
-    return change.model_copy(update={"applied_by": applied_by, "blocked": blocked})
+    backfills = [a.collection_id for a in applied_by] if backfill and not blocked else []
+    if change.action == "delete":
+        backfills = []
+    update = {"applied_by": applied_by, "blocked": blocked, "backfills": backfills}
+    return change.model_copy(update=update)
 
 
 def _applied_by(collection: LiveCollection, taxonomy_id: str | None) -> AppliedBy:

@@ -301,6 +301,7 @@ def plan_manifests(
     namespaces: Sequence[str] = (),
     shard: tuple[int, int] | None = None,
     check_references: bool = True,
+    backfill: bool = False,
     reporter: Reporter | None = None,
 ) -> Plan:
     """Read the covered namespaces and plan ``desired`` against them.
@@ -309,6 +310,7 @@ def plan_manifests(
     ``shard``: ``(i, n)``, only namespaces in shard i of n. Every retriever and collection
     a manifest names must exist in its namespace (a ``ManifestError`` listing each one at its
     line), unless ``check_references`` is off: then they are notes of the plan.
+    ``backfill``: after each config change, re-enrich every collection that applies it.
     """
     from taxsync import references
     from taxsync.errors import ManifestError
@@ -321,6 +323,7 @@ def plan_manifests(
         only_namespaces=bool(namespaces),
         shard=shard,
         api_url=settings.target_url,
+        backfill=backfill,
     )
     wanted = covered_namespaces(desired, options)
     chosen = set(wanted)
@@ -356,6 +359,7 @@ def plan_tree(
     namespaces: Sequence[str] = (),
     shard: tuple[int, int] | None = None,
     check_references: bool = True,
+    backfill: bool = False,
     out: Path | None = None,
     reporter: Reporter | None = None,
     environ: Mapping[str, str] | None = None,
@@ -369,6 +373,7 @@ def plan_tree(
         namespaces=namespaces,
         shard=shard,
         check_references=check_references,
+        backfill=backfill,
         reporter=reporter,
     )
     if out is not None:
@@ -489,7 +494,10 @@ async def _check_against_live(client: MixpeekClient, plan: Plan, concurrency: in
     from taxsync import verify
 
     namespaces = sorted({c.namespace for c in plan.changes})
-    live = await client.read_live(namespaces, concurrency)
+    live, around = await asyncio.gather(
+        client.read_live(namespaces, concurrency),
+        client.read_neighbourhood(namespaces, concurrency),
+    )
     reasons = verify.stale_reasons(plan, live)
     if reasons:
         raise StalePlanError(
@@ -497,7 +505,7 @@ async def _check_against_live(client: MixpeekClient, plan: Plan, concurrency: in
             "nothing was written",
             reasons,
         )
-    _refuse_if(verify.live_problems(plan, live), None)
+    _refuse_if(verify.live_problems(plan, live, around), None)
 
 
 def _locator(

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from taxsync import normalize
+from taxsync.live import LiveCollection, Neighbourhood
 from taxsync.manifest import MANAGED_KEY, DesiredTaxonomy, ManifestMetadata, SourceLocation
 from taxsync.plan import Change, Plan, Summary
 from taxsync.planner import compare, delete_change
@@ -83,13 +84,26 @@ def stale_reasons(plan: Plan, live: Mapping[str, Sequence[TaxonomyResponse]]) ->
     return reasons
 
 
-def live_problems(plan: Plan, live: Mapping[str, Sequence[TaxonomyResponse]]) -> list[str]:
-    """Changes that are not what taxsync plans from their own bodies and the live heads.
+def live_problems(
+    plan: Plan,
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    around: Mapping[str, Neighbourhood] | None = None,
+) -> list[str]:
+    """Changes that are not what taxsync plans from their own bodies and the live heads,
+    or that would backfill a collection that does not apply their taxonomy.
 
     Call it on a plan that is not stale (``stale_reasons`` is empty).
     """
     problems = []
     for change in plan.changes:
+        if change.backfills and around is not None:
+            applying = {c.collection_id for c in _applying(around, change)}
+            strays = [c for c in change.backfills if c not in applying]
+            if strays:
+                problems.append(
+                    f"{change.label!r} would backfill {', '.join(map(repr, strays))}, which "
+                    "do(es) not apply it"
+                )
         head = _by_id(live, change.namespace, change.taxonomy_id) if change.taxonomy_id else None
         try:
             replanned = _replan(change, head)
@@ -175,11 +189,17 @@ def _desired(
     )
 
 
+def _applying(around: Mapping[str, Neighbourhood], change: Change) -> list[LiveCollection]:
+    near = around.get(change.namespace)
+    return near.applying(change.taxonomy_id) if near is not None else []
+
+
 def _comparable(change: Change) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
     # Nor whom a change affects: that is re-read at apply time, and a delete is refused
     # there if any collection still applies its taxonomy.
-    return change.model_dump(mode="json", exclude={"source", "applied_by", "blocked"})
+    # Backfills are checked against the collections that apply the taxonomy, above.
+    return change.model_dump(mode="json", exclude={"source", "applied_by", "blocked", "backfills"})
 
 
 def _by_name(
