@@ -28,6 +28,7 @@ from taxsync.errors import (
 )
 from taxsync.manifest import dotted, strip_union_tags
 from taxsync.plan import VOCABULARY, Action, ApplyResult, Change, ChangeResult, Plan
+from taxsync.planner import replacement_name
 from taxsync.wire import TaxonomyResponse
 
 DEFAULT_CONCURRENCY = 8
@@ -294,8 +295,76 @@ async def _delete(client: MixpeekClient, change: Change, head: TaxonomyResponse 
 async def _replace(
     client: MixpeekClient, change: Change, head: TaxonomyResponse | None
 ) -> TaxonomyResponse:
+    """A type change, without ever leaving a collection pointing at a missing taxonomy:
+
+    1. create the new taxonomy under ``replacement_name`` (or find it, from a run cut short);
+    2. re-point every collection entry from the old id to the new one, settings kept;
+    3. delete the old taxonomy (no collection applies it any more);
+    4. rename the new one to the final name.
+
+    Each step first looks whether it is done already, so the next apply finishes a replace
+    killed at any point (the planner pairs a lone replacement with its manifest as a rename).
+    """
+    assert change.taxonomy_id is not None
+    temp = change.model_copy(update={"name": replacement_name(change.name)})
+    new = await client.get_taxonomy(change.namespace, temp.name)
+    if new is None:
+        body = {**(change.create_body or {}), "taxonomy_name": temp.name}
+        new = await _create(client, temp.model_copy(update={"create_body": body}), None)
+    elif not _same_config(new.config, (change.create_body or {}).get("config", {})):
+        raise TaxsyncError(
+            f"{change.label}: {temp.name} (left by an earlier replace) has another config; "
+            "delete it and apply again"
+        )
+    assert new.taxonomy_id is not None
+    await _repoint(client, change.namespace, change.taxonomy_id, new.taxonomy_id)
     await _delete(client, change, head)
-    return await _create(client, change, None)
+    rename = temp.model_copy(
+        update={"taxonomy_id": new.taxonomy_id, "patch_body": {"taxonomy_name": change.name}}
+    )
+    return await _patch(client, rename, new)
+
+
+async def _repoint(client: MixpeekClient, namespace: str, old_id: str, new_id: str) -> None:
+    """Every collection that applies ``old_id`` applies ``new_id`` instead, same settings."""
+    for collection in await client.collections_applying(namespace, old_id):
+        await _swap_application(client, namespace, str(collection["collection_id"]), old_id, new_id)
+
+
+async def _swap_application(
+    client: MixpeekClient, namespace: str, collection_id: str, old_id: str, new_id: str
+) -> None:
+    """A read-modify-write of one collection's whole ``taxonomy_applications`` list (the API
+    has no per-entry route and no concurrency token): read right before, verified after."""
+
+    def swapped(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        has_new = any(e.get("taxonomy_id") == new_id for e in entries)
+        out = []
+        for entry in entries:
+            if entry.get("taxonomy_id") != old_id:
+                out.append(entry)
+            elif not has_new:
+                out.append({**entry, "taxonomy_id": new_id})
+        return out
+
+    async def current() -> list[dict[str, Any]]:
+        found = await client.get_collection(namespace, collection_id)
+        return list((found or {}).get("taxonomy_applications") or [])
+
+    async def landed() -> bool | None:
+        entries = await current()
+        return True if swapped(entries) == entries else None
+
+    entries = await current()
+    if swapped(entries) == entries:
+        return  # done already (by an earlier, interrupted run)
+    body = {"taxonomy_applications": swapped(entries)}
+    await _write_once(lambda: client.patch_collection(namespace, collection_id, body), landed)
+    if await landed() is None:
+        raise TaxsyncError(
+            f"collection {collection_id} still applies {old_id} after re-pointing it to "
+            f"{new_id} (another writer changed it at the same time?)"
+        )
 
 
 _ACTIONS: dict[Action, Callable[..., Awaitable[Any]]] = {

@@ -242,6 +242,24 @@ class MixpeekClient:
         pages = await self._pages(_RawPage, "/v1/collections/list", namespace, {"limit": page_size})
         return [c for page in pages for c in page.results or []]
 
+    async def get_collection(self, namespace: str, identifier: str) -> dict[str, Any] | None:
+        """One collection by id or name, as raw JSON; None if it does not exist."""
+        try:
+            response = await self._send("GET", f"/v1/collections/{_segment(identifier)}", namespace)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _parse(_RawCollection, response).model_dump()
+
+    async def patch_collection(
+        self, namespace: str, identifier: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PATCH a collection (lists in the body replace the stored ones whole)."""
+        path = f"/v1/collections/{_segment(identifier)}"
+        response = await self._send("PATCH", path, namespace, json=body, write=True)
+        return _parse(_RawCollection, response).model_dump()
+
     async def collections_applying(self, namespace: str, taxonomy_id: str) -> list[dict[str, Any]]:
         """The collections whose ``taxonomy_applications`` name ``taxonomy_id`` (the contract's
         own way to find them: a filter on the list route)."""
@@ -502,6 +520,16 @@ def _api_error(response: httpx.Response, label: str) -> ApiError:
     error = envelope.error
     message = " ".join(error.message.split())  # one line, whatever the server sent
     return ApiError(response.status_code, error.type, message, label, error.details)
+
+
+class _RawCollection(BaseModel):
+    """A collection read loosely: its applications kept exactly as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    collection_id: str
+    collection_name: str
+    taxonomy_applications: list[dict[str, Any]] | None = None
 
 
 class _RawTask(BaseModel):

@@ -69,6 +69,7 @@ def plan(
         by_name = {t.taxonomy_name: t for t in live.get(namespace, ())}
         claimed: set[str] = set()
         for taxonomy, current, rename_from in _pair(wanted, by_name):
+            claimed.add(replacement_name(taxonomy.name))  # a replace in progress: never pruned
             if current is not None:
                 claimed.add(current.taxonomy_name)
             change = compare(taxonomy, current, rename_from)
@@ -129,6 +130,11 @@ def _applied_by(collection: LiveCollection, taxonomy_id: str | None) -> AppliedB
 Pairing = tuple[DesiredTaxonomy, TaxonomyResponse | None, str | None]
 
 
+def replacement_name(name: str) -> str:
+    """The name a replace creates its new taxonomy under, until the old one is gone."""
+    return f"{name}.taxsync-replacement"
+
+
 def _pair(
     wanted: Sequence[DesiredTaxonomy], by_name: Mapping[str, TaxonomyResponse]
 ) -> list[Pairing]:
@@ -136,13 +142,16 @@ def _pair(
 
     Renames are settled first: a live taxonomy a manifest renames (``previousNames``)
     belongs to that manifest, so another manifest may take its old name for a new taxonomy
-    in the same plan (apply runs the rename before the create).
+    in the same plan (apply runs the rename before the create). A replace that was cut
+    short after deleting the old taxonomy left its new one under ``replacement_name``:
+    renaming it finishes the replace.
     """
     renamed: dict[str, DesiredTaxonomy] = {}
     for taxonomy in sorted(wanted, key=lambda d: d.name):
         if taxonomy.name in by_name:
             continue
-        old = next((n for n in taxonomy.previous_names if n in by_name and n not in renamed), None)
+        candidates = (*taxonomy.previous_names, replacement_name(taxonomy.name))
+        old = next((n for n in candidates if n in by_name and n not in renamed), None)
         if old is not None:
             renamed[old] = taxonomy
     renaming = {id(d): old for old, d in renamed.items()}
