@@ -110,6 +110,8 @@ class ManifestSpec(_Strict):
     metadata: dict[str, Any] | None = None
     config: wire.TaxonomyConfig
     wait: bool = False
+    # onChange: after a config change, re-enrich every collection that applies it.
+    backfill: Literal["never", "onChange"] = "never"
 
 
 class TaxonomyManifest(_Strict):
@@ -143,6 +145,7 @@ class DesiredTaxonomy:
     source: SourceLocation
     previous_names: tuple[str, ...] = ()
     wait: bool = False
+    backfill: bool = False  # spec.backfill: onChange
     # Dotted spec paths ("config.top_k") to positions, to map API errors back.
     positions: Mapping[str, Position] = field(default_factory=dict, compare=False, repr=False)
 
@@ -156,13 +159,17 @@ class DesiredTaxonomy:
 
     def locate(self, spec_path: str) -> str:
         """``file:line:col`` of the deepest known prefix of a dotted spec path."""
+        return location(self.source.file, *self.position(spec_path))
+
+    def position(self, spec_path: str) -> Position:
+        """(line, col) of the deepest known prefix of a dotted spec path (else the name's)."""
         parts = spec_path.split(".")
         while parts:
             pos = self.positions.get(".".join(parts))
             if pos:
-                return location(self.source.file, *pos)
+                return pos
             parts.pop()
-        return location(self.source.file, self.source.line, self.source.col)
+        return (self.source.line, self.source.col)
 
 
 # --- loading -------------------------------------------------------------------------
@@ -984,6 +991,7 @@ def _desired(manifest: TaxonomyManifest, document: _Document) -> DesiredTaxonomy
         source=SourceLocation(document.file, line, col),
         previous_names=tuple(manifest.metadata.previousNames),
         wait=manifest.spec.wait,
+        backfill=manifest.spec.backfill == "onChange",
         positions=spec_positions,
     )
 

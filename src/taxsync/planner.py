@@ -83,8 +83,14 @@ def plan(
                 delete_change(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
             )
     if neighbourhoods is not None:
+        asked = {d.key for d in desired if d.backfill}
         changes = [
-            in_neighbourhood(c, neighbourhoods.get(c.namespace), options.backfill) for c in changes
+            in_neighbourhood(
+                c,
+                neighbourhoods.get(c.namespace),
+                options.backfill or (c.namespace, c.name) in asked,
+            )
+            for c in changes
         ]
     return Plan(
         api_url=options.api_url,

@@ -59,9 +59,10 @@ def missing(
         for ref in references(taxonomy):
             if _exists(ref, around):
                 continue
-            file, line, col = _position(taxonomy, ref.spec_path)
+            line, col = taxonomy.position(ref.spec_path)
             message = f"{ref.kind} {ref.ident} does not exist in namespace {taxonomy.namespace}"
-            problem = ManifestProblem(file, line, col, f"spec.{ref.spec_path}", message)
+            path = f"spec.{ref.spec_path}"
+            problem = ManifestProblem(taxonomy.source.file, line, col, path, message)
             found.setdefault(taxonomy.key, []).append(problem)
     return found
 
@@ -70,13 +71,3 @@ def _exists(ref: Reference, around: Neighbourhood) -> bool:
     if ref.kind == "retriever":
         return around.has_retriever(ref.ident)
     return around.collection(ref.ident) is not None
-
-
-def _position(taxonomy: DesiredTaxonomy, spec_path: str) -> tuple[str, int | None, int | None]:
-    parts = spec_path.split(".")
-    while parts:
-        found = taxonomy.positions.get(".".join(parts))
-        if found:
-            return taxonomy.source.file, found[0], found[1]
-        parts.pop()
-    return taxonomy.source.file, taxonomy.source.line, taxonomy.source.col

@@ -210,6 +210,7 @@ def plan_text(plan: Plan, style: Style) -> str:
         if tree is not None:
             lines.extend(f"      {line}" for line in tree_text(tree, style))
         lines.extend(f"      note: {plain(note)}" for note in change.notes)
+        lines.extend(f"      {line}" for line in impact_lines(change, plain))
     lines += [
         "",
         f"Plan: {plan.summary.line(with_zeros=True)}; {plan.summary.unchanged} unchanged.",
@@ -262,13 +263,42 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
             room -= sum(len(line) for line in section)
             lines += section
     for change in plan.changes:
-        if not change.diff and not change.notes:
+        impact = impact_lines(change, plain)
+        if not change.diff and not change.notes and not impact:
             continue
         body = [line for f in change.diff for line in diff_lines_markdown(f)]
         body += [f"# note: {plain(note)}" for note in change.notes]
+        body += [f"# {line}" for line in impact]
         summary = f"<details><summary>{headline(change, md_inline)}</summary>"
         lines += ["", summary, "", fenced("\n".join(body), "diff") + "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def impact_lines(change: Change, esc: Escape) -> list[str]:
+    """Whom a change affects: the collections that apply its taxonomy, whether a backfill
+    follows, and why it is blocked, if it is."""
+    lines = []
+    if change.blocked:
+        lines.append(f"BLOCKED: {esc(change.blocked)}")
+    for applied in change.applied_by:
+        docs = (
+            f", ~{applied.document_count:,} documents" if applied.document_count is not None else ""
+        )
+        target = (
+            f", into {esc(applied.target_collection_id)}" if applied.target_collection_id else ""
+        )
+        lines.append(
+            f"applied by {esc(applied.collection_name)} ({esc(applied.collection_id)}, "
+            f"phase {applied.execution_phase}{target}{docs})"
+        )
+    if change.backfills:
+        lines.append(f"backfill after apply: {', '.join(esc(c) for c in change.backfills)}")
+    elif change.applied_by and change.action != "delete":
+        lines.append(
+            "backfill: not planned (documents already enriched keep their labels; "
+            "apply --backfill, or spec.backfill: onChange)"
+        )
+    return lines
 
 
 def _source_markdown(source: str | None, link: SourceLink | None) -> str:
@@ -674,6 +704,8 @@ def result_line(result: ChangeResult, style: Style, esc: Escape = plain) -> str:
     if result.status == "applied" and result.taxonomy_id:
         version = f", v{result.version}" if result.version else ""
         text += f" ({esc(result.taxonomy_id)}{version})"
+    if result.tasks:
+        text += f" (backfill task(s): {', '.join(esc(t) for t in result.tasks)})"
     if result.message:
         text += f": {esc(result.message)}"
     return text
