@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -27,6 +27,24 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 DEFAULT_TEST_API_KEY = "sk_test_emulator"
+# What the manifests of tests/helpers.py name, in every namespace a test emulator creates:
+# planning checks that these exist. A test about missing ones passes ``seed=None``.
+EVERY_NAMESPACE_SEED: dict[str, Any] = {
+    "namespaces": {
+        "*": {
+            "collections": [
+                {
+                    "collection_id": "col_products_v1",
+                    "collection_name": "products",
+                    "document_count": 1200,
+                },
+                {"collection_id": "col_employees", "collection_name": "employees"},
+                {"collection_id": "col_managers", "collection_name": "managers"},
+            ],
+            "retrievers": [{"retriever_id": "ret_clip_v1"}, {"retriever_id": "ret_face_matcher"}],
+        }
+    }
+}
 _STARTUP_TIMEOUT_S = 10.0
 # A fail-safe for waits on something the test itself set in motion: never reached by a
 # passing test, it turns a hang into a failure with a message.
@@ -363,8 +381,10 @@ def emulator() -> Iterator[StartEmulator]:
         default_page_size: int = 100,
         ready_after_reads: int | None = 3,
         ready_after_seconds: float | None = None,
+        seed: Mapping[str, Any] | None = EVERY_NAMESPACE_SEED,
     ) -> EmulatorHandle:
         app = create_app(
+            seed=seed,
             store=store,
             state_path=state_path,
             namespaces=namespaces,

@@ -49,6 +49,11 @@ _COMPUTED_COLLECTION_FIELDS = ("taxonomy_count", "retriever_count")
 _COMPUTED_RETRIEVER_FIELDS = ("collection_identifiers",)
 
 
+# The namespace key whose collections and retrievers every namespace gets, including those
+# created later by the same emulator (handy for tests and demos; not persisted).
+EVERY_NAMESPACE = "*"
+
+
 class SeedError(ValueError):
     """A seed file that cannot be read or is not valid; the message names the file and field."""
 

@@ -60,7 +60,7 @@ from taxsync.emulator.resources import (
     system_collection,
     task_view,
 )
-from taxsync.emulator.seed import Seed
+from taxsync.emulator.seed import EVERY_NAMESPACE, Seed, SeedNamespace
 from taxsync.wire import (
     ApplyTaxonomyRequest,
     CreateTaxonomyRequest,
@@ -117,6 +117,9 @@ class Store:
         #: How backfill tasks started through this store live (see TaskPolicy); tests and
         #: ``local serve`` set it. Each task keeps the policy it was created under.
         self.task_policy = TaskPolicy()
+        #: What a seed declares for every namespace (``"*"``), given to each namespace this
+        #: store creates from now on (kept in memory only, like ``task_policy``).
+        self.every_namespace: SeedNamespace | None = None
         if self._path is not None:
             with self._transaction(exclusive=True):
                 _remove_stale_temp_files(self._path)
@@ -531,16 +534,23 @@ class Store:
         be), replacing those of the same id; taxonomies and tasks are kept. Seeding the
         same seed twice changes nothing. Returns (collections, retrievers) seeded.
         """
-        for name in seed.namespaces:
+        named = {n: c for n, c in seed.namespaces.items() if n != EVERY_NAMESPACE}
+        for name in named:
             _check_namespace_name(name)
+        self.every_namespace = seed.namespaces.get(EVERY_NAMESPACE, self.every_namespace)
         with self._transaction(exclusive=True):
-            for name, content in seed.namespaces.items():
-                ns_id = self._seed_namespace(name)
-                for data in content.collections:
-                    self._seed_record(self._state.collections, ns_id, data)
-                for data in content.retrievers:
-                    self._seed_record(self._state.retrievers, ns_id, data)
+            if self.every_namespace is not None:  # the namespaces that exist already
+                for record in list(self._state.namespaces.values()):
+                    self._seed_content(str(record["namespace_id"]), self.every_namespace)
+            for name, content in named.items():
+                self._seed_content(self._seed_namespace(name), content)
             return seed.counts()
+
+    def _seed_content(self, ns_id: str, content: SeedNamespace) -> None:
+        for data in content.collections:
+            self._seed_record(self._state.collections, ns_id, data)
+        for data in content.retrievers:
+            self._seed_record(self._state.retrievers, ns_id, data)
 
     # --- internals ----------------------------------------------------------------
 
@@ -558,6 +568,8 @@ class Store:
         }
         self._state.add_namespace(record)
         self._dirty = True
+        if self.every_namespace is not None:
+            self._seed_content(str(record["namespace_id"]), self.every_namespace)
         return _public_namespace(record)
 
     def _collection_view(self, record: dict[str, Any], *, in_list: bool) -> dict[str, Any]:
