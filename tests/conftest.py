@@ -40,6 +40,8 @@ EVERY_NAMESPACE_SEED: dict[str, Any] = {
                 },
                 {"collection_id": "col_employees", "collection_name": "employees"},
                 {"collection_id": "col_managers", "collection_name": "managers"},
+                {"collection_id": "col_a", "collection_name": "col-a"},
+                {"collection_id": "col_b", "collection_name": "col-b"},
             ],
             "retrievers": [{"retriever_id": "ret_clip_v1"}, {"retriever_id": "ret_face_matcher"}],
         }

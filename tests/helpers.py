@@ -31,7 +31,14 @@ from taxsync import cli, reconcile, wire
 from taxsync.emulator import Faults
 from taxsync.manifest import DesiredTaxonomy, Position, SourceLocation
 from taxsync.wire import TaxonomyResponse
-from tests.conftest import OWN_REQUEST_HEADER, WAIT_FAILSAFE_S, EmulatorHandle, Rule, Seen
+from tests.conftest import (
+    EVERY_NAMESPACE_SEED,
+    OWN_REQUEST_HEADER,
+    WAIT_FAILSAFE_S,
+    EmulatorHandle,
+    Rule,
+    Seen,
+)
 
 FLAT_MANIFEST = """\
 apiVersion: taxsync/v1
@@ -518,3 +525,13 @@ def check_golden(name: str, text: str) -> None:
     if not path.is_file():
         pytest.fail(f"golden file {path} is missing (create it with TAXSYNC_UPDATE_GOLDEN=1)")
     assert text == path.read_text(encoding="utf-8"), f"output differs from golden file {name}"
+
+
+def seed_local(state: Path, *namespaces: str) -> Path:
+    """The embedded emulator's state file, with what the builders name in ``namespaces``
+    (what ``taxsync local seed`` does; ``--local`` plans check that it exists)."""
+    from taxsync.emulator import Seed, Store
+
+    content = EVERY_NAMESPACE_SEED["namespaces"]["*"]
+    Store(state).seed(Seed.parse({"namespaces": dict.fromkeys(namespaces, content)}))
+    return state

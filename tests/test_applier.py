@@ -128,11 +128,6 @@ ACTIONS: dict[str, tuple[list[DesiredTaxonomy], list[DesiredTaxonomy], list[tupl
         [desired_flat()],
         [("DELETE", TAXONOMY, "")],
     ),
-    "replace": (
-        [desired_flat("shape")],
-        [desired_hierarchical("shape")],
-        [("DELETE", TAXONOMY, ""), ("POST", CREATE, "create_body")],
-    ),
 }
 
 
@@ -170,6 +165,36 @@ def test_each_action_sends_exactly_its_planned_writes(
         assert head is not None
         assert (result.taxonomy_id, result.version) == (head["taxonomy_id"], head["version"])
     assert not plan_for(srv, *desired).has_changes  # exactly what was planned is live
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["answered", "every response lost"])
+def test_a_replace_creates_aside_then_deletes_then_renames(
+    emulator: StartEmulator, lost: bool
+) -> None:
+    """The new taxonomy is made under a temporary name first, so the old one is deleted only
+    once its replacement exists; then the replacement takes the name."""
+    srv = emulator()
+    given(srv, desired_flat("shape"))
+    plan = plan_for(srv, desired_hierarchical("shape"))
+    (change,) = plan.changes
+    assert change.action == "replace" and change.create_body is not None
+    if lost:
+        srv.app.faults = Faults(rate_drop_after_commit=1.0)
+
+    (result,) = apply(srv, plan, allow_replace=True).results
+
+    assert result.status == "applied", result.message
+    srv.app.faults = Faults()
+    head = Api(srv).taxonomies(NS)["shape"]
+    assert result.taxonomy_id == head["taxonomy_id"] != change.taxonomy_id
+    temp = {**change.create_body, "taxonomy_name": "shape.taxsync-replacement"}
+    assert sent(srv.committed()) == [
+        ("POST", CREATE, temp),
+        ("DELETE", TAXONOMY.format(id=change.taxonomy_id), None),
+        ("PATCH", TAXONOMY.format(id=head["taxonomy_id"]), {"taxonomy_name": "shape"}),
+    ]
+    assert len(srv.writes()) == 3  # none repeated, lost or not
+    assert not plan_for(srv, desired_hierarchical("shape")).has_changes
 
 
 def test_a_replace_is_refused_without_allow_replace(emulator: StartEmulator) -> None:

@@ -107,6 +107,12 @@ class CountingApi:
             return 200, {"namespace_name": path.rsplit("/", 1)[-1]}
         if method == "POST" and path.startswith("/v1/taxonomies/list"):
             return 200, {"results": [], "total_count": 0}
+        # What tests.helpers.flat() names, so a plan's reference check passes.
+        if method == "POST" and path.startswith("/v1/collections/list"):
+            products = {"collection_id": "col_products_v1", "collection_name": "products"}
+            return 200, {"results": [products], "total_count": 1}
+        if method == "POST" and path.startswith("/v1/retrievers/list"):
+            return 200, {"results": [{"retriever_id": "ret_clip_v1"}], "total": 1}
         error = {"type": "BadRequest", "message": f"{method} {path} is not expected here"}
         return 400, {"success": False, "status": 400, "error": error}
 

@@ -34,7 +34,7 @@ from taxsync.history import History, VersionEntry
 from taxsync.manifest import DesiredTaxonomy, SourceLocation
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
 from taxsync.wire import CreateTaxonomyRequest, TaxonomyResponse
-from tests.helpers import flat, run_cli, write
+from tests.helpers import flat, run_cli, seed_local, write
 
 # --- hostile strings -----------------------------------------------------------------------
 
@@ -729,6 +729,7 @@ def seed_hostile_live_state(state: Path) -> None:
     """Live taxonomies with hostile names, keys and descriptions, as an API could return."""
     store = Store(state)
     store.ensure_namespace("production")
+    seed_local(state, "production")  # what the manifests name
     config = {
         "taxonomy_type": "flat",
         "retriever_id": "ret_clip_v1",

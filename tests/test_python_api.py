@@ -12,7 +12,7 @@ import pytest
 from taxsync import reconcile
 from taxsync.errors import ManifestError, TaxsyncError
 from taxsync.plan import ApplyResult, ChangeResult, Plan
-from tests.helpers import flat, hierarchical, write
+from tests.helpers import flat, hierarchical, seed_local, write
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ class Heard(reconcile.Reporter):
 
 
 def test_reporters_hear_a_run_in_order_and_fan_out_to_each(tmp_path: Path) -> None:
-    settings = reconcile.Settings.local(tmp_path / "state.json")
+    settings = reconcile.Settings.local(seed_local(tmp_path / "state.json", "production"))
     root = tmp_path / "m"
     write(root, "a.yaml", flat("a"))
     write(root, "b.yaml", flat("b"))

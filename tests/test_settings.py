@@ -10,7 +10,7 @@ import pytest
 
 from taxsync import reconcile
 from taxsync.errors import ConfigError
-from tests.helpers import flat, run_cli, write
+from tests.helpers import flat, run_cli, seed_local, write
 
 PASSWORD = "hunter2hunter2"
 
@@ -82,7 +82,7 @@ def test_the_cli_refuses_them_with_exit_1_and_one_line(tmp_path: Path, args: lis
 
 def test_wait_timeout_nan_is_refused(tmp_path: Path) -> None:
     write(tmp_path / "m", "a.yaml", flat("a", "alpha"))
-    state = tmp_path / "state.json"
+    state = seed_local(tmp_path / "state.json", "alpha")
     result = run_cli(
         "apply", "--local", "--local-state", str(state), "--auto-approve", "--wait-timeout",
         "nan", str(tmp_path / "m"),

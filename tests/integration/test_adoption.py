@@ -34,8 +34,22 @@ HANDMADE_TREE: dict[str, Any] = {
 }
 
 
+# What the hand-made taxonomies name: planning checks that it exists.
+DESIGN_SEED = {
+    "namespaces": {
+        "design": {
+            "collections": [
+                {"collection_id": c, "collection_name": c.removeprefix("col_")}
+                for c in ("col_colours", "col_world", "col_europe")
+            ],
+            "retrievers": [{"retriever_id": "ret_colour"}],
+        }
+    }
+}
+
+
 def test_export_then_plan_shows_only_adoption(tmp_path: Path, emulator: StartEmulator) -> None:
-    srv = emulator()
+    srv = emulator(seed=DESIGN_SEED)
     api = Api(srv)
     api.create("design", HANDMADE_FLAT)
     api.create("design", HANDMADE_TREE)

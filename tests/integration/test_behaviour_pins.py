@@ -301,8 +301,18 @@ def kill(process: subprocess.Popen[str]) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-def test_apply_killed_between_a_replace_delete_and_create_is_finished(
-    tmp_path: Path, emulator: StartEmulator
+# The writes of a replace, in order, while a collection applies the old taxonomy.
+REPLACE_STEPS = {
+    1: ("POST", "/v1/taxonomies"),  # the new taxonomy, under a temporary name
+    2: ("PATCH", "/v1/collections/col_products_v1"),  # the collection re-pointed to it
+    3: ("DELETE", "/v1/taxonomies/{old}"),  # the old taxonomy, applied by nobody now
+    4: ("PATCH", "/v1/taxonomies/{new}"),  # the new one takes the final name
+}
+
+
+@pytest.mark.parametrize("step", list(REPLACE_STEPS))
+def test_a_replace_killed_at_any_step_never_leaves_a_collection_dangling_and_is_finished(
+    tmp_path: Path, emulator: StartEmulator, step: int
 ) -> None:
     srv = emulator()
     api = Api(srv)
@@ -310,27 +320,37 @@ def test_apply_killed_between_a_replace_delete_and_create_is_finished(
     write(root, "s.yaml", flat("shape", NS))
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
     old_id = api.taxonomies(NS)["shape"]["taxonomy_id"]
+    entry = {"taxonomy_id": old_id, "execution_phase": 2, "priority": 7}
+    path = "/v1/collections/col_products_v1"
+    api.call("PATCH", path, NS, {"taxonomy_applications": [entry]})
     write(root, "s.yaml", hierarchical("shape", NS))
     base = len(srv.writes())
-    hold = srv.hold(lambda r: r.write_index == base + 2)  # the second write of the replace
+    hold = srv.hold(lambda r: r.write_index == base + step)
 
     process = spawn_apply(srv, root, "--allow-replace")
     held = wait_held(hold, process)
-    assert (held.method, held.path) == ("POST", "/v1/taxonomies")
-    assert [(r.method, r.path) for r in srv.committed()[-1:]] == [
-        ("DELETE", f"/v1/taxonomies/{old_id}")
-    ]
     kill(process)
-    hold.release()  # the create never reaches the emulator
-    assert "shape" not in api.taxonomies(NS)  # killed half way: deleted, not yet recreated
+    hold.release()  # the held write never reaches the emulator
+    live = api.taxonomies(NS)
+    replacement = live.get("shape.taxsync-replacement") or live.get("shape")
+    new_id = replacement["taxonomy_id"] if replacement and step > 1 else None
+    method, template = REPLACE_STEPS[step]
+    assert (held.method, held.path) == (method, template.format(old=old_id, new=new_id))
+    # Killed at any point, every collection still applies a taxonomy that exists.
+    ids = {t["taxonomy_id"] for t in live.values()}
+    applied = api.call("GET", path, NS)["taxonomy_applications"]
+    assert [a["taxonomy_id"] in ids for a in applied] == [True]
 
-    finish = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+    finish = run_cli("apply", str(root), "--auto-approve", "--allow-replace", env=env(srv))
     assert finish.code == 0, finish.output
-    assert f"+ create {NS}/shape" in finish.out
     now = api.taxonomies(NS)
-    assert list(now) == ["shape"]
+    assert list(now) == ["shape"]  # no replacement left under its temporary name
     assert now["shape"]["taxonomy_id"] != old_id
     assert now["shape"]["config"]["taxonomy_type"] == "hierarchical"
+    (entry_now,) = api.call("GET", path, NS)["taxonomy_applications"]
+    assert entry_now == {**entry, "taxonomy_id": now["shape"]["taxonomy_id"]} | {
+        k: v for k, v in entry_now.items() if k not in entry
+    }  # re-pointed, its settings kept
     assert run_cli("plan", str(root), "--detailed-exitcode", env=env(srv)).code == 0
 
 

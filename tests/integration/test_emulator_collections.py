@@ -75,7 +75,7 @@ def start(emulator: Any, seed: dict[str, Any] | None = SEED, **switches: Any) ->
     policy = switches.pop("task_policy", None)
     if policy is not None:
         store.task_policy = policy
-    srv = emulator(store=store, namespaces=[NS])
+    srv = emulator(store=store, namespaces=[NS], seed=None)
     for name, value in switches.items():
         assert name in SWITCHES, name
         setattr(srv.app, name, value)
@@ -656,7 +656,7 @@ def test_unresolved_namespace_lists_are_empty_and_flagged(http: tuple[Any, httpx
 
 
 def test_auto_created_namespaces_resolve_but_unknown_ids_do_not(emulator: Any) -> None:
-    srv = emulator()  # no declared namespaces: names are created on first use
+    srv = emulator(seed=None)  # no declared namespaces: names are created on first use
     with client(srv, namespace="fresh") as fresh:
         page = ok(fresh.post("/v1/collections/list"))
         assert page["results"] == [] and page["warnings"] == []

@@ -244,7 +244,7 @@ def test_namespaces_deserialise(sdk: Sdk) -> None:
 
 
 def test_declared_namespaces_make_unknown_ones_404(emulator: Any) -> None:
-    server = emulator(namespaces=[NS])
+    server = emulator(namespaces=[NS], seed=None)
     with sdk_client(server.url, server.api_key, namespace="elsewhere") as api:
         with pytest.raises(NotFoundException) as excinfo:
             NamespacesApi(api).get_namespace("elsewhere")
@@ -378,7 +378,7 @@ class Apis:
 
 @pytest.fixture
 def apis(emulator: Any) -> Iterator[Apis]:
-    server = emulator(max_page_size=2, namespaces=[NS])
+    server = emulator(max_page_size=2, namespaces=[NS], seed=None)
     server.store.seed(Seed.parse(SEED))
     server.store.task_policy = TaskPolicy(polls=1)
     with sdk_client(server.url, server.api_key) as api:

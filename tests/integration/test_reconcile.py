@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EmulatorHandle, StartEmulator
-from tests.helpers import Api, CliRun, env, flat, hierarchical, run_cli, write
+from tests.helpers import Api, CliRun, env, flat, hierarchical, run_cli, seed_local, write
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ def test_unknown_namespace_is_a_clear_error(tmp_path: Path, emulator: StartEmula
 
 def test_local_mode_runs_in_process(tmp_path: Path) -> None:
     root = tree(tmp_path / "m")
-    state = tmp_path / "state.json"
+    state = seed_local(tmp_path / "state.json", "production", "staging")
     local = ("--local", "--local-state", str(state))
     assert run_cli("apply", str(root), "--auto-approve", *local).code == 0
     assert state.exists()

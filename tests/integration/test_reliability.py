@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import threading
@@ -107,14 +108,17 @@ def test_retries_give_up_with_a_clear_error_naming_the_request(
     result = run_cli("plan", str(root), "--retry-timeout", "1", env=env(srv))
     assert result.code == 1
     (first, *_) = result.err.splitlines()
-    assert first.startswith("Error: GET /v1/namespaces/alpha")
+    # The namespace and its neighbourhood are read at once: whichever read gives up first
+    # is the one named.
+    named = re.match(r"Error: (GET|POST) (/v1/\S+) \[alpha\]: ", first) or re.match(
+        r"Error: (GET) (/v1/namespaces/alpha): ", first
+    )
+    assert named is not None, first
     assert "last: HTTP 503 InferenceServiceUnavailableError" in first
     # It retried, waiting as told (0.05 s) between attempts within its 1 s budget, and
     # says how often it tried.
-    sent = len(srv.requests)
-    assert {(r.method, r.path, r.status) for r in srv.requests} == {
-        ("GET", "/v1/namespaces/alpha", 503)
-    }
+    assert {r.status for r in srv.requests} == {503}
+    sent = sum(1 for r in srv.requests if (r.method, r.path) == named.groups())
     assert 2 <= sent <= 1 / 0.05 + 1
     assert f"gave up after {sent} attempt(s)" in first
 
