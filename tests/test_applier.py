@@ -358,11 +358,6 @@ def test_wait_gives_up_with_not_ready_after_the_timeout(
     assert 1 <= sum(1 for r in srv.requests if r.method == "GET") < 3  # polled, not ready
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: _wait_ready gives up before its first poll when the timeout is shorter "
-    "than the first backoff step (0.5 s), and reports 'not ready after 0.4s' having waited 0 s",
-)
 def test_a_short_wait_timeout_still_looks_once(emulator: StartEmulator) -> None:
     srv = emulator(ready_after_reads=0)  # ready at the first read
     plan = plan_for(srv, desired_hierarchical("topics", config=INFERRED))

@@ -416,11 +416,12 @@ async def _wait_ready(
     deadline = time.monotonic() + timeout
     delay = 0.5
     while head.ready is False:
-        if time.monotonic() + delay > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise NotReady(
                 f"{change.label}: not ready after {timeout:g}s (inference still running)"
             )
-        await asyncio.sleep(delay)
+        await asyncio.sleep(min(delay, left))  # the last look is at the deadline, not before
         delay = min(delay * 2, 10.0)
         assert head.taxonomy_id is not None
         found = await client.get_taxonomy(change.namespace, head.taxonomy_id)
