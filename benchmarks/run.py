@@ -101,9 +101,32 @@ def build_tree(root: Path, prefix: str, taxonomies: int, namespaces: int) -> dic
     return per_namespace
 
 
+# What the templates name, seeded into every namespace the emulator creates: plans check
+# that it exists, and read it with each namespace.
+SEED_COLLECTIONS = ("col_catalog_categories", "col_employees", "col_managers", "col_executives")
+SEED_RETRIEVERS = ("ret_clip_v1", "ret_face_matcher", "ret_exec_faces")
+
+
+def write_seed(path: Path) -> Path:
+    collections = [
+        {"collection_id": c, "collection_name": c.removeprefix("col_"), "document_count": 1000}
+        for c in SEED_COLLECTIONS
+    ]
+    retrievers = [{"retriever_id": r} for r in SEED_RETRIEVERS]
+    seed = {"namespaces": {"*": {"collections": collections, "retrievers": retrievers}}}
+    path.write_text(yaml.safe_dump(seed), encoding="utf-8")
+    return path
+
+
 def request_floor(per_namespace: dict[str, int], page_size: int) -> int:
-    """One namespace look-up plus ceil(n / page size) list pages (at least one) per namespace."""
-    return sum(1 + max(1, math.ceil(n / page_size)) for n in per_namespace.values())
+    """Per namespace: one look-up, ceil(n / page size) taxonomy pages (at least one), and the
+    pages of its collections and of its retrievers (at least one each)."""
+
+    def pages(count: int) -> int:
+        return max(1, math.ceil(count / page_size))
+
+    neighbourhood = pages(len(SEED_COLLECTIONS)) + pages(len(SEED_RETRIEVERS))
+    return sum(1 + pages(n) + neighbourhood for n in per_namespace.values())
 
 
 # --- child processes -----------------------------------------------------------------
@@ -226,6 +249,8 @@ def emulator(
         API_KEY,
         "--max-page-size",
         str(page_size),
+        "--seed",
+        str(write_seed(workdir / "seed.yaml")),
     ]
     if latency_ms > 0:
         argv += ["--faults", f"latency={latency_ms:g}ms"]
