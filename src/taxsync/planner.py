@@ -198,7 +198,13 @@ def compare(
         ]
         if not normalize.is_managed(live.metadata):
             base["notes"] = [*base["notes"], "taxsync does not manage it yet: made by hand?"]
-        return Change(action="replace", **base, diff=diff, create_body=create.create_body)
+        return Change(
+            action="replace",
+            **base,
+            diff=diff,
+            create_body=create.create_body,
+            live_nodes=_live_nodes(live),
+        )
     want, have = normalize.comparable_desired(desired), normalize.comparable_live(live)
     adopt = not normalize.is_managed(live.metadata)
     if (
@@ -263,7 +269,15 @@ def delete_change(namespace: str, live: TaxonomyResponse) -> Change:
         base_version=live.version,
         taxonomy_type=normalize.config_type(live.config),
         notes=["not declared in any manifest; managed by taxsync"],
+        live_nodes=_live_nodes(live),
     )
+
+
+def _live_nodes(live: TaxonomyResponse) -> list[dict[str, Any]] | None:
+    nodes = live.config.get("hierarchical_nodes")
+    if not isinstance(nodes, list):
+        return None
+    return [node for node in nodes if isinstance(node, dict)]
 
 
 def managed_metadata(desired: DesiredTaxonomy) -> dict[str, Any]:

@@ -318,7 +318,7 @@ def _source_markdown(source: str | None, link: SourceLink | None) -> str:
 # the new nodes from the body apply sends (create_body, version_body), the old ones from
 # those and the diff, whose ``config.hierarchical_nodes[KEY]`` entries hold every added or
 # removed node whole and every changed field's value before. A delete, and a replace of a
-# hierarchical taxonomy, carry no live config: they get no tree.
+# hierarchical taxonomy, carry the live nodes they remove (``Change.live_nodes``).
 
 _NODES = "config.hierarchical_nodes"
 NodeStatus = Literal["added", "removed", "changed", "moved", "unchanged"]
@@ -401,15 +401,10 @@ def node_tree(change: Change) -> NodeTree | None:
 
 def _node_sides(change: Change) -> tuple[NodeMap, NodeMap, dict[str, set[str]]] | None:
     """The nodes before and after, and the fields the diff says changed, by node key."""
-    if change.action in ("create", "replace"):
-        if change.action == "replace":
-            old_type = next(
-                (f.before for f in change.diff if f.path == "config.taxonomy_type"), None
-            )
-            if old_type != "flat":
-                return None  # the live nodes are not in the plan
+    if change.action in ("create", "replace", "delete"):
+        before = _node_map(change.live_nodes)  # what a delete or replace removes
         after = _node_map(_nodes_of((change.create_body or {}).get("config")))
-        return ({}, after, {}) if after else None
+        return (before, after, {}) if before or after else None
     if change.action != "new_version":
         return None
     entries = [
