@@ -341,7 +341,8 @@ def test_a_field_never_starts_a_line() -> None:
     for r in hostile_result(plan).results:
         assert "\n" not in render.result_line(r, render.Style(False))
     history = render.history_text(hostile_history()).split("\n")
-    assert len(history) == 6 and history[1].startswith("v1  ") and history[3].startswith("v2")
+    assert len(history) == 7 and history[1].startswith("created ") and history[2] == "v1"
+    assert history[4] == "v2"
 
 
 # --- 3. the step log: no workflow command but taxsync's own ---------------------------------

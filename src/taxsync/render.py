@@ -744,15 +744,22 @@ def plan_json(plan: Plan) -> str:
 
 
 def history_text(history: History) -> str:
-    """Each version with its creation time and what changed since the one before."""
+    """Each version and what changed since the one before.
+
+    The API's ``created_at`` is the record's creation time on every version (TAXONOMIES.md
+    §3.6), so it is shown once, in the heading, and never as the time of a version.
+    """
     count = len(history.versions)
     label = f"{plain(history.namespace)}/{plain(history.name)}"
     lines = [f"{label} ({plain(str(history.taxonomy_id))}): {count} version(s)"]
+    created = next((e.created_at for e in history.versions if e.created_at), None)
+    if created is not None:
+        lines.append(f"created {plain(created)} (the record; the API does not date versions)")
     for entry in history.versions:
         pending = "" if entry.ready is not False else "  (not ready: inference running)"
-        lines.append(f"v{entry.version}  {plain(entry.created_at or 'unknown time')}{pending}")
+        lines.append(f"v{entry.version}{pending}")
         if entry.version == history.versions[0].version:
-            lines.append("    created")
+            lines.append("    first version")
         elif not entry.diff:
             lines.append("    (no config change)")
         lines.extend(f"    {diff_line(field)}" for field in entry.diff)

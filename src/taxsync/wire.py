@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictStr, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    StrictStr,
+    Tag,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 COLLECTION_ID_PATTERN = r"^col_[a-zA-Z0-9_]+$"
@@ -64,7 +73,7 @@ class CovariateConfig(RequestModel):
     name: str = Field(min_length=1, max_length=100)
     binning_strategy: Literal["quartiles", "deciles", "custom"] | None = "quartiles"
     clustering_method: Literal["kmeans", "hdbscan"] | None = "kmeans"
-    n_clusters: int | None = Field(default=10, ge=2, le=100)
+    n_clusters: StrictInt | None = Field(default=10, ge=2, le=100)
 
 
 class StepAnalyticsConfig(RequestModel):
@@ -73,7 +82,7 @@ class StepAnalyticsConfig(RequestModel):
     step_key_source: Literal["assignment_label", "assignment_node_id", "field_path"] | None = None
     step_key_field_path: str | None = None
     covariates: list[CovariateConfig] | None = Field(default=None, max_length=20)
-    max_sequence_duration_days: int | None = Field(default=None, ge=1, le=365)
+    max_sequence_duration_days: StrictInt | None = Field(default=None, ge=1, le=365)
 
 
 class HierarchicalNode(RequestModel):
@@ -92,7 +101,7 @@ class FlatConfig(RequestModel):
     retriever_id: str
     input_mappings: list[InputMapping]
     source_collection: SourceCollection
-    top_k: int | None = Field(default=1, ge=1, le=50)
+    top_k: StrictInt | None = Field(default=1, ge=1, le=50)
     step_analytics: StepAnalyticsConfig | None = None
 
 
@@ -105,7 +114,7 @@ class HierarchicalConfig(RequestModel):
     llm_provider: Literal["openai_chat_v1"] | None = None
     llm_model: str | None = None
     llm_prompt_template: str | None = None
-    llm_sample_size: int | None = 0
+    llm_sample_size: StrictInt | None = 0
     cluster_ids: list[str] | None = None
     cluster_overlap_threshold: float | None = 0.7
     hierarchical_nodes: list[HierarchicalNode] | None = None
@@ -190,10 +199,10 @@ class PatchTaxonomyRequest(RequestModel):
 
 
 class ListTaxonomiesRequest(RequestModel):
-    limit: int | None = Field(default=None, ge=1, le=1000)
-    page_size: int | None = Field(default=None, ge=1, le=1000)
-    offset: int | None = Field(default=None, ge=0, le=10000)
-    page: int | None = Field(default=None, ge=1)
+    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
+    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
+    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
+    page: StrictInt | None = Field(default=None, ge=1)
     search: str | None = None
     filters: dict[str, Any] | None = None
     sort: dict[str, Any] | None = None
@@ -202,10 +211,10 @@ class ListTaxonomiesRequest(RequestModel):
 
 
 class ListNamespacesRequest(RequestModel):
-    limit: int | None = Field(default=None, ge=1, le=1000)
-    page_size: int | None = Field(default=None, ge=1, le=1000)
-    offset: int | None = Field(default=None, ge=0, le=10000)
-    page: int | None = Field(default=None, ge=1)
+    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
+    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
+    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
+    page: StrictInt | None = Field(default=None, ge=1)
     filters: dict[str, Any] | None = None
     sort: dict[str, Any] | None = None
     sorts: list[dict[str, Any]] | None = None
@@ -417,8 +426,8 @@ class TaxonomyApplicationConfigInput(BaseModel):
     execution_mode: Literal["materialize"] | None = None
     target_collection_id: str | None = None
     scroll_filters: LogicalOperatorInput | None = None
-    execution_phase: int | None = Field(default=1, ge=1, le=3)
-    priority: int | None = Field(default=0, ge=0, le=1000)
+    execution_phase: StrictInt | None = Field(default=1, ge=1, le=3)
+    priority: StrictInt | None = Field(default=0, ge=0, le=1000)
     hierarchical_enrichment_style: Literal["full_chain", "best_match", "combined"] | None = None
 
 
@@ -473,10 +482,10 @@ class PatchCollectionRequest(RequestModel):
 
 
 class ListCollectionsRequest(RequestModel):
-    limit: int | None = Field(default=None, ge=1, le=1000)
-    page_size: int | None = Field(default=None, ge=1, le=1000)
-    offset: int | None = Field(default=None, ge=0, le=10000)
-    page: int | None = Field(default=None, ge=1)
+    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
+    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
+    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
+    page: StrictInt | None = Field(default=None, ge=1)
     filters: dict[str, Any] | None = None
     sort: dict[str, Any] | None = None
     sorts: list[dict[str, Any]] | None = None
@@ -507,14 +516,14 @@ class ListTasksRequest(RequestModel):
 
 class BudgetLimits(RequestModel):
     max_credits: float | None = Field(default=None, ge=0)
-    max_time_ms: int | None = Field(default=None, ge=0)
+    max_time_ms: StrictInt | None = Field(default=None, ge=0)
 
 
 class ApplyTaxonomyRequest(RequestModel):
     taxonomy_id: StrictStr
     scroll_filters: dict[str, Any] | None = None
-    batch_size: int | None = Field(default=1000, ge=100, le=5000)
-    parallelism: int | None = Field(default=4, ge=1, le=20)
+    batch_size: StrictInt | None = Field(default=1000, ge=100, le=5000)
+    parallelism: StrictInt | None = Field(default=4, ge=1, le=20)
     budget_limits: BudgetLimits | None = None
 
 

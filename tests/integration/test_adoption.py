@@ -165,6 +165,9 @@ def test_history_shows_versions_and_diffs(tmp_path: Path, emulator: StartEmulato
     as_json = run_cli("history", "org", "-n", "production", "--format", "json", env=env(srv))
     data = json.loads(as_json.out)
     assert [v["version"] for v in data["versions"]] == [1, 2, 3]
+    # created_at is the record's, on every version (TAXONOMIES.md §3.6): shown once.
+    assert len({v["created_at"] for v in data["versions"]}) == 1
+    assert text.out.count(data["versions"][0]["created_at"]) == 1
     check_golden("history.txt", _stable(text.out, data))
     missing = run_cli("history", "nope", "-n", "production", env=env(srv))
     assert missing.code == 1 and "not found" in missing.err
@@ -173,9 +176,7 @@ def test_history_shows_versions_and_diffs(tmp_path: Path, emulator: StartEmulato
 def _stable(text: str, data: dict[str, Any]) -> str:
     """Ids and timestamps vary per run; the golden file holds the rest."""
     text = text.replace(data["taxonomy_id"], "tax_ID")
-    for entry in data["versions"]:
-        text = text.replace(entry["created_at"], "CREATED_AT")
-    return text
+    return text.replace(data["versions"][0]["created_at"], "CREATED_AT")
 
 
 def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: StartEmulator) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar, Union, get_args, get_origin
+from urllib.parse import unquote
 
 from pydantic import BaseModel, Field, Tag, TypeAdapter, ValidationError
 from starlette.applications import Starlette
@@ -212,7 +213,7 @@ class EmulatorApp:
                 await send(message)
 
         try:
-            await self._router(scope, receive, capture)
+            await self._router(_slash_in_segment(scope), receive, capture)
         except Exception:
             # Starlette has already sent the 500 envelope (if it could) and re-raises so a
             # server can log it; log it here instead of letting the server print a trace.
@@ -632,10 +633,33 @@ def create_app(
     )
 
 
+# Set on a scope whose path keeps "%2F" (and "%25") encoded: its path parameters are
+# decoded by the dispatcher.
+_ESCAPED_SLASHES = "taxsync.escaped_slashes"
+
+
+def _slash_in_segment(scope: Scope) -> Scope:
+    """Route ``/v1/taxonomies/a%2Fb`` as taxonomy ``a/b``, as the real service does
+    (TAXONOMIES.md §1), not as the longer path ``/v1/taxonomies/a/b``.
+
+    ASGI servers decode ``%2F`` in ``path``; the raw path still has it, so the routing path
+    is rebuilt from it with ``/`` (and ``%``) inside a segment kept encoded.
+    """
+    raw = scope.get("raw_path")
+    if not raw or b"%2f" not in raw.lower():
+        return scope
+    segments = raw.split(b"?")[0].decode("latin-1").split("/")
+    path = "/".join(unquote(s).replace("%", "%25").replace("/", "%2F") for s in segments)
+    return {**scope, "path": path, _ESCAPED_SLASHES: True}
+
+
 def _dispatcher(
     handlers: dict[str, Callable[[Request], Awaitable[Response]]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def dispatch(request: Request) -> Response:
+        if request.scope.get(_ESCAPED_SLASHES):
+            params = request.scope.get("path_params", {})
+            request.scope["path_params"] = {k: unquote(v) for k, v in params.items()}
         # Starlette answers HEAD on GET routes; it is a GET without a body.
         method = "GET" if request.method == "HEAD" else request.method
         return await handlers[method](request)
