@@ -9,9 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import StartEmulator
-from tests.helpers import Api
-
-from tests.helpers import _flat_config
+from tests.helpers import Api, _flat_config
 
 
 def _flat(**config: Any) -> dict[str, Any]:
