@@ -478,6 +478,44 @@ def history(name: str, namespace: str, fmt: str, settings: Settings) -> int:
 
 
 @cli.command()
+@click.option(
+    "-n", "--namespace", required=True, metavar="NS", help="Where to probe (a scratch one is best)."
+)
+@click.option(
+    "--collections",
+    "collections",
+    multiple=True,
+    metavar="COLLECTION",
+    help="A collection the probe may attach to, detach from and restore (repeatable).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@connection_options
+def doctor(namespace: str, collections: tuple[str, ...], fmt: str, settings: Settings) -> int:
+    """Check the API's contract with a self-cleaning probe in NS; exit 1 if any check differs."""
+    from taxsync import render
+
+    report = reconcile.doctor(
+        settings, namespace, collections=collections, reporter=_DoctorReporter()
+    )
+    click.echo(
+        render.doctor_json(report) if fmt == "json" else render.doctor_text(report), nl=False
+    )
+    if report.interrupted:
+        raise Interrupted("interrupted: the probe stopped; what it created was cleaned up")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+class _DoctorReporter(Reporter):
+    def interrupting(self) -> None:
+        click.echo(
+            "Interrupt: finishing the request in flight, then cleaning up what the probe made.",
+            err=True,
+        )
+
+
+@cli.command()
 def schema() -> int:
     """Print the JSON Schema of a taxonomy manifest."""
     import json

@@ -376,6 +376,27 @@ class MixpeekClient:
     async def delete_taxonomy(self, namespace: str, identifier: str) -> None:
         await self._send("DELETE", f"/v1/taxonomies/{_segment(identifier)}", namespace, write=True)
 
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        namespace: str | None = None,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        write: bool = False,
+    ) -> Any:
+        """One raw request through the same retry policy; its decoded JSON answer.
+
+        For probes of the contract itself (``taxsync doctor``), which must send what the
+        typed methods never would, such as an unknown key. Errors raise ``ApiError``.
+        """
+        response = await self._send(method, path, namespace, json=body, params=params, write=write)
+        try:
+            return response.json()
+        except ValueError:
+            raise ResponseError(f"{method} {path}: the answer is not JSON") from None
+
     # --- transport ------------------------------------------------------------------
 
     async def _send(

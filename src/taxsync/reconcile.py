@@ -30,6 +30,7 @@ from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanEr
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
+    from taxsync.doctor import DoctorReport
     from taxsync.errors import ManifestProblem
     from taxsync.manifest import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
@@ -276,6 +277,25 @@ def read_versions(settings: Settings, namespace: str, name: str) -> list[Taxonom
         return await client.list_versions(namespace, head.taxonomy_id)
 
     return _run(settings, read)
+
+
+def doctor(
+    settings: Settings,
+    namespace: str,
+    *,
+    collections: Sequence[str] = (),
+    reporter: Reporter | None = None,
+) -> DoctorReport:
+    """Probe the API's contract in ``namespace`` (see ``taxsync.doctor``); never raises for
+    a differing assumption: check ``report.ok``. ``collections``: the only collections the
+    probe may touch (their applications are restored exactly). Ctrl-C stops the probe and
+    still cleans up (``report.interrupted``)."""
+    from taxsync.doctor import Probe
+
+    async def run(client: MixpeekClient, stop: asyncio.Event) -> DoctorReport:
+        return await Probe(client, namespace, collections, stop).run()
+
+    return _run(settings, run, reporter)
 
 
 # --- planning -----------------------------------------------------------------------------

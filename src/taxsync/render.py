@@ -19,10 +19,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from taxsync.history import History
 from taxsync.plan import VOCABULARY, ApplyResult, Change, ChangeResult, FieldChange, Plan
+
+if TYPE_CHECKING:
+    from taxsync.doctor import DoctorReport
 
 # The colour of a diff line (and of a node of a tree), by its leading symbol.
 _DIFF_COLOUR = {"+": "32", "~": "33", "-": "31", ">": "36"}
@@ -764,3 +767,33 @@ def history_text(history: History) -> str:
             lines.append("    (no config change)")
         lines.extend(f"    {diff_line(field)}" for field in entry.diff)
     return "\n".join(lines) + "\n"
+
+
+def doctor_text(report: DoctorReport) -> str:
+    """One line per assumption, then what was cleaned up and anything left behind."""
+    head = f"taxsync doctor: namespace {plain(report.namespace)}, probe {plain(report.probe)}"
+    lines = [head]
+    for check in report.checks:
+        line = f"{check.status:<8} {plain(check.check)}: {plain(check.what)}"
+        if check.observed:
+            line += f" | server: {plain(check.observed)}"
+        if check.consequence:
+            line += f" | taxsync: {plain(check.consequence)}"
+        lines.append(line)
+    if report.error:
+        lines.append(f"stopped: {plain(report.error)}")
+    if report.interrupted:
+        lines.append("interrupted: the remaining checks were not run")
+    lines.extend(f"cleaned up: {plain(item)}" for item in report.cleaned)
+    lines.extend(f"LEFT BEHIND: {plain(item)}" for item in report.left_behind)
+    counts = {s: sum(c.status == s for c in report.checks) for s in ("ok", "differs", "skipped")}
+    lines.append(
+        f"{counts['ok']} ok, {counts['differs']} differ(s), {counts['skipped']} skipped; "
+        + ("every checked assumption holds" if report.ok else "see the lines above")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def doctor_json(report: DoctorReport) -> str:
+    """The report as JSON, hidden characters escaped."""
+    return json_safe(json.dumps(report.as_dict(), indent=2, ensure_ascii=False)) + "\n"
