@@ -172,7 +172,15 @@ _TASK_FAILURES = frozenset(
 
 
 def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:
-    """Map a 422's field errors back to the manifest lines they came from."""
+    """Map a 422's field errors back to the manifest lines they came from; a new version
+    refused for the body's shape says the versions contract differs."""
+    if change.action == "new_version" and _versions_body_refused(error):
+        return (
+            f"{change.label}: the server refused the new version's body ({error}): the API's "
+            "versions contract differs from the one taxsync codes to (POST …/versions with "
+            '{"config": …}); run `taxsync doctor --namespace NS` against a scratch namespace '
+            "and report its output"
+        )
     problems = error.api_details.get("validation_errors") if error.status == 422 else None
     if not isinstance(problems, list) or not problems:
         return str(error)
@@ -187,6 +195,29 @@ def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:
         message = problem.get("msg", "invalid") if isinstance(problem, dict) else str(problem)
         lines.append(f"{where}: {spec_path}: {message}")
     return f"{'; '.join(lines)} (HTTP 422 from {error.request})"
+
+
+def _versions_body_refused(error: ApiError) -> bool:
+    """A 404, 405 or 422 from ``POST …/versions`` about the body's shape (no route, a
+    missing or unknown top-level key), not about a taxonomy or a config field."""
+    if error.status == 405:
+        return True
+    if error.status == 404:
+        return error.api_details.get("resource") not in ("taxonomy", "namespace")
+    if error.status != 422:
+        return False
+    problems = error.api_details.get("validation_errors")
+    if not isinstance(problems, list) or not problems:
+        return True
+    return any(_top_level(problem) for problem in problems)
+
+
+def _top_level(problem: object) -> bool:
+    """A field error at the body itself, or a top-level key missing or unknown."""
+    if not isinstance(problem, dict) or not isinstance(problem.get("loc"), list):
+        return True
+    depth = len([p for p in problem["loc"] if p != "body"])
+    return depth == 0 or (depth == 1 and problem.get("type") in ("missing", "extra_forbidden"))
 
 
 async def _check_head(client: MixpeekClient, change: Change) -> TaxonomyResponse | None:

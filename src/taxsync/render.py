@@ -776,7 +776,8 @@ def doctor_text(report: DoctorReport) -> str:
     for check in report.checks:
         line = f"{check.status:<8} {plain(check.check)}: {plain(check.what)}"
         if check.observed:
-            line += f" | server: {plain(check.observed)}"
+            said = "why" if check.status == "skipped" else "server"
+            line += f" | {said}: {plain(check.observed)}"
         if check.consequence:
             line += f" | taxsync: {plain(check.consequence)}"
         lines.append(line)
