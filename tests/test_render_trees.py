@@ -205,11 +205,8 @@ def test_a_replace_from_flat_draws_the_new_tree() -> None:
         lambda: change_of(hierarchical(AFTER), hierarchical(AFTER, llm_sample_size=5)),
         # Flat taxonomies have no nodes.
         lambda: change_of(FLAT, {**FLAT, "top_k": 4}),
-        # The live tree is not in the plan (see render's note): no half picture.
-        lambda: change_of(hierarchical(AFTER), FLAT),
-        lambda: delete_change("production", live(hierarchical(AFTER))),
     ],
-    ids=["other-field", "flat", "replace-to-flat", "delete"],
+    ids=["other-field", "flat"],
 )
 def test_changes_without_a_tree(make: Any) -> None:
     change = make()
@@ -380,3 +377,17 @@ def test_pictures_leave_room_for_the_diffs() -> None:
     note = "No picture: the ones above fill this comment's room; the diff lists each change."
     assert markdown.count(note) == 4 - len(charts)
     assert markdown.count("<details>") == 4, "every diff is still there"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: change_of(hierarchical(AFTER), FLAT),
+        lambda: delete_change("production", live(hierarchical(AFTER))),
+    ],
+    ids=["replace-to-flat", "delete"],
+)
+def test_what_a_delete_or_replace_removes_is_drawn_removed(make: Any) -> None:
+    change = make()
+    assert set(statuses(render.node_tree(change)).values()) == {"removed"}
+    assert "```mermaid" in render.plan_markdown(Plan(changes=[change]))
