@@ -61,6 +61,7 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:null",
 }
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_STR_TAG = "tag:yaml.org,2002:str"
 _ENV_PATTERN = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Invisible characters that reorder or hide text (Trojan Source): bidi embeddings,
 # overrides and isolates, and the left-to-right, right-to-left and Arabic letter marks.
@@ -699,8 +700,11 @@ class _Document:
             self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
             return None
         try:
-            value = _constructor.construct_object(node)
-            _constructor.constructed_objects.pop(node, None)  # it caches every node it built
+            if node.tag == _STR_TAG:
+                value = str(node.value)  # what the constructor would make of it, without its cost
+            else:
+                value = _constructor.construct_object(node)
+                _constructor.constructed_objects.pop(node, None)  # it caches every node
         except (ValueError, KeyError, IndexError, yaml.YAMLError):
             # An explicit tag on text it cannot read (`!!int three`, `!!bool maybe`), or an
             # integer past Python's digit limit: a problem in the manifest, not a crash.
