@@ -219,7 +219,9 @@ def connect(settings: Settings) -> MixpeekClient:
         transport=transport,
         retry=RetryPolicy(total_seconds=settings.retry_timeout),
         rate_limit_per_minute=settings.rate_limit_per_minute,
-        max_connections=max(settings.concurrency, 4),
+        # A namespace is read as three lists at once (taxonomies, collections, retrievers):
+        # room for all of them, so an admitted read never queues for a connection.
+        max_connections=max(settings.concurrency * 3, 4),
     )
 
 
