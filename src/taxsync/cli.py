@@ -205,30 +205,24 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return (index, count)
 
 
-def _references_option(command: F) -> F:
-    return click.option(
-        "--allow-missing-references",
-        is_flag=True,
-        help="Plan even if a retriever or collection a manifest names does not exist yet "
-        "(other tooling creates it in the same rollout); each becomes a note.",
-    )(command)
-
-
-def _backfill_option(command: F) -> F:
-    return click.option(
-        "--backfill",
-        is_flag=True,
-        help="After each config change, re-enrich the documents of every collection that "
-        "applies the taxonomy (apply-taxonomy).",
-    )(command)
-
-
-def _github_option(command: F) -> F:
-    return click.option(
-        "--github",
-        is_flag=True,
-        help="Report to GitHub Actions: outputs, step summary, annotations, the PR comment.",
-    )(command)
+# Flags several commands share, as ready-made click decorators.
+_references_option = click.option(
+    "--allow-missing-references",
+    is_flag=True,
+    help="Plan even if a retriever or collection a manifest names does not exist yet "
+    "(other tooling creates it in the same rollout); each becomes a note.",
+)
+_backfill_option = click.option(
+    "--backfill",
+    is_flag=True,
+    help="After each config change, re-enrich the documents of every collection that "
+    "applies the taxonomy (apply-taxonomy).",
+)
+_github_option = click.option(
+    "--github",
+    is_flag=True,
+    help="Report to GitHub Actions: outputs, step summary, annotations, the PR comment.",
+)
 
 
 def _log_http_to_stderr() -> None:
