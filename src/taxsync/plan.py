@@ -83,6 +83,9 @@ class Change(BaseModel):
     blocked: str | None = None
     # The collections whose documents apply will re-enrich (apply-taxonomy) after the change.
     backfills: list[str] = Field(default_factory=list)
+    # Ids the manifest names that its namespace lacks, let through by
+    # --allow-missing-references: shown as notes, not re-checked by apply.
+    unchecked: list[str] = Field(default_factory=list)
     # The live hierarchical_nodes a delete or replace removes, so the plan can draw them.
     live_nodes: list[dict[str, Any]] | None = None
     # Exactly what apply sends, in order: create, then version, then patch.

@@ -366,10 +366,9 @@ def plan_manifests(
 
 
 def _with_notes(plan: Plan, missing: Mapping[tuple[str, str], list[ManifestProblem]]) -> Plan:
-    """Missing references let through (``check_references=False``) stay visible as notes."""
+    """Missing references let through (``check_references=False``) stay visible."""
     for change in plan.changes:
-        for problem in missing.get((change.namespace, change.name), []):
-            change.notes.append(f"{problem.message} (not checked: --allow-missing-references)")
+        change.unchecked.extend(p.message for p in missing.get((change.namespace, change.name), []))
     return plan
 
 

@@ -280,7 +280,7 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
 def impact_lines(change: Change, esc: Escape) -> list[str]:
     """Whom a change affects: the collections that apply its taxonomy, whether a backfill
     follows, and why it is blocked, if it is."""
-    lines = []
+    lines = [f"note: {esc(m)} (not checked: --allow-missing-references)" for m in change.unchecked]
     if change.blocked:
         lines.append(f"BLOCKED: {esc(change.blocked)}")
     for applied in change.applied_by:

@@ -198,8 +198,10 @@ def _comparable(change: Change) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
     # Nor whom a change affects: that is re-read at apply time, and a delete is refused
     # there if any collection still applies its taxonomy.
-    # Backfills are checked against the collections that apply the taxonomy, above.
-    return change.model_dump(mode="json", exclude={"source", "applied_by", "blocked", "backfills"})
+    # Backfills are checked against the collections that apply the taxonomy, above; ids let
+    # through unchecked are the plan's own notes.
+    ignored = {"source", "applied_by", "blocked", "backfills", "unchecked"}
+    return change.model_dump(mode="json", exclude=ignored)
 
 
 def _by_name(

@@ -237,3 +237,20 @@ def test_wait_follows_the_backfill_task(
         assert f"ended {outcome.upper()}" in applied.output
     if outcome == "failed":
         assert "ran out of workers" in applied.output
+
+
+def test_a_saved_plan_with_unchecked_references_still_applies(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """Notes about references let through are not part of what apply re-checks."""
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "p.yaml", flat("products", NS).replace("col_products_v1", "col_later"))
+    plan_file = tmp_path / "plan.json"
+    planned = run_cli(
+        "plan", str(root), "--allow-missing-references", "--out", str(plan_file), env=env(srv)
+    )
+    assert planned.code == 0 and "col_later does not exist" in planned.out, planned.output
+    applied = run_cli("apply", "--plan", str(plan_file), env=env(srv))
+    assert applied.code == 0, applied.output
+    assert "products" in Api(srv).taxonomies(NS)
