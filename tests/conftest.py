@@ -342,6 +342,7 @@ class StartEmulator(Protocol):
         default_page_size: int = 100,
         ready_after_reads: int | None = 3,
         ready_after_seconds: float | None = None,
+        seed: Mapping[str, Any] | None = ...,
     ) -> EmulatorHandle: ...
 
 
