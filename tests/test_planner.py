@@ -165,6 +165,9 @@ def test_summary_counts_and_json_shape() -> None:
         "update": 0,
         "delete": 0,
         "replace": 0,
+        "attach": 0,
+        "reconfigure": 0,
+        "detach": 0,
         "unchanged": 0,
     }
     for change in data["changes"]:

@@ -26,8 +26,17 @@ from taxsync.errors import (
     TaxsyncError,
     WriteOutcomeUnknown,
 )
+from taxsync.live import SETTINGS, settings
 from taxsync.manifest import dotted, strip_union_tags
-from taxsync.plan import VOCABULARY, Action, ApplyResult, Change, ChangeResult, Plan
+from taxsync.plan import (
+    ATTACHMENT_ACTIONS,
+    VOCABULARY,
+    Action,
+    ApplyResult,
+    Change,
+    ChangeResult,
+    Plan,
+)
 from taxsync.planner import replacement_name
 from taxsync.wire import TaxonomyResponse
 
@@ -45,6 +54,7 @@ class ApplyOptions:
     wait: bool = False
     wait_timeout: float = 300.0
     locate: Locator | None = None
+    on_task: Callable[[str, str], None] | None = None  # (task id, status) at each poll
 
 
 class _Stale(TaxsyncError):
@@ -60,38 +70,134 @@ async def apply_plan(
 ) -> ApplyResult:
     """Apply every change, ``options.concurrency`` at a time; one failure does not stop the rest.
 
-    When ``stop`` is set (Ctrl-C) no new change starts; in-flight ones finish.
+    In phases: renames (they free names a create may take), the other taxonomy changes,
+    attachment changes (an attach to a new taxonomy needs its id; a detach goes before the
+    delete), deletes, and last the backfills, so they run with every setting written. When
+    ``stop`` is set (Ctrl-C) no new change starts; in-flight ones finish.
     """
-    stop = stop or asyncio.Event()
-    gate = asyncio.Semaphore(max(1, options.concurrency))
-    result = ApplyResult()
+    run = _Run(client, options, stop or asyncio.Event())
 
-    async def run(change: Change) -> None:
-        async with gate:
-            if stop.is_set():
-                outcome = ChangeResult(change, "not_started", "interrupted before it started")
-            else:
-                outcome = await _apply_change(client, change, options)
-        result.results.append(outcome)
+    def report(outcome: ChangeResult) -> None:
+        run.result.results.append(outcome)
         if on_result:
             on_result(outcome)
 
-    # Renames free their old names, which a create in the same plan may take: they go first.
-    renames = [c for c in plan.changes if c.rename_from]
-    for phase in (renames, [c for c in plan.changes if not c.rename_from]):
+    for phase in _phases(plan.changes):
         # In an order of our own: two applies racing in lockstep over the same plan order
         # would re-check each head in the same instant and both write; apart, the later one
         # finds the head moved and stops (there is no If-Match to make this airtight).
-        await asyncio.gather(*(run(change) for change in random.sample(phase, len(phase))))
-    result.interrupted = stop.is_set()
+        outcomes = await asyncio.gather(*(run.change(c) for c in random.sample(phase, len(phase))))
+        for outcome in outcomes:
+            if outcome not in run.backfilling:
+                report(outcome)
+    for outcome in await asyncio.gather(*(run.backfill(r) for r in run.backfilling)):
+        report(outcome)
+    run.result.interrupted = run.stop.is_set()
     order = {id(c): i for i, c in enumerate(plan.changes)}
-    result.results.sort(key=lambda r: order[id(r.change)])
-    return result
+    run.result.results.sort(key=lambda r: order[id(r.change)])
+    return run.result
+
+
+def _phases(changes: list[Change]) -> list[list[Change]]:
+    renames = [c for c in changes if c.rename_from]
+    attachments = [c for c in changes if c.is_attachment]
+    deletes = [c for c in changes if c.action == "delete"]
+    rest = [c for c in changes if not (c.rename_from or c.is_attachment or c.action == "delete")]
+    return [renames, rest, attachments, deletes]
+
+
+class _Run:
+    """One apply's shared state: the gate, what each taxonomy change gave (its id), the
+    changes whose backfills are still to run, the backfills started (never twice for one
+    collection and taxonomy), and one lock per collection (its list is rewritten whole)."""
+
+    def __init__(self, client: MixpeekClient, options: ApplyOptions, stop: asyncio.Event):
+        self.client, self.options, self.stop = client, options, stop
+        self.gate = asyncio.Semaphore(max(1, options.concurrency))
+        self.result = ApplyResult()
+        self.taxonomies: dict[tuple[str, str], ChangeResult] = {}
+        self.backfilling: list[ChangeResult] = []
+        self.backfilled: set[tuple[str, str, str]] = set()
+        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def change(self, change: Change) -> ChangeResult:
+        async with self.gate:
+            if self.stop.is_set():
+                outcome = ChangeResult(change, "not_started", "interrupted before it started")
+            elif change.is_attachment:
+                outcome = await self._attachment(change)
+            else:
+                outcome = await _apply_change(self.client, change, self.options)
+        if not change.is_attachment:
+            self.taxonomies[(change.namespace, change.name)] = outcome
+        if outcome.status == "applied" and change.backfills:
+            self.backfilling.append(outcome)
+        return outcome
+
+    async def _attachment(self, change: Change) -> ChangeResult:
+        """An attach, reconfigure or detach, with the id its taxonomy's change gave (if the
+        plan changes that taxonomy: only once that change applied)."""
+        taxonomy = self.taxonomies.get((change.namespace, change.name))
+        if taxonomy is not None and taxonomy.status != "applied":
+            return ChangeResult(change, "not_started", "the change to its taxonomy did not apply")
+        taxonomy_id = taxonomy.taxonomy_id if taxonomy is not None else change.taxonomy_id
+        if taxonomy_id is None or change.collection_id is None:
+            return ChangeResult(change, "failed", "the plan names no taxonomy id or collection")
+        lock = self.locks.setdefault((change.namespace, change.collection_id), asyncio.Lock())
+        try:
+            async with lock:
+                edit = _attachment_edit(change, taxonomy_id)
+                await _edit_applications(self.client, change, change.collection_id, edit)
+        except _Stale as exc:
+            return ChangeResult(change, "stale", str(exc))
+        except TaxsyncError as exc:
+            return ChangeResult(change, "failed", str(exc))
+        return ChangeResult(change, "applied", taxonomy_id=taxonomy_id)
+
+    async def backfill(self, done: ChangeResult) -> ChangeResult:
+        """The backfills of an applied change, then (with ``wait``) their tasks' ends."""
+        assert done.taxonomy_id is not None
+        try:
+            async with self.gate:
+                if self.stop.is_set():
+                    raise TaxsyncError("its backfill was not started (interrupted)")
+                await self._start_backfills(done.change, done.taxonomy_id, done.tasks)
+            if self.options.wait:
+                await _wait_tasks(self.client, done.tasks, self.options)
+        except TaxsyncError as exc:
+            done.status, done.message = "failed", f"applied, but {exc}"
+        return done
+
+    async def _start_backfills(self, change: Change, taxonomy_id: str, tasks: list[str]) -> None:
+        """One apply-taxonomy per collection, each at most once per apply: a backfill is not
+        documented as idempotent, so a lost response is reported, never sent again. Task
+        ids go to ``tasks`` as they start."""
+        for collection_id in change.backfills:
+            key = (change.namespace, collection_id, taxonomy_id)
+            if key in self.backfilled:
+                continue
+            self.backfilled.add(key)
+            try:
+                started = await self.client.apply_taxonomy(
+                    change.namespace, collection_id, taxonomy_id
+                )
+            except WriteOutcomeUnknown:
+                raise BackfillFailed(
+                    f"the backfill of {collection_id} may or may not have started (its answer "
+                    "was lost): look for an api_taxonomies_materialize task before starting "
+                    "another"
+                ) from None
+            except ApiError as exc:
+                raise BackfillFailed(
+                    f"the backfill of {collection_id} was refused: {exc}"
+                ) from None
+            tasks.append(str(started["task_id"]))
 
 
 async def _apply_change(
     client: MixpeekClient, change: Change, options: ApplyOptions
 ) -> ChangeResult:
+    """One taxonomy change: head checked, written, waited for (with ``wait``)."""
     if change.action == "replace" and not options.allow_replace:
         message = "replace deletes and recreates the taxonomy (new id); pass --allow-replace"
         return ChangeResult(change, "failed", message)
@@ -108,49 +214,24 @@ async def _apply_change(
         return ChangeResult(change, "failed", _explain(exc, change, options.locate))
     except TaxsyncError as exc:
         return ChangeResult(change, "failed", str(exc))
-    done = ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
-    if head is not None:
-        done = ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
-    if change.backfills and done.taxonomy_id is not None:
-        try:
-            await _backfill(client, change, done.taxonomy_id, done.tasks)
-            if options.wait:
-                await _wait_tasks(client, change, done.tasks, options.wait_timeout)
-        except TaxsyncError as exc:
-            done.status, done.message = "failed", f"applied, but {exc}"
-    return done
+    if head is None:
+        return ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
+    return ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
 
 
-async def _backfill(
-    client: MixpeekClient, change: Change, taxonomy_id: str, tasks: list[str]
-) -> None:
-    """One apply-taxonomy per collection, each at most once: a backfill is not documented
-    as idempotent, so a lost response is reported, never sent again. Task ids go to
-    ``tasks`` as they start."""
-    for collection_id in dict.fromkeys(change.backfills):  # once per (collection, taxonomy)
-        try:
-            started = await client.apply_taxonomy(change.namespace, collection_id, taxonomy_id)
-        except WriteOutcomeUnknown:
-            raise BackfillFailed(
-                f"the backfill of {collection_id} may or may not have started (its answer was "
-                "lost): look for an api_taxonomies_materialize task before starting another"
-            ) from None
-        except ApiError as exc:
-            raise BackfillFailed(f"the backfill of {collection_id} was refused: {exc}") from None
-        tasks.append(str(started["task_id"]))
-
-
-async def _wait_tasks(
-    client: MixpeekClient, change: Change, tasks: list[str], timeout: float
-) -> None:
+async def _wait_tasks(client: MixpeekClient, tasks: list[str], options: ApplyOptions) -> None:
     """Poll each backfill task until it ends (backing off 1 s → 30 s) or the timeout passes;
-    one that ends in anything but COMPLETED fails the change with the task's error."""
+    one that ends in anything but COMPLETED fails the change with the task's error. Each
+    status read is told to ``options.on_task``."""
+    timeout = options.wait_timeout
     deadline = time.monotonic() + timeout
     for task_id in tasks:
         delay = 1.0
         while True:
             task = await client.get_task(task_id)
             status = str(task["status"]).upper()
+            if options.on_task is not None:
+                options.on_task(task_id, status)
             if status == "COMPLETED":
                 break
             if status in _TASK_FAILURES:
@@ -348,7 +429,7 @@ async def _replace(
             "delete it and apply again"
         )
     assert new.taxonomy_id is not None
-    await _repoint(client, change.namespace, change.taxonomy_id, new.taxonomy_id)
+    await _repoint(client, change, change.taxonomy_id, new.taxonomy_id)
     await _delete(client, change, head)
     rename = temp.model_copy(
         update={"taxonomy_id": new.taxonomy_id, "patch_body": {"taxonomy_name": change.name}}
@@ -356,17 +437,8 @@ async def _replace(
     return await _patch(client, rename, new)
 
 
-async def _repoint(client: MixpeekClient, namespace: str, old_id: str, new_id: str) -> None:
+async def _repoint(client: MixpeekClient, change: Change, old_id: str, new_id: str) -> None:
     """Every collection that applies ``old_id`` applies ``new_id`` instead, same settings."""
-    for collection in await client.collections_applying(namespace, old_id):
-        await _swap_application(client, namespace, str(collection["collection_id"]), old_id, new_id)
-
-
-async def _swap_application(
-    client: MixpeekClient, namespace: str, collection_id: str, old_id: str, new_id: str
-) -> None:
-    """A read-modify-write of one collection's whole ``taxonomy_applications`` list (the API
-    has no per-entry route and no concurrency token): read right before, verified after."""
 
     def swapped(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         has_new = any(e.get("taxonomy_id") == new_id for e in entries)
@@ -378,24 +450,76 @@ async def _swap_application(
                 out.append({**entry, "taxonomy_id": new_id})
         return out
 
-    async def current() -> list[dict[str, Any]]:
+    for collection in await client.collections_applying(change.namespace, old_id):
+        collection_id = str(collection["collection_id"])
+        await _edit_applications(client, change, collection_id, swapped, gone_ok=True)
+
+
+# A rewrite of one collection's taxonomy_applications: the list it should be, given the list
+# as it is now (equal when there is nothing to do, e.g. done by an earlier run).
+Edit = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+async def _edit_applications(
+    client: MixpeekClient, change: Change, collection_id: str, edit: Edit, gone_ok: bool = False
+) -> None:
+    """A read-modify-write of one collection's whole ``taxonomy_applications`` list (the API
+    has no per-entry route and no concurrency token): read right before, verified after.
+    ``gone_ok``: a collection deleted meanwhile has nothing to edit (else: stale)."""
+    namespace = change.namespace
+
+    async def current() -> list[dict[str, Any]] | None:
         found = await client.get_collection(namespace, collection_id)
-        return list((found or {}).get("taxonomy_applications") or [])
+        if found is None and not gone_ok:
+            raise _Stale(f"{change.label}: collection {collection_id} no longer exists")
+        return None if found is None else list(found.get("taxonomy_applications") or [])
 
     async def landed() -> bool | None:
         entries = await current()
-        return True if swapped(entries) == entries else None
+        return True if entries is None or edit(entries) == entries else None
 
     entries = await current()
-    if swapped(entries) == entries:
-        return  # done already (by an earlier, interrupted run)
-    body = {"taxonomy_applications": swapped(entries)}
+    if entries is None or edit(entries) == entries:
+        return  # gone, or done already (by an earlier, interrupted run)
+    body = {"taxonomy_applications": edit(entries)}
     await _write_once(lambda: client.patch_collection(namespace, collection_id, body), landed)
     if await landed() is None:
         raise TaxsyncError(
-            f"collection {collection_id} still applies {old_id} after re-pointing it to "
-            f"{new_id} (another writer changed it at the same time?)"
+            f"{change.label}: collection {collection_id} does not read back as written "
+            "(another writer changed it at the same time?)"
         )
+
+
+def _attachment_edit(change: Change, taxonomy_id: str) -> Edit:
+    """The edit an attach, reconfigure or detach makes to a collection's list, refusing
+    (stale) when the taxonomy's entry is not what the plan saw. Other entries stay as
+    they are, and so do the keys of its own entry that taxsync does not know."""
+    want = change.application or {}
+    seen = settings(change.live_application or {})
+
+    def edit(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        index = next((i for i, e in enumerate(entries) if e.get("taxonomy_id") == taxonomy_id), -1)
+        have = entries[index] if index >= 0 else None
+        if change.action == "detach":
+            if have is None:
+                return entries
+            if settings(have) != seen:
+                raise _Stale(f"{change.label}: its entry changed since the plan")
+            return entries[:index] + entries[index + 1 :]
+        if have is not None and settings(have) == settings(want):
+            return entries
+        if change.action == "attach":
+            if have is not None:
+                raise _Stale(f"{change.label}: attached meanwhile, with other settings")
+            return [*entries, {"taxonomy_id": taxonomy_id, **want}]
+        if have is None:
+            raise _Stale(f"{change.label}: detached since the plan")
+        if settings(have) != seen:
+            raise _Stale(f"{change.label}: its settings changed since the plan")
+        kept = {k: v for k, v in have.items() if k not in SETTINGS}
+        return [*entries[:index], {**kept, **want}, *entries[index + 1 :]]
+
+    return edit
 
 
 _ACTIONS: dict[Action, Callable[..., Awaitable[Any]]] = {
@@ -405,7 +529,9 @@ _ACTIONS: dict[Action, Callable[..., Awaitable[Any]]] = {
     "delete": _delete,
     "replace": _replace,
 }
-assert _ACTIONS.keys() == VOCABULARY.keys(), "every planned action has a way to apply it"
+assert _ACTIONS.keys() | ATTACHMENT_ACTIONS == VOCABULARY.keys(), (
+    "every action has a way to apply it"
+)
 
 
 async def _write_once(

@@ -218,6 +218,12 @@ _backfill_option = click.option(
     help="After each config change, re-enrich the documents of every collection that "
     "applies the taxonomy (apply-taxonomy).",
 )
+_detach_option = click.option(
+    "--detach-deleted",
+    is_flag=True,
+    help="With --prune: detach a taxonomy being deleted from the collections that still "
+    "apply it, then delete it (otherwise its delete is blocked).",
+)
 _github_option = click.option(
     "--github",
     is_flag=True,
@@ -280,6 +286,7 @@ def validate(path: Path, local: bool) -> int:
 @click.option("--no-comment", is_flag=True, help="With --github: no pull-request comment.")
 @_references_option
 @_backfill_option
+@_detach_option
 @_github_option
 @_namespace_options
 @connection_options
@@ -295,6 +302,7 @@ def plan(
     no_comment: bool,
     allow_missing_references: bool,
     backfill: bool,
+    detach_deleted: bool,
     settings: Settings,
 ) -> int:
     """Show what apply would change in each namespace."""
@@ -311,6 +319,7 @@ def plan(
         shard=shard,
         check_references=not allow_missing_references,
         backfill=backfill,
+        detach_deleted=detach_deleted,
         out=reporter.plan_file(out),
         reporter=reporter,
     )
@@ -358,6 +367,7 @@ def plan(
 )
 @_references_option
 @_backfill_option
+@_detach_option
 @_github_option
 @_namespace_options
 @connection_options
@@ -375,6 +385,7 @@ def apply(
     github: bool,
     allow_missing_references: bool,
     backfill: bool,
+    detach_deleted: bool,
     settings: Settings,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
@@ -398,6 +409,7 @@ def apply(
             shard=shard,
             check_references=not allow_missing_references,
             backfill=backfill,
+            detach_deleted=detach_deleted,
             reporter=reporter,
         )
     if fmt == "text":

@@ -12,6 +12,49 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The settings of an entry of ``taxonomy_applications`` (all but ``taxonomy_id``), and what
+# the server takes a null or missing one to mean (COLLECTIONS.md §3.3, §9.3).
+SETTINGS = (
+    "execution_mode",
+    "target_collection_id",
+    "scroll_filters",
+    "execution_phase",
+    "priority",
+    "hierarchical_enrichment_style",
+)
+_DEFAULTS: dict[str, Any] = {
+    "execution_mode": "materialize",
+    "execution_phase": 1,
+    "priority": 0,
+    "hierarchical_enrichment_style": "combined",
+}
+# A system collection: never attached to (COLLECTIONS.md §9.10).
+SYSTEM_COLLECTIONS = frozenset({"_direct_upsert"})
+
+
+def settings(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's settings as they behave, for comparing: defaults filled in, nulls absent.
+    An entry taxsync wrote reads back equal to what the manifest says."""
+    out = {}
+    for key in SETTINGS:
+        value = entry.get(key)
+        if value is None:
+            value = _DEFAULTS.get(key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def declared(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings an entry sets (not null), as written: what a manifest says of it."""
+    return {key: entry[key] for key in SETTINGS if entry.get(key) is not None}
+
+
+def non_default(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of an entry that differ from the server's defaults: the shortest
+    manifest entry that means the same."""
+    return {k: v for k, v in settings(entry).items() if _DEFAULTS.get(k) != v}
+
 
 @dataclass(frozen=True)
 class LiveCollection:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from taxsync import wire
 from taxsync.errors import ManifestError, ManifestProblem, location
@@ -106,13 +106,28 @@ class ManifestMetadata(_Strict):
     previousNames: list[str] = Field(default_factory=list)  # noqa: N815 (manifest key)
 
 
+class AppliedTo(_Strict):
+    """One collection that applies the taxonomy, and the settings of its entry there
+    (``TaxonomyApplicationConfig`` without ``taxonomy_id``: taxsync fills that in)."""
+
+    collection: str = Field(min_length=1, max_length=256, description="the collection's id or name")
+    execution_mode: Literal["materialize"] | None = None
+    target_collection_id: str | None = Field(default=None, min_length=1)
+    scroll_filters: wire.LogicalOperatorInput | None = None
+    execution_phase: StrictInt | None = Field(default=None, ge=1, le=3)
+    priority: StrictInt | None = Field(default=None, ge=0, le=1000)
+    hierarchical_enrichment_style: Literal["full_chain", "best_match", "combined"] | None = None
+
+
 class ManifestSpec(_Strict):
     description: str | None = None
     metadata: dict[str, Any] | None = None
     config: wire.TaxonomyConfig
     wait: bool = False
-    # onChange: after a config change, re-enrich every collection that applies it.
+    # onChange: after a config change (or an attach), re-enrich the collections it touches.
     backfill: Literal["never", "onChange"] = "never"
+    # Present: taxsync owns this taxonomy's entries in every collection of the namespace.
+    appliedTo: list[AppliedTo] | None = None  # noqa: N815 (manifest key)
 
 
 class TaxonomyManifest(_Strict):
@@ -147,6 +162,9 @@ class DesiredTaxonomy:
     previous_names: tuple[str, ...] = ()
     wait: bool = False
     backfill: bool = False  # spec.backfill: onChange
+    # spec.appliedTo, each entry as declared ("collection" and the settings it sets);
+    # None: the manifest leaves attachments alone.
+    applied_to: tuple[dict[str, Any], ...] | None = None
     # Dotted spec paths ("config.top_k") to positions, to map API errors back.
     positions: Mapping[str, Position] = field(default_factory=dict, compare=False, repr=False)
 
@@ -616,6 +634,8 @@ def _names_something(path: FieldPath) -> bool:
     """Whether the string at ``path`` is a name, namespace or id (strict characters)."""
     if path[:1] == ("metadata",):
         return len(path) > 1 and path[1] in ("name", "namespace", "previousNames")
+    if path[:2] == ("spec", "appliedTo"):
+        return len(path) == 4 and path[3] in ("collection", "target_collection_id")
     if path[:2] != ("spec", "config") or len(path) < 3:
         return False
     last = path[-1]
@@ -945,6 +965,26 @@ def _check_semantics(
     for id_path, value, pattern in id_checks:
         if value is not None and not re.match(pattern, value):
             report(id_path, f"String should match pattern '{pattern}'")
+    _check_applied_to(manifest.spec, report)
+
+
+def _check_applied_to(spec: ManifestSpec, report: Any) -> None:
+    """One entry per collection (as written: an id and a name of the same collection are
+    caught at plan time), and settings the taxonomy's type can use."""
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(spec.appliedTo or []):
+        first = seen.setdefault(entry.collection, i)
+        if first != i:
+            report(
+                ("appliedTo", i, "collection"),
+                f"{entry.collection!r} is already listed at appliedTo[{first}]",
+            )
+        style = entry.hierarchical_enrichment_style
+        if style is not None and spec.config.taxonomy_type != "hierarchical":
+            report(
+                ("appliedTo", i, "hierarchical_enrichment_style"),
+                "is for hierarchical taxonomies only",
+            )
 
 
 def _check_hierarchy(config: wire.HierarchicalConfig, report: Any) -> None:
@@ -1020,8 +1060,15 @@ def _desired(manifest: TaxonomyManifest, document: _Document) -> DesiredTaxonomy
         previous_names=tuple(manifest.metadata.previousNames),
         wait=manifest.spec.wait,
         backfill=manifest.spec.backfill == "onChange",
+        applied_to=_applied_to(manifest.spec.appliedTo),
         positions=spec_positions,
     )
+
+
+def _applied_to(entries: list[AppliedTo] | None) -> tuple[dict[str, Any], ...] | None:
+    if entries is None:
+        return None
+    return tuple(entry.model_dump(mode="json", exclude_none=True) for entry in entries)
 
 
 def _cross_file_problems(desired: list[DesiredTaxonomy]) -> list[ManifestProblem]:

@@ -13,9 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT_VERSION = 2  # 2: the digest
+FORMAT_VERSION = 3  # 2: the digest; 3: attachments (attach, reconfigure, detach)
 
-Action = Literal["create", "new_version", "update", "delete", "replace"]
+# What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
+TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
+AttachmentAction = Literal["attach", "reconfigure", "detach"]
+Action = Literal[TaxonomyAction, AttachmentAction]
+ATTACHMENT_ACTIONS: frozenset[str] = frozenset(("attach", "reconfigure", "detach"))
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ VOCABULARY: dict[Action, ActionWords] = {
     "update": ActionWords("~", "to update", "33"),
     "replace": ActionWords("±", "to replace", "35"),
     "delete": ActionWords("-", "to delete", "31"),
+    "attach": ActionWords("+", "to attach", "32"),
+    "reconfigure": ActionWords("~", "to reconfigure", "33"),
+    "detach": ActionWords("-", "to detach", "31"),
 }
 
 
@@ -63,11 +70,16 @@ class AppliedBy(BaseModel):
 
 
 class Change(BaseModel):
+    """One planned change: to a taxonomy, or (attach, reconfigure, detach) to the entry of
+    the taxonomy ``name`` in one collection's ``taxonomy_applications``."""
+
     model_config = ConfigDict(extra="forbid")
 
     action: Action
     namespace: str
     name: str
+    # For an attachment change, None when this plan creates or replaces the taxonomy:
+    # apply uses the id that change gives it.
     taxonomy_id: str | None = None
     base_version: int | None = None  # the live head when planned; None for creates
     taxonomy_type: str
@@ -92,9 +104,22 @@ class Change(BaseModel):
     create_body: dict[str, Any] | None = None
     version_body: dict[str, Any] | None = None
     patch_body: dict[str, Any] | None = None
+    # An attachment change: the collection, the entry's settings apply writes (attach,
+    # reconfigure; the manifest's, without taxonomy_id), and the entry as it was read
+    # (reconfigure, detach), which must still be there, unchanged, when apply writes.
+    collection_id: str | None = None
+    collection_name: str | None = None
+    application: dict[str, Any] | None = None
+    live_application: dict[str, Any] | None = None
+
+    @property
+    def is_attachment(self) -> bool:
+        return self.action in ATTACHMENT_ACTIONS
 
     @property
     def label(self) -> str:
+        if self.is_attachment:
+            return f"{self.namespace}/{self.name} on {self.collection_name or self.collection_id}"
         return f"{self.namespace}/{self.name}"
 
 
@@ -106,7 +131,10 @@ class Summary(BaseModel):
     update: int = 0
     delete: int = 0
     replace: int = 0
-    unchanged: int = 0
+    attach: int = 0
+    reconfigure: int = 0
+    detach: int = 0
+    unchanged: int = 0  # taxonomies
 
     @classmethod
     def of(cls, changes: list[Change], unchanged: int) -> Summary:
@@ -121,11 +149,12 @@ class Summary(BaseModel):
         return number
 
     def line(self, with_zeros: bool = False) -> str:
-        """``2 to create, 1 new version`` (or ``no changes``); every action with ``with_zeros``."""
+        """``2 to create, 1 new version`` (or ``no changes``); with ``with_zeros``, every
+        taxonomy action (attachment actions only when there are some)."""
         parts = []
         for action, words in VOCABULARY.items():
             count = self.count(action)
-            if count or with_zeros:
+            if count or (with_zeros and action not in ATTACHMENT_ACTIONS):
                 plural = "s" if action == "new_version" and count > 1 else ""
                 parts.append(f"{count} {words.summary}{plural}")
         return ", ".join(parts) if parts else "no changes"

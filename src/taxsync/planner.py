@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from taxsync import normalize
-from taxsync.live import LiveCollection, Neighbourhood
+from taxsync.errors import location
+from taxsync.live import LiveCollection, Neighbourhood, declared, settings
 from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
 from taxsync.plan import AppliedBy, Change, FieldChange, Plan, Summary
 from taxsync.wire import TaxonomyResponse
@@ -29,6 +30,9 @@ class PlanOptions:
     shard: tuple[int, int] | None = None  # (i, n): only namespaces in shard i of n
     api_url: str | None = None
     backfill: bool = False  # re-enrich every collection a config change affects
+    # A delete of a taxonomy collections still apply detaches it from them first
+    # (otherwise the delete is blocked).
+    detach_deleted: bool = False
 
 
 def covered_namespaces(desired: Iterable[DesiredTaxonomy], options: PlanOptions) -> list[str]:
@@ -58,8 +62,10 @@ def plan(
     """Compare desired taxonomies with the live ones of every covered namespace.
 
     With ``neighbourhoods`` (the collections of each namespace), each new version, replace
-    and delete lists the collections that apply its taxonomy, and a delete of a taxonomy
-    still applied is blocked.
+    and delete lists the collections that apply its taxonomy, a delete of a taxonomy still
+    applied is blocked (or, with ``detach_deleted``, follows detaching it), and a manifest's
+    ``appliedTo`` is planned as attach, reconfigure and detach changes, after the taxonomy
+    changes of its namespace.
     """
     namespaces = covered_namespaces(desired, options)
     changes: list[Change] = []
@@ -67,7 +73,9 @@ def plan(
     for namespace in namespaces:
         wanted = [d for d in desired if d.namespace == namespace]
         by_name = {t.taxonomy_name: t for t in live.get(namespace, ())}
+        around = (neighbourhoods or {}).get(namespace)
         claimed: set[str] = set()
+        attachments: list[Change] = []
         for taxonomy, current, rename_from in _pair(wanted, by_name):
             claimed.add(replacement_name(taxonomy.name))  # a replace in progress: never pruned
             if current is not None:
@@ -77,11 +85,15 @@ def plan(
                 unchanged += 1
             else:
                 changes.append(change)
+            if around is not None and taxonomy.applied_to is not None:
+                backfill = options.backfill or taxonomy.backfill
+                attachments += attachment_changes(taxonomy, current, change, around, backfill)
         if options.prune:
             orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
             changes.extend(
                 delete_change(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
             )
+        changes += attachments
     if neighbourhoods is not None:
         asked = {d.key for d in desired if d.backfill}
         changes = [
@@ -92,6 +104,8 @@ def plan(
             )
             for c in changes
         ]
+        if options.detach_deleted:
+            changes = _detaching_deletes(changes, neighbourhoods)
     return Plan(
         api_url=options.api_url,
         namespaces=namespaces,
@@ -119,6 +133,130 @@ def in_neighbourhood(
         backfills = []
     update = {"applied_by": applied_by, "blocked": blocked, "backfills": backfills}
     return change.model_copy(update=update)
+
+
+def _detaching_deletes(
+    changes: Sequence[Change], neighbourhoods: Mapping[str, Neighbourhood]
+) -> list[Change]:
+    """Each delete blocked by the collections that apply its taxonomy, unblocked, after a
+    detach from each of them (apply runs deletes last, and checks again right before)."""
+    out: list[Change] = []
+    for change in changes:
+        around = neighbourhoods.get(change.namespace)
+        if change.action != "delete" or not change.blocked or around is None:
+            out.append(change)
+            continue
+        out += [_detach(change, c) for c in around.applying(change.taxonomy_id)]
+        out.append(change.model_copy(update={"blocked": None}))
+    return out
+
+
+def _detach(change: Change, collection: LiveCollection) -> Change:
+    entry = collection.application_of(change.taxonomy_id) or {}
+    return Change(
+        action="detach",
+        namespace=change.namespace,
+        name=change.name,
+        taxonomy_id=change.taxonomy_id,
+        taxonomy_type=change.taxonomy_type,
+        diff=_removed_settings(entry),
+        notes=["detached before its taxonomy is deleted (--detach-deleted)"],
+        collection_id=collection.collection_id,
+        collection_name=collection.name,
+        live_application=entry,
+    )
+
+
+def attachment_changes(
+    desired: DesiredTaxonomy,
+    current: TaxonomyResponse | None,
+    change: Change | None,
+    around: Neighbourhood,
+    backfill: bool = False,
+) -> list[Change]:
+    """The attach, reconfigure and detach changes that make the taxonomy's entries in the
+    namespace's collections what ``desired.applied_to`` lists (``change``: the taxonomy's
+    own planned change, if any). Other taxonomies' entries are never looked at.
+
+    A taxonomy this plan creates or replaces has no id yet: its attachment changes carry
+    none, and apply uses the id its change gives it (a replace re-points the entries it
+    finds first, so they are compared as they are now).
+    """
+    assert desired.applied_to is not None
+    live_id = current.taxonomy_id if current is not None else None
+    new_id = change is not None and change.action in ("create", "replace")
+    common: dict[str, Any] = {
+        "namespace": desired.namespace,
+        "name": desired.name,
+        "taxonomy_id": None if new_id else live_id,
+        "taxonomy_type": desired.taxonomy_type,
+    }
+    wanted: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, entry in enumerate(desired.applied_to):
+        found = around.collection(entry["collection"])
+        if found is not None:  # a missing one is a reference error (or let through)
+            wanted.setdefault(found.collection_id, (index, entry))
+    changes = []
+    for collection in sorted(around.collections, key=lambda c: (c.name, c.collection_id)):
+        have = collection.application_of(live_id) if live_id is not None else None
+        want = wanted.get(collection.collection_id)
+        where: dict[str, Any] = {
+            "collection_id": collection.collection_id,
+            "collection_name": collection.name,
+        }
+        if want is not None:
+            index, entry = want
+            source = _source(desired, f"appliedTo[{index}]")
+            written = declared(entry)
+            if have is None:
+                diff = [_field(k, None, v, before_present=False) for k, v in written.items()]
+                backfills = [collection.collection_id] if backfill else []
+                changes.append(
+                    Change(
+                        action="attach",
+                        **common,
+                        **where,
+                        source=source,
+                        diff=diff,
+                        application=written,
+                        backfills=backfills,
+                    )
+                )
+            elif settings(have) != settings(entry):
+                diff = field_diff(settings(have), settings(entry))
+                changes.append(
+                    Change(
+                        action="reconfigure",
+                        **common,
+                        **where,
+                        source=source,
+                        diff=diff,
+                        application=written,
+                        live_application=have,
+                    )
+                )
+        elif have is not None:
+            changes.append(
+                Change(
+                    action="detach",
+                    **common,
+                    **where,
+                    source=_source(desired, "appliedTo"),
+                    diff=_removed_settings(have),
+                    live_application=have,
+                )
+            )
+    return changes
+
+
+def _source(desired: DesiredTaxonomy, spec_path: str) -> str:
+    """``file:line`` of a spec path, as a change's ``source``."""
+    return location(desired.source.file, desired.position(spec_path)[0])
+
+
+def _removed_settings(entry: Mapping[str, Any]) -> list[FieldChange]:
+    """What a detach takes away: the settings the entry set."""
+    return [_field(k, v, None, after_present=False) for k, v in declared(entry).items()]
 
 
 def _applied_by(collection: LiveCollection, taxonomy_id: str | None) -> AppliedBy:

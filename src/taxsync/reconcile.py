@@ -324,6 +324,7 @@ def plan_manifests(
     shard: tuple[int, int] | None = None,
     check_references: bool = True,
     backfill: bool = False,
+    detach_deleted: bool = False,
     reporter: Reporter | None = None,
 ) -> Plan:
     """Read the covered namespaces and plan ``desired`` against them.
@@ -332,7 +333,10 @@ def plan_manifests(
     ``shard``: ``(i, n)``, only namespaces in shard i of n. Every retriever and collection
     a manifest names must exist in its namespace (a ``ManifestError`` listing each one at its
     line), unless ``check_references`` is off: then they are notes of the plan.
-    ``backfill``: after each config change, re-enrich every collection that applies it.
+    ``backfill``: after each config change, re-enrich every collection that applies it
+    (and each collection an ``appliedTo`` attaches it to). ``detach_deleted``: a pruned
+    taxonomy that collections still apply is detached from them, then deleted (otherwise
+    its delete is blocked).
     """
     from taxsync import references
     from taxsync.errors import ManifestError
@@ -346,6 +350,7 @@ def plan_manifests(
         shard=shard,
         api_url=settings.target_url,
         backfill=backfill,
+        detach_deleted=detach_deleted,
     )
     wanted = covered_namespaces(desired, options)
     chosen = set(wanted)
@@ -357,8 +362,11 @@ def plan_manifests(
             client.read_neighbourhood(wanted, concurrency=settings.concurrency),
         )
         missing = references.missing(selected, around)
-        if missing and check_references:
-            raise ManifestError([p for problems in missing.values() for p in problems])
+        problems = references.attachment_problems(selected, around)
+        if check_references:
+            problems = [p for found in missing.values() for p in found] + problems
+        if problems:
+            raise ManifestError(problems)
         return _with_notes(make_plan(selected, live, options, around), missing)
 
     with _reported(reporter):
@@ -381,6 +389,7 @@ def plan_tree(
     shard: tuple[int, int] | None = None,
     check_references: bool = True,
     backfill: bool = False,
+    detach_deleted: bool = False,
     out: Path | None = None,
     reporter: Reporter | None = None,
     environ: Mapping[str, str] | None = None,
@@ -395,6 +404,7 @@ def plan_tree(
         shard=shard,
         check_references=check_references,
         backfill=backfill,
+        detach_deleted=detach_deleted,
         reporter=reporter,
     )
     if out is not None:

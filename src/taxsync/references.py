@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from taxsync.errors import ManifestProblem
-from taxsync.live import Neighbourhood
+from taxsync.live import SYSTEM_COLLECTIONS, Neighbourhood
 from taxsync.manifest import DesiredTaxonomy
 
 Kind = Literal["retriever", "collection"]
@@ -27,7 +27,7 @@ class Reference:
 
 
 def references(desired: DesiredTaxonomy) -> Iterator[Reference]:
-    """Every retriever and collection the taxonomy's config names."""
+    """Every retriever and collection the taxonomy's config and ``appliedTo`` name."""
     config: Mapping[str, Any] = desired.config
     if isinstance(config.get("retriever_id"), str):
         yield Reference("retriever", config["retriever_id"], "config.retriever_id")
@@ -44,6 +44,11 @@ def references(desired: DesiredTaxonomy) -> Iterator[Reference]:
     for index, ident in enumerate(config.get("inference_collections") or []):
         if isinstance(ident, str):
             yield Reference("collection", ident, f"config.inference_collections[{index}]")
+    for index, entry in enumerate(desired.applied_to or ()):
+        yield Reference("collection", entry["collection"], f"appliedTo[{index}].collection")
+        if entry.get("target_collection_id"):
+            path = f"appliedTo[{index}].target_collection_id"
+            yield Reference("collection", entry["target_collection_id"], path)
 
 
 def missing(
@@ -59,12 +64,43 @@ def missing(
         for ref in references(taxonomy):
             if _exists(ref, around):
                 continue
-            line, col = taxonomy.position(ref.spec_path)
             message = f"{ref.kind} {ref.ident} does not exist in namespace {taxonomy.namespace}"
-            path = f"spec.{ref.spec_path}"
-            problem = ManifestProblem(taxonomy.source.file, line, col, path, message)
-            found.setdefault(taxonomy.key, []).append(problem)
+            found.setdefault(taxonomy.key, []).append(_problem(taxonomy, ref.spec_path, message))
     return found
+
+
+def attachment_problems(
+    desired: Sequence[DesiredTaxonomy], neighbourhoods: Mapping[str, Neighbourhood]
+) -> list[ManifestProblem]:
+    """``appliedTo`` entries no flag lets through: two naming one collection (by id and by
+    name), and a system collection."""
+    problems = []
+    for taxonomy in desired:
+        around = neighbourhoods.get(taxonomy.namespace)
+        if around is None or not taxonomy.applied_to:
+            continue
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(taxonomy.applied_to):
+            collection = around.collection(entry["collection"])
+            if collection is None:
+                continue
+            path = f"appliedTo[{index}].collection"
+            first = seen.setdefault(collection.collection_id, index)
+            if first != index:
+                message = (
+                    f"{entry['collection']} is collection {collection.collection_id}, already "
+                    f"listed at appliedTo[{first}]"
+                )
+                problems.append(_problem(taxonomy, path, message))
+            if {collection.name, collection.collection_id} & SYSTEM_COLLECTIONS:
+                message = f"{collection.name} is a system collection: taxsync never attaches to it"
+                problems.append(_problem(taxonomy, path, message))
+    return problems
+
+
+def _problem(taxonomy: DesiredTaxonomy, spec_path: str, message: str) -> ManifestProblem:
+    line, col = taxonomy.position(spec_path)
+    return ManifestProblem(taxonomy.source.file, line, col, f"spec.{spec_path}", message)
 
 
 def _exists(ref: Reference, around: Neighbourhood) -> bool:
