@@ -252,6 +252,11 @@ _TASK_FAILURES = frozenset(
 )
 
 
+def task_ended(status: str) -> bool:
+    """Whether a backfill task with this status has ended, well or not."""
+    return status == "COMPLETED" or status in _TASK_FAILURES
+
+
 def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:
     """Map a 422's field errors back to the manifest lines they came from; a new version
     refused for the body's shape says the versions contract differs."""

@@ -739,6 +739,7 @@ class _ApplyProgress(Reporter):
         self.fmt = fmt
         self.style = style
         self.bar: Any = None
+        self.tasks: dict[str, str] = {}  # backfill task id → the status last read
 
     def apply_started(self, plan: Plan) -> None:
         if self.fmt == "text" and sys.stderr.isatty():
@@ -758,6 +759,24 @@ class _ApplyProgress(Reporter):
         if result.status != "applied":
             click.echo("\r" + result_line(result, self.style), err=True)
         self.bar.update(1)
+
+    def task_polled(self, task_id: str, status: str) -> None:
+        """On a terminal, the bar's label tells how the backfills stand; otherwise a line
+        (on stderr) each time a task's status changes."""
+        from taxsync.applier import task_ended
+        from taxsync.render import plain
+
+        if self.fmt != "text" or self.tasks.get(task_id) == status:
+            return
+        self.tasks[task_id] = status
+        if self.bar is None:
+            click.echo(f"backfill task {plain(task_id)}: {plain(status)}", err=True)
+            return
+        ended = sum(1 for s in self.tasks.values() if task_ended(s))
+        self.bar.label = (
+            f"Backfills: {ended}/{len(self.tasks)} ended, {plain(task_id)} {plain(status)}"
+        )
+        self.bar.render_progress()
 
     def interrupting(self) -> None:
         click.echo(

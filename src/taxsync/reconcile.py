@@ -144,6 +144,9 @@ class Reporter:
     def change_done(self, result: ChangeResult) -> None:
         """One change finished, in whatever way (``result.status``)."""
 
+    def task_polled(self, task_id: str, status: str) -> None:
+        """A backfill task apply waits for (``wait``) was read: its status, upper-case."""
+
     def interrupting(self) -> None:
         """Ctrl-C: in-flight writes finish, no new one starts."""
 
@@ -184,6 +187,10 @@ class Reporters(Reporter):
     def change_done(self, result: ChangeResult) -> None:
         for reporter in self.reporters:
             reporter.change_done(result)
+
+    def task_polled(self, task_id: str, status: str) -> None:
+        for reporter in self.reporters:
+            reporter.task_polled(task_id, status)
 
     def interrupting(self) -> None:
         for reporter in self.reporters:
@@ -505,7 +512,12 @@ def apply(
     if not (math.isfinite(wait_timeout) and wait_timeout > 0):
         raise ConfigError(f"wait timeout must be a positive number, not {wait_timeout}")
     options = ApplyOptions(
-        settings.concurrency, allow_replace, wait, wait_timeout, _locator(desired)
+        settings.concurrency,
+        allow_replace,
+        wait,
+        wait_timeout,
+        _locator(desired),
+        on_task=reporter.task_polled,
     )
 
     async def run(client: MixpeekClient, stop: asyncio.Event) -> ApplyResult:

@@ -184,9 +184,20 @@ def headline(change: Change, esc: Escape = plain) -> str:
             text += " (adopt: start managing it)"
     elif change.action == "replace":
         text = f"replace {label} (type change: deleted and recreated with a new id)"
-    else:
+    elif change.action == "delete":
         text = f"delete {label} ({esc(str(change.taxonomy_id))})"
+    else:
+        text = f"{change.action} {label} {_ON[change.action]} {_collection(change, esc)}"
     return f"{VOCABULARY[change.action].symbol} {text}"
+
+
+_ON = {"attach": "to", "reconfigure": "on", "detach": "from"}
+
+
+def _collection(change: Change, esc: Escape) -> str:
+    """``collection products (col_products_v1)``: the collection an attachment change edits."""
+    name, ident = change.collection_name, str(change.collection_id)
+    return f"collection {esc(name)} ({esc(ident)})" if name else f"collection {esc(ident)}"
 
 
 def diff_line(field: FieldChange) -> str:
@@ -294,11 +305,18 @@ def impact_lines(change: Change, esc: Escape) -> list[str]:
             f"applied by {esc(applied.collection_name)} ({esc(applied.collection_id)}, "
             f"phase {applied.execution_phase}{target}{docs})"
         )
+    if change.is_attachment and change.taxonomy_id is None:
+        lines.append("uses the new taxonomy's id (its create or replace runs first)")
     if change.backfills:
         lines.append(f"backfill after apply: {', '.join(esc(c) for c in change.backfills)}")
     elif change.applied_by and change.action != "delete":
         lines.append(
             "backfill: not planned (documents already enriched keep their labels; "
+            "apply --backfill, or spec.backfill: onChange)"
+        )
+    elif change.action == "attach":
+        lines.append(
+            "backfill: not planned (documents already in the collection stay unlabelled; "
             "apply --backfill, or spec.backfill: onChange)"
         )
     return lines
@@ -734,6 +752,8 @@ def apply_json(result: ApplyResult) -> str:
             "message": r.message or None,
             "taxonomy_id": r.taxonomy_id,
             "version": r.version,
+            "collection_id": r.change.collection_id,
+            "tasks": r.tasks,
         }
         for r in result.results
     )
