@@ -7,12 +7,14 @@ Regenerate after an intended change with ``TAXSYNC_UPDATE_GOLDEN=1 python -m pyt
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from taxsync import github, render
+from taxsync.live import neighbourhood
 from taxsync.manifest import SourceLocation
 from taxsync.plan import Plan
 from taxsync.planner import PlanOptions, plan
@@ -88,7 +90,48 @@ def sample_plan() -> Plan:
         ],
         "staging": [live_flat(taxonomy_id="tax_stg", description="old words")],
     }
-    return plan(desired, live, PlanOptions(prune=True, api_url="https://api.mixpeek.com"))
+    # Products moves to phase 2 on its collection, attaches to images and leaves archive;
+    # brand-new attaches to images (with the id its create gives it); retired is blocked.
+    desired[0] = replace(
+        desired[0],
+        applied_to=({"collection": "products", "execution_phase": 2}, {"collection": "images"}),
+        backfill=True,
+    )
+    desired[1] = replace(desired[1], applied_to=({"collection": "col_images", "priority": 3},))
+    products = {"taxonomy_id": "tax_products", "execution_phase": 1, "priority": 0}
+    theirs = {"taxonomy_id": "tax_theirs", "execution_phase": 3}
+    around = {
+        "production": neighbourhood(
+            [
+                _collection("col_products_v1", "products", [products, theirs], 1200),
+                _collection("col_images", "images", [], 98000),
+                _collection(
+                    "col_archive",
+                    "archive",
+                    [
+                        {"taxonomy_id": "tax_products", "priority": 5},
+                        {"taxonomy_id": "tax_retired"},
+                    ],
+                    None,
+                ),
+            ],
+            [],
+        ),
+        "staging": neighbourhood([], []),
+    }
+    options = PlanOptions(prune=True, api_url="https://api.mixpeek.com")
+    return plan(desired, live, options, around)
+
+
+def _collection(
+    collection_id: str, name: str, applications: list[dict[str, Any]], documents: int | None
+) -> dict[str, Any]:
+    return {
+        "collection_id": collection_id,
+        "collection_name": name,
+        "taxonomy_applications": applications,
+        "document_count": documents,
+    }
 
 
 @pytest.fixture

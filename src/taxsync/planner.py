@@ -106,6 +106,7 @@ def plan(
         ]
         if options.detach_deleted:
             changes = _detaching_deletes(changes, neighbourhoods)
+        changes = _no_backfill_where_detached(changes)
     return Plan(
         api_url=options.api_url,
         namespaces=namespaces,
@@ -133,6 +134,19 @@ def in_neighbourhood(
         backfills = []
     update = {"applied_by": applied_by, "blocked": blocked, "backfills": backfills}
     return change.model_copy(update=update)
+
+
+def _no_backfill_where_detached(changes: Sequence[Change]) -> list[Change]:
+    """A config change does not backfill a collection the same plan detaches its taxonomy
+    from (the API refuses a backfill of a taxonomy the collection does not apply)."""
+    detached = {(c.namespace, c.name, c.collection_id) for c in changes if c.action == "detach"}
+    out = []
+    for change in changes:
+        kept = [b for b in change.backfills if (change.namespace, change.name, b) not in detached]
+        out.append(
+            change if kept == change.backfills else change.model_copy(update={"backfills": kept})
+        )
+    return out
 
 
 def _detaching_deletes(
