@@ -541,7 +541,7 @@ async def _check_against_live(client: MixpeekClient, plan: Plan, concurrency: in
         client.read_live(namespaces, concurrency),
         client.read_neighbourhood(namespaces, concurrency),
     )
-    reasons = verify.stale_reasons(plan, live)
+    reasons = verify.stale_reasons(plan, live, around)
     if reasons:
         raise StalePlanError(
             f"the saved plan is stale: {len(reasons)} planned taxonomy(ies) moved; "

@@ -4,12 +4,17 @@
 (or forged) file adds. Two checks, both pure:
 
 - ``static_problems``: the file against itself. Its digest, API URL, summary, namespaces,
-  and no two changes to one taxonomy.
-- ``live_problems``: each change against the live head it is about. Every change is planned
-  again from its own request bodies and that head; the result must be the saved change
-  (action, field diff, notes and bodies alike). So a body that does not match its diff, a
-  delete of a taxonomy taxsync does not manage, or a write without the ``managed_by``
-  marker is refused before anything is written.
+  no two changes to one taxonomy (nor two to its entry in one collection), and attachment
+  changes of the right shape: a collection, settings taxsync knows, the taxonomy change
+  that gives an id-less one its id, the delete a ``--detach-deleted`` detach goes with.
+- ``stale_reasons``: what moved since the plan: heads, collections, and entries.
+- ``live_problems``: each change against the live state it is about. Every change is planned
+  again from its own request bodies (an attachment change: its own settings) and that
+  state; the result must be the saved change (action, field diff, notes and bodies alike).
+  So a body that does not match its diff, a delete of a taxonomy taxsync does not manage, a
+  write without the ``managed_by`` marker, or an attach, reconfigure or detach of a
+  taxonomy taxsync neither manages nor takes on in this plan is refused before anything
+  is written.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from taxsync import normalize
-from taxsync.live import LiveCollection, Neighbourhood
+from taxsync.live import SETTINGS, LiveCollection, Neighbourhood, settings
 from taxsync.manifest import MANAGED_KEY, DesiredTaxonomy, ManifestMetadata, SourceLocation
 from taxsync.plan import Change, Plan, Summary
-from taxsync.planner import compare, delete_change
-from taxsync.wire import TaxonomyConfig, TaxonomyResponse
+from taxsync.planner import PlanOptions, attachment_changes, compare, delete_change
+from taxsync.planner import plan as replan_namespace
+from taxsync.wire import TaxonomyApplicationConfigInput, TaxonomyConfig, TaxonomyResponse
 
 _CONFIG: TypeAdapter[Any] = TypeAdapter(TaxonomyConfig)
 
@@ -48,28 +54,97 @@ def static_problems(plan: Plan, target_url: str) -> list[str]:
         if change.action == "delete" and not plan.prune:
             problems.append(f"{change.label!r} is a delete in a plan made without --prune")
     problems.extend(_duplicates(plan.changes))
+    taxonomies = _taxonomy_changes(plan.changes)
+    for change in plan.changes:
+        if change.is_attachment:
+            problems.extend(_attachment_shape(change, taxonomies))
     return problems
 
 
 def _duplicates(changes: Sequence[Change]) -> list[str]:
-    names: set[tuple[str, str]] = set()
-    ids: set[tuple[str, str]] = set()
+    """One change per taxonomy (by name and by id), and one per taxonomy and collection."""
+    names: set[tuple[str, ...]] = set()
+    ids: set[tuple[str, ...]] = set()
     problems = []
     for change in changes:
-        if (change.namespace, change.name) in names:
+        # An attachment change is about the taxonomy's entry in one collection.
+        where = (change.collection_id or "",) if change.is_attachment else ()
+        if (change.namespace, change.name, *where) in names:
             problems.append(f"{change.label!r} is changed twice")
-        names.add((change.namespace, change.name))
+        names.add((change.namespace, change.name, *where))
         if change.taxonomy_id is not None:
-            if (change.namespace, change.taxonomy_id) in ids:
-                problems.append(f"{change.taxonomy_id!r} is changed twice")
-            ids.add((change.namespace, change.taxonomy_id))
+            if (change.namespace, change.taxonomy_id, *where) in ids:
+                on = f" on {where[0]!r}" if where else ""
+                problems.append(f"{change.taxonomy_id!r}{on} is changed twice")
+            ids.add((change.namespace, change.taxonomy_id, *where))
     return problems
 
 
-def stale_reasons(plan: Plan, live: Mapping[str, Sequence[TaxonomyResponse]]) -> list[str]:
-    """Each planned taxonomy that moved since the plan: created, deleted or re-versioned."""
+def _taxonomy_changes(changes: Sequence[Change]) -> dict[tuple[str, str], Change]:
+    """The plan's changes to taxonomies (not attachments), by namespace and name."""
+    return {(c.namespace, c.name): c for c in changes if not c.is_attachment}
+
+
+# A detach planned by --detach-deleted says so in its notes (planner._detach).
+_DETACH_DELETED = "--detach-deleted"
+
+
+def _attachment_shape(change: Change, taxonomies: Mapping[tuple[str, str], Change]) -> list[str]:
+    """What an attach, reconfigure or detach must carry, and the taxonomy change it needs."""
+    label, problems = change.label, []
+    if not change.collection_id:
+        problems.append(f"{label!r} ({change.action}) names no collection_id")
+    if change.action in ("attach", "reconfigure"):
+        if change.application is None:
+            problems.append(f"{label!r} ({change.action}) carries no application")
+        else:
+            problems.extend(_application_problems(label, change.application))
+    if change.action in ("reconfigure", "detach") and change.live_application is None:
+        problems.append(f"{label!r} ({change.action}) carries no live_application")
+    taxonomy = taxonomies.get((change.namespace, change.name))
+    if change.taxonomy_id is None and (
+        taxonomy is None or taxonomy.action not in ("create", "replace")
+    ):
+        problems.append(
+            f"{label!r} ({change.action}) names no taxonomy id, and the plan neither creates "
+            f"nor replaces {change.namespace}/{change.name}"
+        )
+    if change.action == "detach" and any(_DETACH_DELETED in note for note in change.notes):
+        deleted = taxonomy is not None and taxonomy.action == "delete"
+        if not deleted or taxonomy is None or taxonomy.taxonomy_id != change.taxonomy_id:
+            problems.append(
+                f"{label!r} is a detach for a delete (--detach-deleted) in a plan that does "
+                f"not delete {change.namespace}/{change.name}"
+            )
+    return problems
+
+
+def _application_problems(label: str, application: Mapping[str, Any]) -> list[str]:
+    """Settings taxsync knows (no ``taxonomy_id``: apply fills that in), valid for the API."""
+    unknown = sorted(k for k in application if k not in SETTINGS)
+    if unknown:
+        return [f"{label!r}: its application sets {', '.join(map(repr, unknown))}, not a setting"]
+    try:
+        TaxonomyApplicationConfigInput.model_validate({**application, "taxonomy_id": "tax_"})
+    except ValidationError as exc:
+        return [f"{label!r}: its application is not valid: {_first_line(exc)}"]
+    return []
+
+
+def stale_reasons(
+    plan: Plan,
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    around: Mapping[str, Neighbourhood] | None = None,
+) -> list[str]:
+    """Each planned taxonomy that moved since the plan: created, deleted or re-versioned;
+    and (with ``around``, the collections) each attachment change whose collection is gone
+    or whose taxonomy's entry there is not what the plan saw."""
     reasons = []
+    taxonomies = _taxonomy_changes(plan.changes)
     for change in plan.changes:
+        if change.is_attachment:
+            reasons.extend(_attachment_stale(change, taxonomies, live, around))
+            continue
         if change.action == "create":
             if _by_name(live, change.namespace, change.name) is not None:
                 reasons.append(f"{change.label} now exists (the plan creates it)")
@@ -84,6 +159,59 @@ def stale_reasons(plan: Plan, live: Mapping[str, Sequence[TaxonomyResponse]]) ->
     return reasons
 
 
+def _attachment_stale(
+    change: Change,
+    taxonomies: Mapping[tuple[str, str], Change],
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    around: Mapping[str, Neighbourhood] | None,
+) -> list[str]:
+    label = change.label
+    if (
+        change.taxonomy_id is not None
+        and _by_id(live, change.namespace, change.taxonomy_id) is None
+    ):
+        return [f"{label}: its taxonomy ({change.taxonomy_id}) no longer exists"]
+    if around is None:
+        return []
+    collection = _collection(around, change)
+    if collection is None:
+        return [f"{label}: collection {change.collection_id} no longer exists"]
+    live_id = _live_id(change, taxonomies)
+    entry = collection.application_of(live_id) if live_id is not None else None
+    if change.action == "attach":
+        if entry is None:
+            return []
+        same = settings(entry) == settings(change.application or {})
+        return [
+            f"{label}: attached since the plan ({'same' if same else 'other'} settings), "
+            "the plan attaches it"
+        ]
+    if live_id is None:
+        return []  # nothing to compare with: live_problems refuses it
+    if entry is None:
+        return [f"{label}: detached since the plan"]
+    if settings(entry) != settings(change.live_application or {}):
+        return [f"{label}: its settings changed since the plan"]
+    return []
+
+
+def _live_id(change: Change, taxonomies: Mapping[tuple[str, str], Change]) -> str | None:
+    """The id the taxonomy's entries go by now: the change's own, or (when the plan replaces
+    the taxonomy) the id of the taxonomy it replaces."""
+    if change.taxonomy_id is not None:
+        return change.taxonomy_id
+    taxonomy = taxonomies.get((change.namespace, change.name))
+    return taxonomy.taxonomy_id if taxonomy is not None and taxonomy.action == "replace" else None
+
+
+def _collection(around: Mapping[str, Neighbourhood], change: Change) -> LiveCollection | None:
+    """The change's collection, by id only (never a collection whose name looks like one)."""
+    near = around.get(change.namespace)
+    if near is None:
+        return None
+    return next((c for c in near.collections if c.collection_id == change.collection_id), None)
+
+
 def live_problems(
     plan: Plan,
     live: Mapping[str, Sequence[TaxonomyResponse]],
@@ -95,7 +223,11 @@ def live_problems(
     Call it on a plan that is not stale (``stale_reasons`` is empty).
     """
     problems = []
+    taxonomies = _taxonomy_changes(plan.changes)
     for change in plan.changes:
+        if change.is_attachment:
+            problems.extend(_attachment_problems(change, taxonomies, live, around))
+            continue
         if change.backfills and around is not None:
             applying = {c.collection_id for c in _applying(around, change)}
             strays = [c for c in change.backfills if c not in applying]
@@ -118,6 +250,119 @@ def live_problems(
                 "request bodies and the live taxonomy"
             )
     return problems
+
+
+def _attachment_problems(
+    change: Change,
+    taxonomies: Mapping[tuple[str, str], Change],
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    around: Mapping[str, Neighbourhood] | None,
+) -> list[str]:
+    """An attach, reconfigure or detach planned again from its own settings against the live
+    collection and taxonomy: it must come out as saved, and be of a taxonomy that taxsync
+    manages or that this plan creates, adopts, replaces or deletes."""
+    label = change.label
+    collection = _collection(around, change) if around is not None else None
+    if collection is None:
+        return [f"{label!r}: its collection {change.collection_id!r} cannot be read"]
+    if change.backfills not in ([], [collection.collection_id]):
+        return [
+            f"{label!r} would backfill {', '.join(map(repr, change.backfills))}: an attach "
+            "backfills its own collection or none"
+        ]
+    taxonomy = taxonomies.get((change.namespace, change.name))
+    by_id = next(
+        (
+            t
+            for t in taxonomies.values()
+            if t.namespace == change.namespace and t.taxonomy_id == change.taxonomy_id
+        ),
+        None,
+    )
+    if change.taxonomy_id is not None and by_id is not None and by_id is not taxonomy:
+        return [f"{label!r}: its taxonomy id is that of {by_id.label!r}, which the plan changes"]
+    if taxonomy is None:
+        head = _by_id(live, change.namespace, change.taxonomy_id)
+        if head is None or head.taxonomy_name != change.name:
+            return [
+                f"{label!r}: {change.taxonomy_id!r} is not the live {change.namespace}/{change.name}"
+            ]
+        if not normalize.is_managed(head.metadata):
+            return [
+                f"{label!r} ({change.action}) is of a taxonomy taxsync does not manage (and the "
+                "plan does not adopt it)"
+            ]
+        replanned = _replan_attachment(change, head, None, collection)
+    elif taxonomy.action == "delete":
+        head = _by_id(live, change.namespace, taxonomy.taxonomy_id)
+        replanned = _replan_detach_deleted(change, head, collection) if head else None
+    else:
+        head = _by_id(live, change.namespace, taxonomy.taxonomy_id)
+        if taxonomy.action != "create" and head is None:
+            return [f"{label!r}: the taxonomy it is of cannot be read"]
+        replanned = _replan_attachment(change, head, taxonomy, collection)
+    if replanned is None or _comparable_attachment(replanned) != _comparable_attachment(change):
+        return [
+            f"{label!r} ({change.action}) is not what taxsync plans from its own settings and "
+            "the live collection"
+        ]
+    return []
+
+
+def _replan_attachment(
+    change: Change,
+    head: TaxonomyResponse | None,
+    taxonomy: Change | None,
+    collection: LiveCollection,
+) -> Change | None:
+    """What the planner makes of a manifest whose ``appliedTo`` asks for exactly this
+    change's settings in its collection (a detach: not listing it), against live state.
+
+    ``taxonomy``: the plan's change to the taxonomy itself, if any; ``head``: the live
+    taxonomy the manifest describes (None for a create)."""
+    if change.action in ("attach", "reconfigure"):
+        applied_to: tuple[dict[str, Any], ...] = (
+            {**(change.application or {}), "collection": collection.collection_id},
+        )
+    else:
+        applied_to = ()
+    if taxonomy is not None:
+        taxonomy_type = taxonomy.taxonomy_type
+    else:
+        assert head is not None
+        taxonomy_type = normalize.config_type(head.config)
+    desired = DesiredTaxonomy(
+        namespace=change.namespace,
+        name=change.name,
+        description=None,
+        metadata={},
+        config={"taxonomy_type": taxonomy_type},
+        source=SourceLocation("saved plan", 1, 1),
+        applied_to=applied_to,
+    )
+    around = Neighbourhood(collections=(collection,))
+    planned = attachment_changes(desired, head, taxonomy, around, backfill=bool(change.backfills))
+    return next((c for c in planned if c.collection_id == collection.collection_id), None)
+
+
+def _replan_detach_deleted(
+    change: Change, head: TaxonomyResponse, collection: LiveCollection
+) -> Change | None:
+    """The detach ``plan --prune --detach-deleted`` makes before deleting ``head`` (only if
+    taxsync manages it, as for any delete)."""
+    options = PlanOptions(
+        prune=True,
+        namespaces=frozenset({change.namespace}),
+        only_namespaces=True,
+        detach_deleted=True,
+    )
+    planned = replan_namespace(
+        [],
+        {change.namespace: [head]},
+        options,
+        {change.namespace: Neighbourhood(collections=(collection,))},
+    )
+    return next((c for c in planned.changes if c.action == "detach"), None)
 
 
 def _replan(change: Change, head: TaxonomyResponse | None) -> Change | None:
@@ -202,6 +447,11 @@ def _comparable(change: Change) -> dict[str, Any]:
     # through unchecked are the plan's own notes.
     ignored = {"source", "applied_by", "blocked", "backfills", "unchecked"}
     return change.model_dump(mode="json", exclude=ignored)
+
+
+def _comparable_attachment(change: Change) -> dict[str, Any]:
+    # All but the manifest location: the collection, settings, diff, notes and backfills.
+    return change.model_dump(mode="json", exclude={"source"})
 
 
 def _by_name(

@@ -170,3 +170,151 @@ def test_a_legitimate_prune_still_applies(tmp_path: Path, emulator: StartEmulato
     assert '"action": "delete"' in plan_file.read_text(encoding="utf-8")
     result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
     assert result.code == 0, result.output
+
+
+# --- attachment changes (spec.appliedTo) -------------------------------------------------------
+
+
+def applied_to(*entries: str) -> str:
+    return "  appliedTo:\n" + "".join(f"    - {{{e}}}\n" for e in entries)
+
+
+def attaching_plan(tmp_path: Path, srv: EmulatorHandle, *extra: str) -> Path:
+    """Live: products applied by col-a (priority 5) and col-b, and "victim", made by hand
+    (not managed), applied by col-a too. The manifest then asks for col-a at priority 7 (a
+    reconfigure), no col-b (a detach), and the products collection (an attach)."""
+    root = tmp_path / "m"
+    write(
+        root,
+        "products.yaml",
+        flat("products", NS) + applied_to("collection: col-a, priority: 5", "collection: col_b"),
+    )
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    victim = create_by_hand(srv, "victim")
+    entries = Api(srv).call("GET", "/v1/collections/col_a", NS)["taxonomy_applications"]
+    entries.append({"taxonomy_id": victim, "priority": 1})
+    Api(srv).call("PATCH", "/v1/collections/col_a", NS, {"taxonomy_applications": entries})
+    write(
+        root,
+        "products.yaml",
+        flat("products", NS)
+        + applied_to("collection: col-a, priority: 7", "collection: products, execution_phase: 2"),
+    )
+    plan_file = tmp_path / "plan.json"
+    made = run_cli("plan", str(root), "--out", str(plan_file), *extra, env=env(srv))
+    assert made.code == 0, made.output
+    srv.forget()
+    return plan_file
+
+
+def entries_of(srv: EmulatorHandle, collection_id: str) -> dict[str, dict[str, Any]]:
+    """A collection's taxonomy_applications by taxonomy name."""
+    names = {t["taxonomy_id"]: name for name, t in Api(srv).taxonomies(NS).items()}
+    found = Api(srv).call("GET", f"/v1/collections/{collection_id}", NS)
+    return {names[e["taxonomy_id"]]: e for e in found["taxonomy_applications"] or []}
+
+
+def attachment(data: dict[str, Any], action: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in data["changes"] if c["action"] == action)
+    return found
+
+
+def test_an_untouched_saved_plan_of_attachments_applies(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    plan_file = attaching_plan(tmp_path, srv, "--backfill")
+    actions = [c["action"] for c in json.loads(plan_file.read_text(encoding="utf-8"))["changes"]]
+    assert sorted(actions) == ["attach", "detach", "reconfigure"]
+    result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
+    assert result.code == 0, result.output
+    assert entries_of(srv, "col_a")["products"]["priority"] == 7
+    assert entries_of(srv, "col_a")["victim"]["priority"] == 1  # another taxonomy's: untouched
+    assert "products" not in entries_of(srv, "col_b")
+    assert entries_of(srv, "col_products_v1")["products"]["execution_phase"] == 2
+    backfills = [r.path for r in srv.committed() if r.path.endswith("/apply-taxonomy")]
+    assert backfills == ["/v1/collections/col_products_v1/apply-taxonomy"]
+
+
+def test_a_saved_attach_to_a_taxonomy_it_creates_applies(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "fresh.yaml", flat("fresh", NS) + applied_to("collection: col-b, priority: 3"))
+    plan_file = tmp_path / "plan.json"
+    assert run_cli("plan", str(root), "--out", str(plan_file), env=env(srv)).code == 0
+    result = run_cli("apply", "--plan", str(plan_file), env=env(srv))
+    assert result.code == 0, result.output
+    assert entries_of(srv, "col_b")["fresh"]["priority"] == 3
+
+
+def test_an_attach_edited_to_another_collection_is_refused(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """The reviewer read "attach to products"; the file now writes col_employees."""
+    srv = emulator()
+    plan_file = attaching_plan(tmp_path, srv)
+    tamper(plan_file, lambda d: attachment(d, "attach").update(collection_id="col_employees"))
+    refused(srv, plan_file, "production/products on products", "not what taxsync plans")
+    assert "products" not in entries_of(srv, "col_employees")
+
+
+def test_an_attach_edited_to_other_settings_is_refused(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """The reviewer read "execution_phase = 2"; the file writes priority 1000 as well."""
+    srv = emulator()
+    plan_file = attaching_plan(tmp_path, srv)
+    tamper(plan_file, lambda d: attachment(d, "attach")["application"].update(priority=1000))
+    refused(srv, plan_file, "production/products on products", "not what taxsync plans")
+
+
+def test_an_added_detach_of_an_unmanaged_taxonomy_is_refused(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """Consistent in itself (diff, live entry, name and id): what taxsync would plan if it
+    managed "victim". It does not."""
+    srv = emulator()
+    plan_file = attaching_plan(tmp_path, srv)
+    entry = entries_of(srv, "col_a")["victim"]
+
+    def add_detach(data: dict[str, Any]) -> None:
+        detach = {
+            **attachment(data, "detach"),
+            "name": "victim",
+            "taxonomy_id": entry["taxonomy_id"],
+            "collection_id": "col_a",
+            "collection_name": "col-a",
+            "live_application": entry,
+            "diff": [
+                {"path": k, "before": v, "after": None, "after_present": False}
+                for k, v in sorted(entry.items())
+                if k != "taxonomy_id"
+            ],
+        }
+        data["changes"].append(detach)
+        data["summary"]["detach"] += 1
+
+    tamper(plan_file, add_detach)
+    refused(srv, plan_file, "production/victim on col-a", "taxsync does not manage")
+    assert "victim" in entries_of(srv, "col_a")
+
+
+def test_a_saved_plan_whose_entry_was_edited_by_hand_is_stale(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    plan_file = attaching_plan(tmp_path, srv)
+    entries = Api(srv).call("GET", "/v1/collections/col_a", NS)["taxonomy_applications"]
+    Api(srv).call(
+        "PATCH",
+        "/v1/collections/col_a",
+        NS,
+        {
+            "taxonomy_applications": [
+                {**e, "priority": 6} if e["priority"] == 5 else e for e in entries
+            ]
+        },
+    )
+    refused(srv, plan_file, "stale", "production/products on col-a: its settings changed")
