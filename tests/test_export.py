@@ -15,10 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taxsync import files as files_module
-from taxsync import normalize
+from taxsync import normalize, planner, references
 from taxsync.errors import ConfigError
 from taxsync.export import ExportedFile, manifest_for, plan_files, problems_in, write_files
+from taxsync.live import Neighbourhood, neighbourhood
 from taxsync.manifest import load_tree
+from taxsync.planner import PlanOptions
 from taxsync.wire import TaxonomyResponse
 from tests.helpers import live_flat
 
@@ -544,3 +546,152 @@ def test_legacy_ids_are_warned_about_with_file_and_field(tmp_path: Path) -> None
     (problem,) = problems_in(files)
     assert problem.startswith(f"{tmp_path / 'design' / 'products.yaml'}:12:")
     assert "spec.config.retriever_id" in problem
+
+
+# --- appliedTo ------------------------------------------------------------------------------
+
+MANAGED = {"managed_by": "taxsync"}
+
+
+def collection(collection_id: str, name: str, *entries: dict[str, Any]) -> dict[str, Any]:
+    """A collection as the list route returns it."""
+    return {
+        "collection_id": collection_id,
+        "collection_name": name,
+        "taxonomy_applications": list(entries),
+    }
+
+
+def applying(taxonomy_id: str = "tax_products", **entry: Any) -> dict[str, Any]:
+    return {"taxonomy_id": taxonomy_id, **entry}
+
+
+def around(*collections: dict[str, Any]) -> Neighbourhood:
+    return neighbourhood(collections, [])
+
+
+def applied(live: TaxonomyResponse, *collections: dict[str, Any]) -> Any:
+    return manifest_for("design", live, around(*collections))["spec"].get("appliedTo")
+
+
+def test_applied_to_lists_the_collections_by_name_with_only_their_non_default_settings() -> None:
+    defaults = {
+        "execution_mode": "materialize",
+        "execution_phase": 1,
+        "priority": 0,
+        "hierarchical_enrichment_style": "combined",
+        "target_collection_id": None,
+        "scroll_filters": None,
+    }
+    filters = {"AND": [{"field": "lang", "operator": "eq", "value": "en"}]}
+    set_ = {"execution_phase": 2, "priority": 7, "target_collection_id": "col_out"}
+    assert applied(
+        live_flat(),
+        collection("col_z", "zoo", applying(**defaults)),
+        collection("col_n", "none", applying("tax_other", priority=3)),
+        collection("col_a", "archive", applying("tax_other"), applying(**set_)),
+        collection("col_p", "photos", applying(execution_phase=None, scroll_filters=filters)),
+    ) == [
+        {"collection": "archive", **set_},
+        {"collection": "photos", "scroll_filters": filters},
+        {"collection": "zoo"},
+    ]
+
+
+def test_a_collection_whose_name_finds_another_or_does_not_load_is_named_by_its_id() -> None:
+    entry = applying()
+    assert applied(
+        live_flat(),
+        collection("col_1", "col_2", entry),  # "col_2" is another collection's id
+        collection("col_2", "second", entry),
+        collection("col_3", "twin", entry),
+        collection("col_4", "twin", entry),  # "twin" finds col_3
+        collection("col_5", "", entry),
+        collection("col_6", "cost-${TAXSYNC_VAR_X}", entry),  # the loader would expand it
+        collection("col_7", "bell\x07", entry),
+        collection("col_8", "n" * 257, entry),
+        collection("col_9", "n" * 256, entry),
+    ) == [
+        {"collection": "col_5"},
+        {"collection": "col_7"},
+        {"collection": "col_1"},
+        {"collection": "col_6"},
+        {"collection": "n" * 256},
+        {"collection": "col_8"},
+        {"collection": "second"},
+        {"collection": "twin"},
+        {"collection": "col_4"},
+    ]
+
+
+def test_system_collections_are_left_out() -> None:
+    entry = applying()
+    assert applied(live_flat(), collection("col_du", "_direct_upsert", entry)) is None
+    assert applied(
+        live_flat(),
+        collection("_direct_upsert", "odd", entry),
+        collection("col_p", "products", entry),
+    ) == [{"collection": "products"}]
+
+
+def test_a_taxonomy_no_collection_applies_gets_no_applied_to(tmp_path: Path) -> None:
+    others = collection("col_p", "products", applying("tax_other"))
+    assert applied(live_flat(), others) is None
+    assert applied(live_flat(taxonomy_id=None), collection("col_p", "p", applying(None))) is None
+    # Without the collections (or for a namespace they were not read for): none either.
+    lives = {"design": [live_flat()]}
+    (alone,) = plan_files(tmp_path, lives)
+    (elsewhere,) = plan_files(tmp_path, lives, {"other": around(collection("c", "c", applying()))})
+    assert "appliedTo" not in alone.text
+    assert elsewhere.text == alone.text
+
+
+def test_applied_to_is_written_after_the_config_in_the_order_a_person_writes(
+    tmp_path: Path,
+) -> None:
+    (exported,) = plan_files(
+        tmp_path,
+        {"design": [live_tree()]},
+        {"design": around(collection("col_w", "world", applying("tax_places", priority=3)))},
+    )
+    assert exported.text.endswith(
+        "    parent_collection_id: col_world\n  appliedTo:\n  - collection: world\n    priority: 3\n"
+    )
+
+
+def test_exported_applied_to_loads_and_plans_no_attach_reconfigure_or_detach(
+    tmp_path: Path,
+) -> None:
+    places = live_tree(metadata=MANAGED)
+    products = live_flat()
+    filters = {"OR": [{"field": "a", "operator": "eq", "value": 1}], "case_sensitive": True}
+    neighbourhoods = {
+        "design": around(
+            collection(
+                "col_1",
+                "col_2",
+                applying(execution_phase=3, scroll_filters=filters),
+                applying("tax_places", hierarchical_enrichment_style="full_chain"),
+            ),
+            collection("col_2", "twin", applying(priority=0, execution_mode="materialize")),
+            collection("col_3", "twin", applying("tax_places", target_collection_id="col_2")),
+            collection("col_4", "idle"),
+        )
+    }
+    live = {"design": [products, places]}
+    write_files(plan_files(tmp_path, live, neighbourhoods), force=False)
+    loaded = load_tree(tmp_path, {})
+    assert {d.name: d.applied_to for d in loaded} == {
+        "products": (
+            {"collection": "col_1", "execution_phase": 3, "scroll_filters": filters},
+            {"collection": "twin"},
+        ),
+        "places": (
+            {"collection": "col_1", "hierarchical_enrichment_style": "full_chain"},
+            {"collection": "col_3", "target_collection_id": "col_2"},
+        ),
+    }
+    assert references.attachment_problems(loaded, neighbourhoods) == []
+    missing = references.missing(loaded, neighbourhoods).values()
+    assert [p for found in missing for p in found if p.path.startswith("spec.appliedTo")] == []
+    assert planner.plan(loaded, live, PlanOptions(), neighbourhoods).changes == []

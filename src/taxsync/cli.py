@@ -450,10 +450,11 @@ def apply(
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @connection_options
 def export(namespaces: tuple[str, ...], out: Path, force: bool, settings: Settings) -> int:
-    """Write one manifest per live taxonomy, to bring existing taxonomies under git."""
+    """Write one manifest per live taxonomy (with the collections that apply it), to bring
+    existing taxonomies under git."""
     from taxsync.export import plan_files, problems_in, write_files
 
-    files = plan_files(out, reconcile.read_live(settings, namespaces))
+    files = plan_files(out, *reconcile.read_live_and_neighbourhoods(settings, namespaces))
     write_files(files, force)
     for exported in files:
         click.echo(f"wrote {exported.path}  ({exported.namespace}/{exported.name})")

@@ -3,7 +3,9 @@
 The manifest holds what a person would have written: server-owned fields, server
 defaults, explicit nulls and legacy keys are left out, so ``taxsync plan`` on the export
 shows no create, new version, replace or delete (only the adoption ``update`` that marks
-an unmanaged taxonomy as managed).
+an unmanaged taxonomy as managed). With the namespace's collections, a taxonomy that
+collections apply gets ``spec.appliedTo`` listing them as they are, so the plan shows no
+attach, reconfigure or detach either.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import yaml
 from taxsync import normalize, wire
 from taxsync.errors import ConfigError, ManifestError
 from taxsync.files import replace_file, write_atomic
-from taxsync.manifest import API_VERSION, KIND, load_tree
+from taxsync.live import SYSTEM_COLLECTIONS, LiveCollection, Neighbourhood, non_default
+from taxsync.manifest import _NOT_IN_NAMES, API_VERSION, KIND, load_tree
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -37,6 +40,8 @@ TEMP_OVERHEAD_BYTES = len(".") + len(".") + 8 + len(".tmp")
 STEM_MAX_BYTES = NAME_MAX_BYTES - TEMP_OVERHEAD_BYTES - len(SUFFIX)
 # Namespace folders are created directly, with no temporary sibling.
 FOLDER_MAX_BYTES = NAME_MAX_BYTES
+# The longest collection id or name an ``appliedTo`` entry takes (manifest.AppliedTo).
+_COLLECTION_MAX_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,11 @@ class ExportedFile:
     text: str
 
 
-def manifest_for(namespace: str, live: wire.TaxonomyResponse) -> dict[str, Any]:
-    """The manifest document that describes a live taxonomy."""
+def manifest_for(
+    namespace: str, live: wire.TaxonomyResponse, around: Neighbourhood | None = None
+) -> dict[str, Any]:
+    """The manifest document that describes a live taxonomy (with ``around``, the
+    namespace's collections: its ``appliedTo`` if any of them applies it)."""
     spec: dict[str, Any] = {}
     if live.description is not None:
         spec["description"] = live.description
@@ -58,6 +66,9 @@ def manifest_for(namespace: str, live: wire.TaxonomyResponse) -> dict[str, Any]:
     if user:
         spec["metadata"] = user
     spec["config"] = declared_config(live.config)
+    applied = applied_to(live.taxonomy_id, around) if around is not None else []
+    if applied:
+        spec["appliedTo"] = applied
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -86,6 +97,36 @@ def declared_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def applied_to(taxonomy_id: str | None, around: Neighbourhood) -> list[dict[str, Any]]:
+    """The ``appliedTo`` entries that say what the collections applying the taxonomy have:
+    by collection name (then id), each with the settings that differ from the server's
+    defaults. System collections are left out (taxsync never attaches to them)."""
+    entries = []
+    for collection in around.applying(taxonomy_id):
+        if {collection.name, collection.collection_id} & SYSTEM_COLLECTIONS:
+            continue
+        entry = collection.application_of(taxonomy_id) or {}
+        entries.append({"collection": collection_ident(collection, around), **non_default(entry)})
+    return entries
+
+
+def collection_ident(collection: LiveCollection, around: Neighbourhood) -> str:
+    """How a manifest names ``collection``: by its name when that name finds it again (not
+    another collection of the same name, nor one whose id it is) and loads as written,
+    else by its id."""
+    name = collection.name
+    found = around.collection(name) if name else None
+    if (
+        found is not None
+        and found.collection_id == collection.collection_id
+        and len(name) <= _COLLECTION_MAX_CHARS
+        and not _NOT_IN_NAMES.search(name)
+        and "${" not in name  # the loader would expand it
+    ):
+        return name
+    return collection.collection_id
+
+
 def _without_defaults(item: Any, defaults: Mapping[str, Any]) -> Any:
     if not isinstance(item, dict):
         return item
@@ -101,12 +142,16 @@ def _without_nulls(value: Any) -> Any:
 
 
 def plan_files(
-    out: Path, live: Mapping[str, Sequence[wire.TaxonomyResponse]]
+    out: Path,
+    live: Mapping[str, Sequence[wire.TaxonomyResponse]],
+    neighbourhoods: Mapping[str, Neighbourhood] | None = None,
 ) -> list[ExportedFile]:
     """``out/<namespace>/<name>.yaml`` per taxonomy: names made safe, short enough and unique.
 
     Every file gets its own path, distinct from every other even on a case-insensitive
-    file system, whatever the names (see ``unique_stems``).
+    file system, whatever the names (see ``unique_stems``). ``neighbourhoods``: the
+    collections of each namespace, for ``appliedTo`` (without them, or for a namespace
+    not among them, no manifest has one).
     """
     namespaces = sorted(live)
     folders = unique_stems(namespaces, FOLDER_MAX_BYTES)
@@ -115,7 +160,7 @@ def plan_files(
         taxonomies = sorted(live[namespace], key=lambda t: t.taxonomy_name)
         stems = unique_stems([t.taxonomy_name for t in taxonomies], STEM_MAX_BYTES)
         for taxonomy, stem in zip(taxonomies, stems, strict=True):
-            document = manifest_for(namespace, taxonomy)
+            document = manifest_for(namespace, taxonomy, (neighbourhoods or {}).get(namespace))
             text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
             files.append(
                 ExportedFile(

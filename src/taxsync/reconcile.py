@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
     from taxsync.errors import ManifestProblem
+    from taxsync.live import Neighbourhood
     from taxsync.manifest import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
     from taxsync.wire import TaxonomyResponse
@@ -272,6 +273,24 @@ def read_live(settings: Settings, namespaces: Sequence[str]) -> dict[str, list[T
 
     async def read(client: MixpeekClient, stop: asyncio.Event) -> dict[str, list[TaxonomyResponse]]:
         return await client.read_live(wanted, settings.concurrency)
+
+    return _run(settings, read)
+
+
+def read_live_and_neighbourhoods(
+    settings: Settings, namespaces: Sequence[str]
+) -> tuple[dict[str, list[TaxonomyResponse]], dict[str, Neighbourhood]]:
+    """The live taxonomies (head versions) of each namespace, and its collections and
+    retrievers (what ``export`` needs to write ``appliedTo``), read concurrently."""
+    wanted = sorted(set(namespaces))
+
+    async def read(
+        client: MixpeekClient, stop: asyncio.Event
+    ) -> tuple[dict[str, list[TaxonomyResponse]], dict[str, Neighbourhood]]:
+        return await asyncio.gather(
+            client.read_live(wanted, settings.concurrency),
+            client.read_neighbourhood(wanted, settings.concurrency),
+        )
 
     return _run(settings, read)
 
