@@ -210,3 +210,41 @@ def test_bad_applied_to_entries_are_errors_at_their_lines(
     with pytest.raises(ManifestError) as caught:
         load_tree(path, {})
     assert expected in str(caught.value)
+
+
+def test_a_filter_reads_the_same_with_or_without_the_sdks_case_sensitive_false(
+    tmp_path: Path,
+) -> None:
+    text = with_applied_to(
+        "[{collection: a, scroll_filters: {AND: [{field: brand, operator: exists, value: true}]}}]"
+    )
+    (loaded,) = load_tree(write(tmp_path, "m.yaml", text), {})
+    written = {"AND": [{"field": "brand", "operator": "exists", "value": True}]}
+    assert loaded.applied_to == ({"collection": "a", "scroll_filters": written},)
+    as_the_sdk_writes_it = {
+        "AND": [{"field": "brand", "operator": "exists", "value": True, "case_sensitive": False}],
+        "case_sensitive": False,
+    }
+    around = collections(a=[{"taxonomy_id": PRODUCTS, "scroll_filters": as_the_sdk_writes_it}])
+    assert planned([loaded], around, live=[live_flat()]).changes == []
+    sensitive = {**as_the_sdk_writes_it, "case_sensitive": True}
+    around = collections(a=[{"taxonomy_id": PRODUCTS, "scroll_filters": sensitive}])
+    (change,) = planned([loaded], around).changes
+    assert change.action == "reconfigure"
+
+
+def test_system_collections_are_never_attached_to_nor_detached_from() -> None:
+    desired = applied(desired_flat(), {"collection": "a"})
+    around = neighbourhood(
+        [
+            {"collection_id": "col_a", "collection_name": "a"},
+            {
+                "collection_id": "col_sys",
+                "collection_name": "_direct_upsert",
+                "taxonomy_applications": [{"taxonomy_id": PRODUCTS}],
+            },
+        ],
+        [],
+    )
+    changes = planned([desired], around).changes
+    assert [(c.action, c.collection_id) for c in changes] == [("attach", "col_a")]

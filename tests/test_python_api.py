@@ -31,7 +31,7 @@ def test_the_readme_python_snippet_plans_and_applies_the_examples(
     shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     exec(compile(readme_snippet(), "README.md", "exec"), {})
-    assert capsys.readouterr().out.strip() == "5 to create"
+    assert capsys.readouterr().out.strip() == "5 to create, 1 to attach"
     assert (tmp_path / ".taxsync" / "local-state.json").is_file()
 
 

@@ -26,7 +26,7 @@ from taxsync.errors import (
     TaxsyncError,
     WriteOutcomeUnknown,
 )
-from taxsync.live import SETTINGS, settings
+from taxsync.live import SETTINGS, declared, settings
 from taxsync.manifest import dotted, strip_union_tags
 from taxsync.plan import (
     ATTACHMENT_ACTIONS,
@@ -143,6 +143,9 @@ class _Run:
         taxonomy_id = taxonomy.taxonomy_id if taxonomy is not None else change.taxonomy_id
         if taxonomy_id is None or change.collection_id is None:
             return ChangeResult(change, "failed", "the plan names no taxonomy id or collection")
+        if change.taxonomy_id not in (None, taxonomy_id):
+            message = f"the plan names taxonomy {change.taxonomy_id}, its change gave {taxonomy_id}"
+            return ChangeResult(change, "failed", message)
         lock = self.locks.setdefault((change.namespace, change.collection_id), asyncio.Lock())
         try:
             async with lock:
@@ -499,7 +502,7 @@ def _attachment_edit(change: Change, taxonomy_id: str) -> Edit:
     """The edit an attach, reconfigure or detach makes to a collection's list, refusing
     (stale) when the taxonomy's entry is not what the plan saw. Other entries stay as
     they are, and so do the keys of its own entry that taxsync does not know."""
-    want = change.application or {}
+    want = declared(change.application or {})  # the settings only: never another taxonomy_id
     seen = settings(change.live_application or {})
 
     def edit(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -516,13 +519,17 @@ def _attachment_edit(change: Change, taxonomy_id: str) -> Edit:
         if change.action == "attach":
             if have is not None:
                 raise _Stale(f"{change.label}: attached meanwhile, with other settings")
-            return [*entries, {"taxonomy_id": taxonomy_id, **want}]
+            return [*entries, {**want, "taxonomy_id": taxonomy_id}]
         if have is None:
             raise _Stale(f"{change.label}: detached since the plan")
         if settings(have) != seen:
             raise _Stale(f"{change.label}: its settings changed since the plan")
         kept = {k: v for k, v in have.items() if k not in SETTINGS}
-        return [*entries[:index], {**kept, **want}, *entries[index + 1 :]]
+        return [
+            *entries[:index],
+            {**kept, **want, "taxonomy_id": taxonomy_id},
+            *entries[index + 1 :],
+        ]
 
     return edit
 

@@ -42,7 +42,23 @@ def settings(entry: Mapping[str, Any]) -> dict[str, Any]:
             value = _DEFAULTS.get(key)
         if value is not None:
             out[key] = value
+    if "scroll_filters" in out:
+        out["scroll_filters"] = _without_default_case(out["scroll_filters"])
     return out
+
+
+def _without_default_case(value: Any) -> Any:
+    """A filter without ``case_sensitive: false``, the default the SDK writes into every
+    level of a filter it re-emits (COLLECTIONS.md §3.5): with or without it, the same."""
+    if isinstance(value, Mapping):
+        return {
+            k: _without_default_case(v)
+            for k, v in value.items()
+            if not (k == "case_sensitive" and v is False)
+        }
+    if isinstance(value, list):
+        return [_without_default_case(v) for v in value]
+    return value
 
 
 def declared(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -1068,7 +1068,10 @@ def _desired(manifest: TaxonomyManifest, document: _Document) -> DesiredTaxonomy
 def _applied_to(entries: list[AppliedTo] | None) -> tuple[dict[str, Any], ...] | None:
     if entries is None:
         return None
-    return tuple(entry.model_dump(mode="json", exclude_none=True) for entry in entries)
+    # As written: no default of the filter model (case_sensitive) added, no null kept.
+    return tuple(
+        entry.model_dump(mode="json", exclude_unset=True, exclude_none=True) for entry in entries
+    )
 
 
 def _cross_file_problems(desired: list[DesiredTaxonomy]) -> list[ManifestProblem]:

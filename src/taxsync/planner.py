@@ -14,7 +14,7 @@ from typing import Any
 
 from taxsync import normalize
 from taxsync.errors import location
-from taxsync.live import LiveCollection, Neighbourhood, declared, settings
+from taxsync.live import SYSTEM_COLLECTIONS, LiveCollection, Neighbourhood, declared, settings
 from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
 from taxsync.plan import AppliedBy, Change, FieldChange, Plan, Summary
 from taxsync.wire import TaxonomyResponse
@@ -165,6 +165,10 @@ def _detaching_deletes(
     return out
 
 
+# The note of a detach ``detach_deleted`` plans before a delete (verify looks for it).
+DETACHED_BEFORE_DELETE = "detached before its taxonomy is deleted (--detach-deleted)"
+
+
 def _detach(change: Change, collection: LiveCollection) -> Change:
     entry = collection.application_of(change.taxonomy_id) or {}
     return Change(
@@ -174,7 +178,7 @@ def _detach(change: Change, collection: LiveCollection) -> Change:
         taxonomy_id=change.taxonomy_id,
         taxonomy_type=change.taxonomy_type,
         diff=_removed_settings(entry),
-        notes=["detached before its taxonomy is deleted (--detach-deleted)"],
+        notes=[DETACHED_BEFORE_DELETE],
         collection_id=collection.collection_id,
         collection_name=collection.name,
         live_application=entry,
@@ -212,6 +216,8 @@ def attachment_changes(
             wanted.setdefault(found.collection_id, (index, entry))
     changes = []
     for collection in sorted(around.collections, key=lambda c: (c.name, c.collection_id)):
+        if {collection.name, collection.collection_id} & SYSTEM_COLLECTIONS:
+            continue  # never attached to, nor detached from
         have = collection.application_of(live_id) if live_id is not None else None
         want = wanted.get(collection.collection_id)
         where: dict[str, Any] = {

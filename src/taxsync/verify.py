@@ -28,7 +28,13 @@ from taxsync import normalize
 from taxsync.live import SETTINGS, LiveCollection, Neighbourhood, settings
 from taxsync.manifest import MANAGED_KEY, DesiredTaxonomy, ManifestMetadata, SourceLocation
 from taxsync.plan import Change, Plan, Summary
-from taxsync.planner import PlanOptions, attachment_changes, compare, delete_change
+from taxsync.planner import (
+    DETACHED_BEFORE_DELETE,
+    PlanOptions,
+    attachment_changes,
+    compare,
+    delete_change,
+)
 from taxsync.planner import plan as replan_namespace
 from taxsync.wire import TaxonomyApplicationConfigInput, TaxonomyConfig, TaxonomyResponse
 
@@ -85,10 +91,6 @@ def _taxonomy_changes(changes: Sequence[Change]) -> dict[tuple[str, str], Change
     return {(c.namespace, c.name): c for c in changes if not c.is_attachment}
 
 
-# A detach planned by --detach-deleted says so in its notes (planner._detach).
-_DETACH_DELETED = "--detach-deleted"
-
-
 def _attachment_shape(change: Change, taxonomies: Mapping[tuple[str, str], Change]) -> list[str]:
     """What an attach, reconfigure or detach must carry, and the taxonomy change it needs."""
     label, problems = change.label, []
@@ -109,7 +111,7 @@ def _attachment_shape(change: Change, taxonomies: Mapping[tuple[str, str], Chang
             f"{label!r} ({change.action}) names no taxonomy id, and the plan neither creates "
             f"nor replaces {change.namespace}/{change.name}"
         )
-    if change.action == "detach" and any(_DETACH_DELETED in note for note in change.notes):
+    if change.action == "detach" and DETACHED_BEFORE_DELETE in change.notes:
         deleted = taxonomy is not None and taxonomy.action == "delete"
         if not deleted or taxonomy is None or taxonomy.taxonomy_id != change.taxonomy_id:
             problems.append(
