@@ -174,19 +174,25 @@ def hostile_change(action: str, tag: str) -> Change:
             FieldChange(path=f"config.{HOSTILE}", before=1, after_present=False),
         ],
         notes=[f"live config has keys the API no longer declares (ignored): {HOSTILE}"],
+        # Attachment changes: the collection's name and id come from the API.
+        collection_id=f"col{tag}{HOSTILE}" if action in ATTACHMENTS else None,
+        collection_name=f"coll{tag}{HOSTILE}" if action in ATTACHMENTS else None,
+        backfills=[f"col{tag}{HOSTILE}"] if action == "attach" else [],
     )
 
 
+ATTACHMENTS = ("attach", "reconfigure", "detach")
+CHANGES = 8  # one of each action
+
+
 def hostile_plan() -> Plan:
-    changes = [
-        hostile_change(action, str(i))
-        for i, action in enumerate(("create", "new_version", "update", "replace", "delete"))
-    ]
+    actions = ("create", "new_version", "update", "replace", "delete", *ATTACHMENTS)
+    changes = [hostile_change(action, str(i)) for i, action in enumerate(actions)]
     return Plan(namespaces=["production"], summary=Summary.of(changes, 1), changes=changes)
 
 
 def hostile_result(plan: Plan) -> ApplyResult:
-    statuses = ["applied", "failed", "stale", "not_started", "failed"]
+    statuses = ["applied", "failed", "stale", "not_started", "failed", "applied", "stale", "failed"]
     return ApplyResult(
         [
             ChangeResult(
@@ -334,10 +340,11 @@ def test_a_field_never_starts_a_line() -> None:
     plan = hostile_plan()
     text = render.plan_text(plan, render.Style(False))
     lines = text.split("\n")
-    fields = sum(len(c.diff) + len(c.notes) + 1 for c in plan.changes)
+    # The attach's backfill is a line of its own too.
+    fields = sum(len(c.diff) + len(c.notes) + len(c.backfills) + 1 for c in plan.changes)
     assert len(lines) == 2 + fields + 3, "one line per change, diff field and note"
     for line in lines[2:-3]:
-        assert re.match(r"  ([+~±-] |    [+~-] |    note: )", line), line
+        assert re.match(r"  ([+~±-] |    [+~-] |    note: |    backfill after apply: )", line), line
     for r in hostile_result(plan).results:
         assert "\n" not in render.result_line(r, render.Style(False))
     history = render.history_text(hostile_history()).split("\n")
@@ -381,9 +388,9 @@ def test_json_renderings_keep_the_data() -> None:
 def test_plan_markdown_holds_no_structure_from_fields() -> None:
     markdown = render.plan_markdown(hostile_plan())
     prose = assert_safe_markdown(markdown)
-    assert [len(cells) for cells in table_rows(markdown)] == [3] * 5, "three cells a row"
+    assert [len(cells) for cells in table_rows(markdown)] == [3] * CHANGES, "three cells a row"
     summaries = [line for line in prose if line.startswith("<details>")]
-    assert len(summaries) == 5
+    assert len(summaries) == CHANGES
     for line in summaries:
         assert re.fullmatch(r"<details><summary>[^<>]*</summary>", line), line
     assert "@&#8203;octocat" in markdown and "&amp;#64;hubot" in markdown
@@ -392,7 +399,7 @@ def test_plan_markdown_holds_no_structure_from_fields() -> None:
 def test_apply_markdown_holds_no_structure_from_fields() -> None:
     markdown = render.apply_markdown(hostile_result(hostile_plan()))
     prose = assert_safe_markdown(markdown)
-    assert len([line for line in prose if line.startswith("- ")]) == 5
+    assert len([line for line in prose if line.startswith("- ")]) == CHANGES
 
 
 # --- 5b. the node tree: one line a node in text, inert Mermaid in markdown ----------------
@@ -476,11 +483,11 @@ def test_each_diff_sits_in_its_own_closed_code_block() -> None:
     markdown = render.plan_markdown(hostile_plan())
     _, fences = markdown_structure(markdown)
     # The values hold runs of three backticks: the fences outgrow them.
-    assert fences == ["````diff", "````"] * 5
+    assert fences == ["````diff", "````"] * CHANGES
     blocks = re.findall(r"\n````diff\n(.*?)\n````\n</details>", markdown, re.S)
     # Four fields and a note; the two changed values (an input mapping, the description)
-    # are a "-" line and a "+" line each.
-    assert len(blocks) == 5 and all(len(b.split("\n")) == 7 for b in blocks)
+    # are a "-" line and a "+" line each; the attach also says which backfill follows.
+    assert [len(b.split("\n")) for b in blocks] == [7] * 5 + [8, 7, 7]
 
 
 def test_a_fence_outgrows_the_backticks_inside() -> None:
@@ -713,7 +720,7 @@ def test_github_plan_and_apply_reports_of_a_hostile_plan(
         print(render.result_line(r, render.Style(False)))
     github.report_apply(apply_ctx, result, plan)
     out = capsys.readouterr().out
-    assert "::error title=taxsync::taxsync apply: 4 change(s) did not apply" in out
+    assert "::error title=taxsync::taxsync apply: 6 change(s) did not apply" in out
     assert_safe_reports(tmp_path, out, fake_github)
 
     error = ManifestError(
