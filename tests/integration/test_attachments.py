@@ -474,3 +474,29 @@ def test_applied_to_names_are_checked_at_their_lines(
     assert result.code == 1
     assert f"{root / 'p.yaml'}:" in result.err and message in result.err
     assert srv.writes() == []
+
+
+def test_the_applier_refuses_an_attach_whose_id_its_taxonomy_change_contradicts(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """Behind verify: an attachment change naming another taxonomy's id than the one its
+    taxonomy's change (in the same plan) gave is not written."""
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "p.yaml", manifest())
+    write(root, "q.yaml", manifest("other"))
+    apply(root, srv)
+    write(root, "p.yaml", manifest(applied_to="[{collection: products}]", top_k=2))
+    plan = reconcile.plan_tree(root, settings_for(srv))
+    version, attach = plan.changes
+    assert (version.action, attach.action) == ("new_version", "attach")
+    attach.taxonomy_id = taxonomy_id(srv, "other")
+    srv.forget()
+
+    async def run() -> None:
+        async with MixpeekClient(srv.url, srv.api_key) as client:
+            result = await apply_plan(client, plan)
+        assert [r.status for r in result.results] == ["applied", "failed"]
+
+    asyncio.run(run())
+    assert entries(srv) == []
