@@ -15,6 +15,7 @@ import pytest
 from taxsync import reconcile
 from taxsync.applier import apply_plan
 from taxsync.client import MixpeekClient
+from taxsync.plan import ApplyResult, Plan
 from tests.conftest import EmulatorHandle, StartEmulator
 from tests.helpers import (
     Api,
@@ -57,6 +58,16 @@ def apply(root: Path, srv: EmulatorHandle, *flags: str) -> str:
     result = run_cli("apply", str(root), "--auto-approve", *flags, env=env(srv))
     assert result.code == 0, result.output
     return result.out
+
+
+def apply_directly(srv: EmulatorHandle, plan: Plan) -> ApplyResult:
+    """The applier alone, over HTTP, with no saved-plan checks in front of it."""
+
+    async def run() -> ApplyResult:
+        async with MixpeekClient(srv.url, srv.api_key) as client:
+            return await apply_plan(client, plan)
+
+    return asyncio.run(run())
 
 
 def assert_plans_empty(root: Path, srv: EmulatorHandle, *flags: str) -> None:
@@ -397,12 +408,8 @@ def test_the_applier_starts_one_backfill_per_collection_and_taxonomy(
     attach.backfills = ["col_products_v1", "col_products_v1"]
     srv.forget()
 
-    async def run() -> None:
-        async with MixpeekClient(srv.url, srv.api_key) as client:
-            result = await apply_plan(client, plan)
-        assert result.ok, result.results
-
-    asyncio.run(run())
+    result = apply_directly(srv, plan)
+    assert result.ok, result.results
     assert len([r for r in srv.committed() if r.path.endswith("/apply-taxonomy")]) == 1
 
 
@@ -493,10 +500,5 @@ def test_the_applier_refuses_an_attach_whose_id_its_taxonomy_change_contradicts(
     attach.taxonomy_id = taxonomy_id(srv, "other")
     srv.forget()
 
-    async def run() -> None:
-        async with MixpeekClient(srv.url, srv.api_key) as client:
-            result = await apply_plan(client, plan)
-        assert [r.status for r in result.results] == ["applied", "failed"]
-
-    asyncio.run(run())
+    assert [r.status for r in apply_directly(srv, plan).results] == ["applied", "failed"]
     assert entries(srv) == []
