@@ -159,6 +159,10 @@ class MixpeekClient:
         self._sleep = sleep
         self.limiter = RateLimiter(rate_limit_per_minute, clock=clock, sleep=sleep)
         self.requests_sent = 0
+        # Namespaces read ahead (read_ahead), until read_live/read_neighbourhood take them.
+        self._ahead_live: dict[str, asyncio.Task[list[wire.TaxonomyResponse]]] = {}
+        self._ahead_around: dict[str, asyncio.Task[Neighbourhood]] = {}
+        self._ahead_gates: tuple[asyncio.Semaphore, asyncio.Semaphore] | None = None
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
             transport=transport,
@@ -178,6 +182,13 @@ class MixpeekClient:
         await self.close()
 
     async def close(self) -> None:
+        # Reads ahead nobody took: stopped, and their failures are nobody's to report.
+        ahead = [*self._ahead_live.values(), *self._ahead_around.values()]
+        self._ahead_live.clear()
+        self._ahead_around.clear()
+        for task in ahead:
+            task.cancel()
+        await asyncio.gather(*ahead, return_exceptions=True)
         await self._http.aclose()
 
     # --- namespaces ----------------------------------------------------------------
@@ -186,27 +197,49 @@ class MixpeekClient:
         response = await self._send("GET", f"/v1/namespaces/{_segment(identifier)}")
         return _parse(wire.NamespaceModel, response)
 
+    def read_ahead(self, namespace: str, concurrency: int = 8) -> None:
+        """Start reading ``namespace`` now, as ``read_live`` and ``read_neighbourhood`` would,
+        for them to take later instead of asking again (a plan reads while it still loads its
+        manifests). Namespaces read ahead share one gate of ``concurrency`` per kind of read,
+        as one call of each would; a read nobody takes is cancelled by ``close``."""
+        if namespace in self._ahead_live:
+            return
+        if self._ahead_gates is None:
+            size = max(1, concurrency)
+            self._ahead_gates = (asyncio.Semaphore(size), asyncio.Semaphore(size))
+        live_gate, around_gate = self._ahead_gates
+        self._ahead_live[namespace] = asyncio.create_task(self._read_live(namespace, live_gate))
+        self._ahead_around[namespace] = asyncio.create_task(
+            self._read_neighbourhood(namespace, around_gate)
+        )
+
     async def read_live(
         self, namespaces: list[str], concurrency: int = 8
     ) -> dict[str, list[wire.TaxonomyResponse]]:
         """The live taxonomies of each namespace: one look-up and the list pages, concurrently."""
         gate = asyncio.Semaphore(max(1, concurrency))
-
-        async def read(namespace: str) -> list[wire.TaxonomyResponse]:
-            async with gate:
-                try:
-                    await self.get_namespace(namespace)
-                except ApiError as exc:
-                    if exc.status == 404:
-                        raise NotFoundError(
-                            f"namespace {namespace!r} does not exist in the Mixpeek "
-                            "organisation (taxsync does not create namespaces)"
-                        ) from None
-                    raise
-                return await self.list_taxonomies(namespace)
-
-        found = await asyncio.gather(*(read(ns) for ns in namespaces))
+        found = await asyncio.gather(
+            *(
+                self._ahead_live.pop(ns) if ns in self._ahead_live else self._read_live(ns, gate)
+                for ns in namespaces
+            )
+        )
         return dict(zip(namespaces, found, strict=True))
+
+    async def _read_live(
+        self, namespace: str, gate: asyncio.Semaphore
+    ) -> list[wire.TaxonomyResponse]:
+        async with gate:
+            try:
+                await self.get_namespace(namespace)
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise NotFoundError(
+                        f"namespace {namespace!r} does not exist in the Mixpeek "
+                        "organisation (taxsync does not create namespaces)"
+                    ) from None
+                raise
+            return await self.list_taxonomies(namespace)
 
     # --- taxonomies ----------------------------------------------------------------
 
@@ -224,16 +257,22 @@ class MixpeekClient:
     ) -> dict[str, Neighbourhood]:
         """The collections and retrievers of each namespace, concurrently."""
         gate = asyncio.Semaphore(max(1, concurrency))
-
-        async def read(namespace: str) -> Neighbourhood:
-            async with gate:
-                collections, retrievers = await asyncio.gather(
-                    self.list_collections(namespace), self.list_retrievers(namespace)
-                )
-            return neighbourhood(collections, retrievers)
-
-        found = await asyncio.gather(*(read(ns) for ns in namespaces))
+        found = await asyncio.gather(
+            *(
+                self._ahead_around.pop(ns)
+                if ns in self._ahead_around
+                else self._read_neighbourhood(ns, gate)
+                for ns in namespaces
+            )
+        )
         return dict(zip(namespaces, found, strict=True))
+
+    async def _read_neighbourhood(self, namespace: str, gate: asyncio.Semaphore) -> Neighbourhood:
+        async with gate:
+            collections, retrievers = await asyncio.gather(
+                self.list_collections(namespace), self.list_retrievers(namespace)
+            )
+        return neighbourhood(collections, retrievers)
 
     async def list_collections(
         self, namespace: str, page_size: int = DEFAULT_PAGE_SIZE

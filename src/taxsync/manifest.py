@@ -21,7 +21,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -330,6 +330,21 @@ class _RunBudget:
 
 def load_tree(root: Path, environ: Mapping[str, str] | None = None) -> list[DesiredTaxonomy]:
     """Load and validate every manifest under ``root``; raise one error listing all problems."""
+    loading = load_tree_stepwise(root, environ)
+    while True:
+        try:
+            next(loading)
+        except StopIteration as done:
+            return done.value
+
+
+def load_tree_stepwise(
+    root: Path, environ: Mapping[str, str] | None = None
+) -> Generator[list[DesiredTaxonomy], None, list[DesiredTaxonomy]]:
+    """``load_tree`` one file at a time, so a caller can do other work in between (read the
+    namespaces already named): yields each file's taxonomies once read, valid on their own but
+    not yet checked against the rest of the tree; returns what ``load_tree`` returns and
+    raises what it raises, once every file is read."""
     env = os.environ if environ is None else environ
     if not root.exists():
         raise ManifestError(
@@ -343,7 +358,9 @@ def load_tree(root: Path, environ: Mapping[str, str] | None = None) -> list[Desi
     secrets = _secrets(env)
     budget = _RunBudget(MAX_ALIAS_VALUES_PER_RUN)
     for path in manifest_files(root, problems):
-        desired.extend(_load_file(path, env, secrets, budget, problems))
+        loaded = list(_load_file(path, env, secrets, budget, problems))
+        desired.extend(loaded)
+        yield loaded
     if not desired and not problems:
         problems.append(
             ManifestProblem(_shown_path(root), None, None, "", "no taxonomy manifest found")
