@@ -17,6 +17,7 @@ aliases that multiply the work.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import re
@@ -52,6 +53,30 @@ VARIABLE_PREFIX = "TAXSYNC_VAR_"
 _MIN_SECRET_INSIDE = 8  # a shorter secret is refused only as the whole value, not inside one
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVED_MAX = 100_000  # scalars whose tag _ManifestLoader remembers, at most
+
+
+class _ManifestLoader(_Loader):  # type: ignore[valid-type,misc]
+    """The safe loader, remembering the tag each plain scalar resolves to: the same keys and
+    values recur in every manifest, and resolving them again (regular expressions, in Python,
+    called back from libyaml) was a fifth of composing a manifest. The tag depends only on
+    what is remembered, unless path resolvers are registered (then nothing is)."""
+
+    _resolved: dict[tuple[Any, Any, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        key = (kind, value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[key] = tag
+        return tag
+
+
 _constructor = yaml.constructor.SafeConstructor()
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
@@ -398,7 +423,7 @@ def _load_file(
     if text is None:
         return
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        nodes = list(yaml.compose_all(text, Loader=_ManifestLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -438,11 +463,8 @@ def _read_bytes(path: Path, problems: list[ManifestProblem]) -> bytes | None:
     Opened without blocking (a FIFO has no writer) and checked on the open descriptor (the
     path may change in between); read with a bound, as ``st_size`` may lie (``/proc``).
     """
-    flags = os.O_RDONLY
-    for name in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
-        flags |= getattr(os, name, 0)
     try:
-        descriptor = os.open(path, flags)
+        descriptor = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         mode = _mode(path) if exc.errno == errno.ENXIO else None  # ENXIO: a socket
         if mode is not None and not stat.S_ISREG(mode):
@@ -455,11 +477,8 @@ def _read_bytes(path: Path, problems: list[ManifestProblem]) -> bytes | None:
         if not stat.S_ISREG(info.st_mode):
             problems.append(_not_regular(path, info.st_mode))
             return None
-        too_large = _path_problem(
-            path, "file", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
-        )
         if info.st_size > MAX_FILE_BYTES:
-            problems.append(too_large)
+            problems.append(_too_large(path))
             return None
         chunks: list[bytes] = []
         size = 0
@@ -470,7 +489,7 @@ def _read_bytes(path: Path, problems: list[ManifestProblem]) -> bytes | None:
             chunks.append(chunk)
             size += len(chunk)
         if size > MAX_FILE_BYTES:
-            problems.append(too_large)
+            problems.append(_too_large(path))
             return None
         return b"".join(chunks)
     except OSError as exc:
@@ -478,6 +497,15 @@ def _read_bytes(path: Path, problems: list[ManifestProblem]) -> bytes | None:
         return None
     finally:
         os.close(descriptor)
+
+
+_OPEN_FLAGS = os.O_RDONLY
+for _flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
+    _OPEN_FLAGS |= getattr(os, _flag, 0)
+
+
+def _too_large(path: Path) -> ManifestProblem:
+    return _path_problem(path, "file", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
 
 
 _FILE_KINDS = (
@@ -661,6 +689,13 @@ def _names_something(path: FieldPath) -> bool:
     return last in _NAME_VALUED_CONFIG_KEYS
 
 
+@functools.lru_cache(maxsize=4096)
+def _forbidden_at(path: FieldPath) -> re.Pattern[str]:
+    """The characters a string at ``path`` must not hold (the same paths recur in every
+    manifest: worked out once each)."""
+    return _NOT_IN_NAMES if _names_something(path) else _NOT_IN_TEXT
+
+
 class _Document:
     """Converts one composed YAML document to plain data, remembering positions."""
 
@@ -694,7 +729,9 @@ class _Document:
                 self.problem(node, path, f"nested more than {MAX_DEPTH} levels deep")
             return None
         # A mapping entry is located at its key (set by _mapping), everything else at itself.
-        self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if path not in self.positions:
+            mark = node.start_mark
+            self.positions[path] = (mark.line + 1, mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -731,13 +768,14 @@ class _Document:
         return result
 
     def _scalar(self, node: yaml.Node, path: FieldPath) -> Any:
-        if node.tag == _TIMESTAMP_TAG:
+        tag = node.tag
+        if tag == _TIMESTAMP_TAG:
             return str(node.value)  # keep dates as written; JSON has no date type
-        if node.tag not in _PLAIN_TAGS:
+        if tag not in _PLAIN_TAGS:
             self.problem(node, path, f"unsupported YAML tag {node.tag!r}")
             return None
         try:
-            if node.tag == _STR_TAG:
+            if tag == _STR_TAG:
                 value = str(node.value)  # what the constructor would make of it, without its cost
             else:
                 value = _constructor.construct_object(node)
@@ -755,9 +793,9 @@ class _Document:
             self.problem(node, path, f"{node.value!r} is not allowed: JSON has no NaN or infinity")
             return None
         if isinstance(value, str):
-            value = self._expand(value, node, path)
-            forbidden = _NOT_IN_NAMES if _names_something(path) else _NOT_IN_TEXT
-            bad = forbidden.search(value)
+            if "$" in value:
+                value = self._expand(value, node, path)
+            bad = _forbidden_at(path).search(value)
             if bad:
                 self.problem(node, path, f"contains {_describe_character(bad.group())}")
         return value
