@@ -40,6 +40,13 @@ def manifest(name: str = "products", applied_to: str | None = None, top_k: int =
     return text.replace("spec:\n", f"spec:\n  appliedTo: {applied_to}\n", 1)
 
 
+def started(tmp_path: Path, emulator: StartEmulator, text: str) -> tuple[EmulatorHandle, Path]:
+    """An emulator, and a manifest tree holding ``text`` as p.yaml."""
+    root = tmp_path / "m"
+    write(root, "p.yaml", text)
+    return emulator(), root
+
+
 def entries(srv: EmulatorHandle, collection: str = "col_products_v1") -> list[dict[str, Any]]:
     found = Api(srv).call("GET", f"/v1/collections/{collection}", NS)
     return list(found.get("taxonomy_applications") or [])
@@ -85,9 +92,9 @@ def collection_writes(srv: EmulatorHandle) -> list[str]:
 def test_attach_reconfigure_detach_round_trips_re_plan_empty(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to="[{collection: products, execution_phase: 2}]"))
+    srv, root = started(
+        tmp_path, emulator, manifest(applied_to="[{collection: products, execution_phase: 2}]")
+    )
 
     planned = run_cli("plan", str(root), env=env(srv)).out
     assert "+ attach production/products to collection products (col_products_v1)" in planned
@@ -150,9 +157,7 @@ def test_server_defaults_and_explicit_defaults_plan_the_same(
 def test_the_json_plan_carries_the_attachment_and_its_field_diff(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to="[{collection: products}]"))
+    srv, root = started(tmp_path, emulator, manifest(applied_to="[{collection: products}]"))
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[{collection: products, execution_phase: 3}]"))
     plan = json.loads(run_cli("plan", str(root), "--format", "json", env=env(srv)).out)
@@ -181,9 +186,7 @@ def test_the_json_plan_carries_the_attachment_and_its_field_diff(
 def test_other_taxonomies_entries_are_never_touched(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest())
+    srv, root = started(tmp_path, emulator, manifest())
     apply(root, srv)
     # A hand-attached taxonomy taxsync does not manage, with a key taxsync does not know.
     theirs = Api(srv).create(
@@ -213,9 +216,7 @@ def test_other_taxonomies_entries_are_never_touched(
 def test_without_applied_to_attachments_are_left_alone(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest())
+    srv, root = started(tmp_path, emulator, manifest())
     apply(root, srv)
     set_entries(srv, "col_products_v1", [{"taxonomy_id": taxonomy_id(srv), "priority": 4}])
     srv.forget()
@@ -248,9 +249,9 @@ def test_many_taxonomies_attach_to_one_collection_in_one_apply(
 
 
 def test_detach_deleted_detaches_then_deletes(tmp_path: Path, emulator: StartEmulator) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to="[{collection: products}, {collection: col-b}]"))
+    srv, root = started(
+        tmp_path, emulator, manifest(applied_to="[{collection: products}, {collection: col-b}]")
+    )
     write(root, "keep.yaml", manifest("keep", applied_to="[{collection: products}]"))
     apply(root, srv)
     (root / "p.yaml").unlink()
@@ -276,9 +277,7 @@ def test_detach_deleted_detaches_then_deletes(tmp_path: Path, emulator: StartEmu
 def test_applied_to_empty_list_detaches_so_a_later_prune_is_not_blocked(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to="[{collection: products}]"))
+    srv, root = started(tmp_path, emulator, manifest(applied_to="[{collection: products}]"))
     write(root, "keep.yaml", manifest("keep"))
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[]"))
@@ -296,9 +295,7 @@ def test_applied_to_empty_list_detaches_so_a_later_prune_is_not_blocked(
 def test_a_hand_edit_of_the_entry_after_the_plan_makes_the_change_stale(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to="[{collection: products}]"))
+    srv, root = started(tmp_path, emulator, manifest(applied_to="[{collection: products}]"))
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[{collection: products, priority: 5}]"))
     plan_file = tmp_path / "plan.json"
@@ -326,9 +323,7 @@ def test_an_entry_edited_right_before_the_write_is_left_alone(
 ) -> None:
     """The collection is read right before its PATCH: a hand edit made after the plan (here,
     while apply is under way) makes the change stale instead of being overwritten."""
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to=before))
+    srv, root = started(tmp_path, emulator, manifest(applied_to=before))
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to=after))
     hold = srv.hold(lambda r: r.method == "GET" and r.path == "/v1/collections/col_products_v1")
@@ -347,9 +342,7 @@ def test_an_entry_edited_right_before_the_write_is_left_alone(
 def test_a_lost_answer_to_the_collection_patch_is_not_written_twice(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest())
+    srv, root = started(tmp_path, emulator, manifest())
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[{collection: products, priority: 2}]"))
     srv.lose(lambda r: r.method == "PATCH" and "/collections/" in r.path, committed=True, limit=1)
@@ -398,9 +391,7 @@ def test_the_applier_starts_one_backfill_per_collection_and_taxonomy(
 ) -> None:
     """Whatever a plan lists (verify refuses a saved plan that repeats a collection; this is
     the applier's own guard behind it), one apply starts one backfill per pair."""
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest())
+    srv, root = started(tmp_path, emulator, manifest())
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[{collection: products}]"))
     plan = reconcile.plan_tree(root, settings_for(srv), backfill=True)
@@ -416,9 +407,7 @@ def test_the_applier_starts_one_backfill_per_collection_and_taxonomy(
 def test_a_create_without_backfill_says_the_attach_is_not_backfilled(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to="[{collection: products}]"))
+    srv, root = started(tmp_path, emulator, manifest(applied_to="[{collection: products}]"))
     planned = run_cli("plan", str(root), env=env(srv)).out
     assert "uses the new taxonomy's id (its create or replace runs first)" in planned
     assert "backfill: not planned" in planned
@@ -430,9 +419,9 @@ def test_a_create_without_backfill_says_the_attach_is_not_backfilled(
 def test_a_replace_with_new_settings_re_points_then_reconfigures(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest("org", applied_to="[{collection: products, priority: 1}]"))
+    srv, root = started(
+        tmp_path, emulator, manifest("org", applied_to="[{collection: products, priority: 1}]")
+    )
     apply(root, srv)
     old = taxonomy_id(srv, "org")
     text = hierarchical("org", NS).replace(
@@ -474,9 +463,7 @@ def test_a_replace_with_new_settings_re_points_then_reconfigures(
 def test_applied_to_names_are_checked_at_their_lines(
     tmp_path: Path, emulator: StartEmulator, applied_to: str, message: str
 ) -> None:
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest(applied_to=applied_to))
+    srv, root = started(tmp_path, emulator, manifest(applied_to=applied_to))
     result = run_cli("plan", str(root), env=env(srv))
     assert result.code == 1
     assert f"{root / 'p.yaml'}:" in result.err and message in result.err
@@ -488,9 +475,7 @@ def test_the_applier_refuses_an_attach_whose_id_its_taxonomy_change_contradicts(
 ) -> None:
     """Behind verify: an attachment change naming another taxonomy's id than the one its
     taxonomy's change (in the same plan) gave is not written."""
-    srv = emulator()
-    root = tmp_path / "m"
-    write(root, "p.yaml", manifest())
+    srv, root = started(tmp_path, emulator, manifest())
     write(root, "q.yaml", manifest("other"))
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[{collection: products}]", top_k=2))
