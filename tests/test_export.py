@@ -170,6 +170,22 @@ def test_exported_manifest_plans_no_config_change(tmp_path: Path) -> None:
         assert normalize.fingerprint(want) == normalize.fingerprint(normalize.comparable_live(live))
 
 
+def test_dollar_braces_in_live_text_export_as_text_not_variables(tmp_path: Path) -> None:
+    """A live value holding ``${…}`` is text: exported as ``$${…}``, it loads back as it was,
+    never expanded and never refused as a variable."""
+    odd = "cost ${HOME} and ${TAXSYNC_VAR_X:-y} and $${kept}"
+    live = live_flat(
+        taxonomy_name=f"n{odd}",
+        description=odd,
+        metadata={"note": odd, "nested": [odd]},
+    )
+    write_files(plan_files(tmp_path, {"design": [live]}), force=False)
+    (loaded,) = load_tree(tmp_path, {"TAXSYNC_VAR_X": "expanded"})
+    assert loaded.name == f"n{odd}"
+    assert loaded.description == odd
+    assert loaded.metadata == {"note": odd, "nested": [odd]}
+
+
 # --- file names --------------------------------------------------------------------------
 
 

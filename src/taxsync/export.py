@@ -161,13 +161,27 @@ def plan_files(
         stems = unique_stems([t.taxonomy_name for t in taxonomies], STEM_MAX_BYTES)
         for taxonomy, stem in zip(taxonomies, stems, strict=True):
             document = manifest_for(namespace, taxonomy, (neighbourhoods or {}).get(namespace))
-            text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+            text = yaml.safe_dump(
+                _literal(document), sort_keys=False, allow_unicode=True, width=100
+            )
             files.append(
                 ExportedFile(
                     out / folder / f"{stem}{SUFFIX}", namespace, taxonomy.taxonomy_name, text
                 )
             )
     return files
+
+
+def _literal(value: Any) -> Any:
+    """Every string value with ``${`` written ``$${``, which the loader reads back as
+    ``${``: a live value is text, never a variable to expand (keys are never expanded)."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    return value
 
 
 def safe_name(name: str) -> str:

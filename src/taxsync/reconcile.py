@@ -703,7 +703,7 @@ async def _check_against_live(client: MixpeekClient, plan: Plan, concurrency: in
     reasons = verify.stale_reasons(plan, live, around)
     if reasons:
         raise StalePlanError(
-            f"the saved plan is stale: {len(reasons)} planned taxonomy(ies) moved; "
+            f"the saved plan is stale: {len(reasons)} planned change(s) moved; "
             "nothing was written",
             reasons,
         )
