@@ -703,8 +703,7 @@ async def _check_against_live(client: MixpeekClient, plan: Plan, concurrency: in
     reasons = verify.stale_reasons(plan, live, around)
     if reasons:
         raise StalePlanError(
-            f"the saved plan is stale: {len(reasons)} planned change(s) moved; "
-            "nothing was written",
+            f"the saved plan is stale: {len(reasons)} planned change(s) moved; nothing was written",
             reasons,
         )
     _refuse_if(verify.live_problems(plan, live, around), None)
