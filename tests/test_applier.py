@@ -37,7 +37,9 @@ def plan_for(srv: EmulatorHandle, *desired: DesiredTaxonomy) -> Plan:
 
     The request log starts afresh after it: it holds what the apply then sends.
     """
-    plan = reconcile.plan_manifests(list(desired), settings_for(srv), prune=True)
+    plan = reconcile.plan_manifests(
+        list(desired), settings_for(srv), reconcile.PlanChoices(prune=True)
+    )
     srv.forget()
     return plan
 

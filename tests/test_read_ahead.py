@@ -142,7 +142,7 @@ def test_a_plan_of_chosen_namespaces_reads_no_other(
     root = two_namespaces(tmp_path / "m")
     settings = settings_for(srv)
 
-    chosen = reconcile.plan_tree(root, settings, namespaces=["beta"])
+    chosen = reconcile.plan_tree(root, settings, reconcile.PlanChoices(namespaces=("beta",)))
     assert chosen.namespaces == ["beta"]
     assert "alpha" not in str([(r.path, r.namespace) for r in srv.requests])
 
@@ -150,7 +150,7 @@ def test_a_plan_of_chosen_namespaces_reads_no_other(
     shard = (shard_of("alpha", 2), 2)
     if shard_of("beta", 2) == shard[0]:
         pytest.fail("pick namespaces in different shards of 2")
-    sharded = reconcile.plan_tree(root, settings, shard=shard)
+    sharded = reconcile.plan_tree(root, settings, reconcile.PlanChoices(shard=shard))
     assert sharded.namespaces == ["alpha"]
     assert "beta" not in str([(r.path, r.namespace) for r in srv.requests])
 

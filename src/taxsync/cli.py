@@ -175,22 +175,64 @@ def _parse_rate(text: str | None) -> float | None:
         raise ConfigError(f"--rate-limit: expected N/min (e.g. 60/min), got {text!r}") from None
 
 
-def _namespace_options(command: F) -> F:
-    command = click.option(
-        "--shard",
-        metavar="I/N",
-        default=None,
-        callback=lambda ctx, param, value: _parse_shard(value),
-        help="Only namespaces whose stable hash falls in shard I of N.",
-    )(command)
-    return click.option(
-        "-n",
-        "--namespace",
-        "namespaces",
-        multiple=True,
-        metavar="NS",
-        help="Only these namespaces (repeatable).",
-    )(command)
+def plan_choice_options(prune_help: str) -> Callable[[F], F]:
+    """The options ``plan`` and ``apply`` share about what a plan covers and how; they
+    become ``choices`` (a ``reconcile.PlanChoices``)."""
+    options = [
+        click.option("--prune", is_flag=True, help=prune_help),
+        click.option(
+            "-n",
+            "--namespace",
+            "namespaces",
+            multiple=True,
+            metavar="NS",
+            help="Only these namespaces (repeatable).",
+        ),
+        click.option(
+            "--shard",
+            metavar="I/N",
+            default=None,
+            callback=lambda ctx, param, value: _parse_shard(value),
+            help="Only namespaces whose stable hash falls in shard I of N.",
+        ),
+        click.option(
+            "--allow-missing-references",
+            is_flag=True,
+            help="Plan even if a retriever or collection a manifest names does not exist yet "
+            "(other tooling creates it in the same rollout); each becomes a note.",
+        ),
+        click.option(
+            "--backfill",
+            is_flag=True,
+            help="After each config change (and each attach), re-enrich the documents of the "
+            "collections concerned (apply-taxonomy).",
+        ),
+        click.option(
+            "--detach-deleted",
+            is_flag=True,
+            help="With --prune: detach a taxonomy being deleted from the collections that "
+            "still apply it, then delete it (otherwise its delete is blocked).",
+        ),
+    ]
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            kwargs["choices"] = reconcile.PlanChoices(
+                prune=kwargs.pop("prune"),
+                namespaces=tuple(kwargs.pop("namespaces")),
+                shard=kwargs.pop("shard"),
+                check_references=not kwargs.pop("allow_missing_references"),
+                backfill=kwargs.pop("backfill"),
+                detach_deleted=kwargs.pop("detach_deleted"),
+            )
+            return command(**kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -205,25 +247,7 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return (index, count)
 
 
-# Flags several commands share, as ready-made click decorators.
-_references_option = click.option(
-    "--allow-missing-references",
-    is_flag=True,
-    help="Plan even if a retriever or collection a manifest names does not exist yet "
-    "(other tooling creates it in the same rollout); each becomes a note.",
-)
-_backfill_option = click.option(
-    "--backfill",
-    is_flag=True,
-    help="After each config change, re-enrich the documents of every collection that "
-    "applies the taxonomy (apply-taxonomy).",
-)
-_detach_option = click.option(
-    "--detach-deleted",
-    is_flag=True,
-    help="With --prune: detach a taxonomy being deleted from the collections that still "
-    "apply it, then delete it (otherwise its delete is blocked).",
-)
+# A flag several commands share, as a ready-made click decorator.
 _github_option = click.option(
     "--github",
     is_flag=True,
@@ -280,29 +304,18 @@ def validate(path: Path, local: bool) -> int:
     is_flag=True,
     help="Exit 2 when there are changes, 0 when there are none.",
 )
-@click.option(
-    "--prune", is_flag=True, help="Plan deletes of managed taxonomies no manifest declares."
-)
 @click.option("--no-comment", is_flag=True, help="With --github: no pull-request comment.")
-@_references_option
-@_backfill_option
-@_detach_option
 @_github_option
-@_namespace_options
+@plan_choice_options("Plan deletes of managed taxonomies no manifest declares.")
 @connection_options
 def plan(
     path: Path,
     out: Path | None,
     fmt: str,
     detailed_exitcode: bool,
-    prune: bool,
-    namespaces: tuple[str, ...],
-    shard: tuple[int, int] | None,
     github: bool,
     no_comment: bool,
-    allow_missing_references: bool,
-    backfill: bool,
-    detach_deleted: bool,
+    choices: reconcile.PlanChoices,
     settings: Settings,
 ) -> int:
     """Show what apply would change in each namespace."""
@@ -314,12 +327,7 @@ def plan(
     the_plan = reconcile.plan_tree(
         path,
         settings,
-        prune=prune,
-        namespaces=namespaces,
-        shard=shard,
-        check_references=not allow_missing_references,
-        backfill=backfill,
-        detach_deleted=detach_deleted,
+        choices,
         out=reporter.plan_file(out),
         reporter=reporter,
     )
@@ -341,7 +349,6 @@ def plan(
     help="Apply this saved plan exactly (refused if stale).",
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--prune", is_flag=True, help="Delete managed taxonomies no manifest declares.")
 @click.option(
     "--allow-replace",
     is_flag=True,
@@ -365,27 +372,19 @@ def plan(
     show_default=True,
     help="How to print the result.",
 )
-@_references_option
-@_backfill_option
-@_detach_option
 @_github_option
-@_namespace_options
+@plan_choice_options("Delete managed taxonomies no manifest declares.")
 @connection_options
 def apply(
     path: Path | None,
     plan_file: Path | None,
     auto_approve: bool,
-    prune: bool,
     allow_replace: bool,
     wait: bool,
     wait_timeout: float,
     fmt: str,
-    namespaces: tuple[str, ...],
-    shard: tuple[int, int] | None,
     github: bool,
-    allow_missing_references: bool,
-    backfill: bool,
-    detach_deleted: bool,
+    choices: reconcile.PlanChoices,
     settings: Settings,
 ) -> int:
     """Make the live taxonomies match the manifests under PATH (or a saved --plan)."""
@@ -401,17 +400,7 @@ def apply(
     else:
         assert path is not None
         desired = reconcile.load_manifests(path, reporter=reporter)
-        the_plan = reconcile.plan_manifests(
-            desired,
-            settings,
-            prune=prune,
-            namespaces=namespaces,
-            shard=shard,
-            check_references=not allow_missing_references,
-            backfill=backfill,
-            detach_deleted=detach_deleted,
-            reporter=reporter,
-        )
+        the_plan = reconcile.plan_manifests(desired, settings, choices, reporter=reporter)
     if fmt == "text":
         click.echo(render.plan_text(the_plan, _style()), nl=False)
     if the_plan.has_changes:

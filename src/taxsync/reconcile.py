@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.live import Neighbourhood
     from taxsync.manifest import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
+    from taxsync.planner import PlanOptions
     from taxsync.wire import TaxonomyResponse
 
 DEFAULT_API_URL = "https://api.mixpeek.com"
@@ -351,19 +352,9 @@ def load_manifests(
         return load_tree(Path(path), environ)
 
 
-def plan_manifests(
-    desired: Sequence[DesiredTaxonomy],
-    settings: Settings,
-    *,
-    prune: bool = False,
-    namespaces: Sequence[str] = (),
-    shard: tuple[int, int] | None = None,
-    check_references: bool = True,
-    backfill: bool = False,
-    detach_deleted: bool = False,
-    reporter: Reporter | None = None,
-) -> Plan:
-    """Read the covered namespaces and plan ``desired`` against them.
+@dataclass(frozen=True)
+class PlanChoices:
+    """What a plan covers and how it treats what it finds (``plan`` and ``apply`` alike).
 
     ``namespaces``: only these (with ``prune``, covered even if no manifest names them);
     ``shard``: ``(i, n)``, only namespaces in shard i of n. Every retriever and collection
@@ -374,20 +365,43 @@ def plan_manifests(
     taxonomy that collections still apply is detached from them, then deleted (otherwise
     its delete is blocked).
     """
+
+    prune: bool = False
+    namespaces: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None
+    check_references: bool = True
+    backfill: bool = False
+    detach_deleted: bool = False
+
+    def options(self, api_url: str | None = None) -> PlanOptions:
+        """The planner's options for these choices."""
+        from taxsync.planner import PlanOptions
+
+        return PlanOptions(
+            prune=self.prune,
+            namespaces=frozenset(self.namespaces),
+            only_namespaces=bool(self.namespaces),
+            shard=self.shard,
+            api_url=api_url,
+            backfill=self.backfill,
+            detach_deleted=self.detach_deleted,
+        )
+
+
+def plan_manifests(
+    desired: Sequence[DesiredTaxonomy],
+    settings: Settings,
+    choices: PlanChoices = PlanChoices(),
+    *,
+    reporter: Reporter | None = None,
+) -> Plan:
+    """Read the covered namespaces and plan ``desired`` against them (see ``PlanChoices``)."""
     from taxsync import references
     from taxsync.errors import ManifestError
-    from taxsync.planner import PlanOptions, covered_namespaces
+    from taxsync.planner import covered_namespaces
     from taxsync.planner import plan as make_plan
 
-    options = PlanOptions(
-        prune=prune,
-        namespaces=frozenset(namespaces),
-        only_namespaces=bool(namespaces),
-        shard=shard,
-        api_url=settings.target_url,
-        backfill=backfill,
-        detach_deleted=detach_deleted,
-    )
+    options = choices.options(settings.target_url)
     wanted = covered_namespaces(desired, options)
     chosen = set(wanted)
     selected = [d for d in desired if d.namespace in chosen]
@@ -399,7 +413,7 @@ def plan_manifests(
         )
         missing = references.missing(selected, around)
         problems = references.attachment_problems(selected, around)
-        if check_references:
+        if choices.check_references:
             problems = [p for found in missing.values() for p in found] + problems
         if problems:
             raise ManifestError(problems)
@@ -419,13 +433,8 @@ def _with_notes(plan: Plan, missing: Mapping[tuple[str, str], list[ManifestProbl
 def plan_tree(
     path: str | Path,
     settings: Settings,
+    choices: PlanChoices = PlanChoices(),
     *,
-    prune: bool = False,
-    namespaces: Sequence[str] = (),
-    shard: tuple[int, int] | None = None,
-    check_references: bool = True,
-    backfill: bool = False,
-    detach_deleted: bool = False,
     out: Path | None = None,
     reporter: Reporter | None = None,
     environ: Mapping[str, str] | None = None,
@@ -434,22 +443,12 @@ def plan_tree(
 
     The namespaces the plan covers are read while the manifests still load (``_ReadAhead``).
     """
-    with _ReadAhead.open(settings, namespaces, shard) as ahead:
+    with _ReadAhead.open(settings, choices) as ahead:
         if ahead is not None:
             desired = ahead.load_manifests(path, environ, reporter)
         else:
             desired = load_manifests(path, environ, reporter)
-        the_plan = plan_manifests(
-            desired,
-            settings,
-            prune=prune,
-            namespaces=namespaces,
-            shard=shard,
-            check_references=check_references,
-            backfill=backfill,
-            detach_deleted=detach_deleted,
-            reporter=reporter,
-        )
+        the_plan = plan_manifests(desired, settings, choices, reporter=reporter)
     if out is not None:
         from taxsync.files import write_atomic
         from taxsync.render import plan_json
@@ -485,20 +484,16 @@ class _ReadAhead:
         settings: Settings,
         runner: Any,
         client: MixpeekClient,
-        namespaces: Sequence[str],
-        shard: tuple[int, int] | None,
+        choices: PlanChoices,
     ) -> None:
         self.settings = settings
         self.runner = runner  # an asyncio.Runner: one event loop for loading, then planning
         self.client: MixpeekClient | None = client  # None once the plan has taken it
-        self.namespaces = namespaces
-        self.shard = shard
+        self.choices = choices
 
     @classmethod
     @contextlib.contextmanager
-    def open(
-        cls, settings: Settings, namespaces: Sequence[str], shard: tuple[int, int] | None
-    ) -> Iterator[_ReadAhead | None]:
+    def open(cls, settings: Settings, choices: PlanChoices) -> Iterator[_ReadAhead | None]:
         """A read-ahead for one plan of a tree, or None to load first and read after: on
         Python 3.10 (no ``asyncio.Runner``), with the embedded emulator (reading a namespace
         creates it there), inside a running event loop, or when there is no client to be had
@@ -514,7 +509,7 @@ class _ReadAhead:
         gc.set_threshold(max(thresholds[0], _GC_YOUNG_THRESHOLD), *thresholds[1:])
         try:
             with asyncio.Runner() as runner:
-                ahead = cls(settings, runner, client, namespaces, shard)
+                ahead = cls(settings, runner, client, choices)
                 token = _READ_AHEAD.set(ahead)
                 try:
                     yield ahead
@@ -540,16 +535,12 @@ class _ReadAhead:
 
     async def _load(self, root: Path, environ: Mapping[str, str] | None) -> list[DesiredTaxonomy]:
         from taxsync.manifest import load_tree_stepwise
-        from taxsync.planner import PlanOptions, covered_namespaces
+        from taxsync.planner import covered_namespaces
 
         assert self.client is not None
         client, concurrency = self.client, self.settings.concurrency
         # What plan_manifests covers: --namespace's, or those the manifests name; in the shard.
-        options = PlanOptions(
-            namespaces=frozenset(self.namespaces),
-            only_namespaces=bool(self.namespaces),
-            shard=self.shard,
-        )
+        options = self.choices.options()
         for namespace in covered_namespaces((), options):  # known before any manifest
             client.read_ahead(namespace, concurrency)
         seen: set[str] = set()

@@ -394,7 +394,7 @@ def test_the_applier_starts_one_backfill_per_collection_and_taxonomy(
     srv, root = started(tmp_path, emulator, manifest())
     apply(root, srv)
     write(root, "p.yaml", manifest(applied_to="[{collection: products}]"))
-    plan = reconcile.plan_tree(root, settings_for(srv), backfill=True)
+    plan = reconcile.plan_tree(root, settings_for(srv), reconcile.PlanChoices(backfill=True))
     (attach,) = plan.changes
     attach.backfills = ["col_products_v1", "col_products_v1"]
     srv.forget()
