@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from taxsync.client import MixpeekClient
 from taxsync.plan import ApplyResult, Plan
 from tests.conftest import EmulatorHandle, StartEmulator
 from tests.helpers import (
+    WAIT_FAILSAFE_S,
     Api,
     env,
     flat,
@@ -487,3 +489,49 @@ def test_the_applier_refuses_an_attach_whose_id_its_taxonomy_change_contradicts(
 
     assert [r.status for r in apply_directly(srv, plan).results] == ["applied", "failed"]
     assert entries(srv) == []
+
+
+# --- killed mid-apply -----------------------------------------------------------------------
+
+
+def kill_when_held(srv: EmulatorHandle, root: Path, match: Any, *flags: str) -> None:
+    """Run apply, SIGKILL it while the request ``match`` picks is held (never sent on)."""
+    hold = srv.hold(match)
+    process = spawn_cli(srv, "apply", str(root), "--auto-approve", *flags)
+    wait_held(hold, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=WAIT_FAILSAFE_S)
+    hold.release()
+
+
+def test_a_create_killed_before_its_attach_is_finished_by_the_next_apply(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv, root = started(tmp_path, emulator, manifest(applied_to="[{collection: products}]"))
+    kill_when_held(srv, root, lambda r: r.method == "PATCH" and "/collections/" in r.path)
+    assert "products" in Api(srv).taxonomies(NS) and entries(srv) == []
+
+    planned = run_cli("plan", str(root), env=env(srv)).out
+    assert "0 to create" in planned and "1 to attach" in planned  # exactly the rest
+    apply(root, srv)
+    (entry,) = entries(srv)
+    assert entry["taxonomy_id"] == taxonomy_id(srv)
+    assert_plans_empty(root, srv)
+
+
+def test_a_delete_killed_after_its_detach_is_finished_by_the_next_apply(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv, root = started(tmp_path, emulator, manifest(applied_to="[{collection: products}]"))
+    write(root, "keep.yaml", manifest("keep"))
+    apply(root, srv)
+    (root / "p.yaml").unlink()
+    flags = ("--prune", "--detach-deleted")
+    kill_when_held(srv, root, lambda r: r.method == "DELETE", *flags)
+    assert "products" in Api(srv).taxonomies(NS) and entries(srv) == []  # detached, not deleted
+
+    planned = run_cli("plan", str(root), *flags, env=env(srv)).out
+    assert "BLOCKED" not in planned and "detach" not in planned and "1 to delete" in planned
+    apply(root, srv, *flags)
+    assert "products" not in Api(srv).taxonomies(NS)
+    assert_plans_empty(root, srv, "--prune")
