@@ -88,7 +88,7 @@ async def apply_plan(
         # finds the head moved and stops (there is no If-Match to make this airtight).
         outcomes = await asyncio.gather(*(run.change(c) for c in random.sample(phase, len(phase))))
         for outcome in outcomes:
-            if outcome not in run.backfilling:
+            if not _backfills_pending(outcome):
                 report(outcome)
     for outcome in await asyncio.gather(*(run.backfill(r) for r in run.backfilling)):
         report(outcome)
@@ -96,6 +96,11 @@ async def apply_plan(
     order = {id(c): i for i, c in enumerate(plan.changes)}
     run.result.results.sort(key=lambda r: order[id(r.change)])
     return run.result
+
+
+def _backfills_pending(outcome: ChangeResult) -> bool:
+    """An applied change whose backfills run last: it is reported once they have."""
+    return outcome.status == "applied" and bool(outcome.change.backfills)
 
 
 def _phases(changes: list[Change]) -> list[list[Change]]:
@@ -130,7 +135,7 @@ class _Run:
                 outcome = await _apply_change(self.client, change, self.options)
         if not change.is_attachment:
             self.taxonomies[(change.namespace, change.name)] = outcome
-        if outcome.status == "applied" and change.backfills:
+        if _backfills_pending(outcome):
             self.backfilling.append(outcome)
         return outcome
 
