@@ -29,7 +29,7 @@ from pydantic import TypeAdapter
 
 from taxsync import cli, reconcile, wire
 from taxsync.emulator import Faults
-from taxsync.manifest import DesiredTaxonomy, Position, SourceLocation
+from taxsync.model import DesiredTaxonomy, Position, SourceLocation
 from taxsync.wire import TaxonomyResponse
 from tests.conftest import (
     EVERY_NAMESPACE_SEED,

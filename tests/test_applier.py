@@ -20,7 +20,7 @@ from taxsync import reconcile
 from taxsync.applier import ApplyOptions, apply_plan
 from taxsync.client import MixpeekClient
 from taxsync.emulator import Faults
-from taxsync.manifest import DesiredTaxonomy, SourceLocation
+from taxsync.model import DesiredTaxonomy, SourceLocation
 from taxsync.plan import ApplyResult, Change, Plan
 from tests.conftest import EmulatorHandle, Seen, StartEmulator
 from tests.helpers import INFERRED, Api, desired_flat, desired_hierarchical, settings_for

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from taxsync import normalize
-from taxsync.manifest import DesiredTaxonomy, SourceLocation
+from taxsync.model import DesiredTaxonomy, SourceLocation, is_managed
 from tests.helpers import live_flat
 
 
@@ -223,10 +223,10 @@ def test_a_changed_user_metadata_value_counts() -> None:
 
 
 def test_managed_only_when_the_marker_says_taxsync() -> None:
-    assert normalize.is_managed({"managed_by": "taxsync"})
-    assert not normalize.is_managed({"managed_by": "terraform"})
-    assert not normalize.is_managed({"team": "search"})
-    assert not normalize.is_managed(None)
+    assert is_managed({"managed_by": "taxsync"})
+    assert not is_managed({"managed_by": "terraform"})
+    assert not is_managed({"team": "search"})
+    assert not is_managed(None)
 
 
 def test_fingerprint_ignores_key_order() -> None:

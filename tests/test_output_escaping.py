@@ -31,7 +31,7 @@ from taxsync import github, planner, render
 from taxsync.emulator.store import Store
 from taxsync.errors import ManifestError, ManifestProblem, TaxsyncError
 from taxsync.history import History, VersionEntry
-from taxsync.manifest import DesiredTaxonomy, SourceLocation
+from taxsync.model import DesiredTaxonomy, SourceLocation
 from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
 from taxsync.wire import CreateTaxonomyRequest, TaxonomyResponse
 from tests.helpers import flat, run_cli, seed_local, write

@@ -16,7 +16,7 @@ import pytest
 from taxsync import manifest, reconcile
 from taxsync.client import MixpeekClient
 from taxsync.errors import ManifestError, TaxsyncError
-from taxsync.manifest import DesiredTaxonomy
+from taxsync.model import DesiredTaxonomy
 from taxsync.planner import shard_of
 from tests.conftest import StartEmulator
 from tests.helpers import flat, settings_for, write

@@ -15,7 +15,7 @@ import pytest
 
 from taxsync import github, render
 from taxsync.live import neighbourhood
-from taxsync.manifest import SourceLocation
+from taxsync.model import SourceLocation
 from taxsync.plan import Plan
 from taxsync.planner import PlanOptions, plan
 from taxsync.wire import TaxonomyResponse

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from taxsync import render
-from taxsync.manifest import DesiredTaxonomy, SourceLocation
+from taxsync.model import DesiredTaxonomy, SourceLocation
 from taxsync.plan import Change, FieldChange, Plan, Summary
 from taxsync.planner import compare, delete_change
 from taxsync.wire import TaxonomyResponse

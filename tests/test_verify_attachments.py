@@ -13,7 +13,7 @@ import pytest
 
 from taxsync import verify
 from taxsync.live import LiveCollection, Neighbourhood
-from taxsync.manifest import DesiredTaxonomy
+from taxsync.model import DesiredTaxonomy
 from taxsync.plan import Change, Plan, Summary
 from taxsync.planner import PlanOptions, plan
 from taxsync.wire import TaxonomyResponse

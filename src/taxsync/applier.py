@@ -27,7 +27,7 @@ from taxsync.errors import (
     WriteOutcomeUnknown,
 )
 from taxsync.live import SETTINGS, declared, settings
-from taxsync.manifest import dotted, strip_union_tags
+from taxsync.model import dotted, is_managed, replacement_name, strip_union_tags
 from taxsync.plan import (
     ATTACHMENT_ACTIONS,
     VOCABULARY,
@@ -37,7 +37,6 @@ from taxsync.plan import (
     ChangeResult,
     Plan,
 )
-from taxsync.planner import replacement_name
 from taxsync.wire import TaxonomyResponse
 
 DEFAULT_CONCURRENCY = 8
@@ -580,7 +579,7 @@ def _patched(live: TaxonomyResponse, body: dict[str, Any]) -> bool:
     if metadata is None:
         return True
     same_user = normalize.user_metadata(live.metadata) == normalize.user_metadata(metadata)
-    return same_user and normalize.is_managed(live.metadata) == normalize.is_managed(metadata)
+    return same_user and is_managed(live.metadata) == is_managed(metadata)
 
 
 async def _wait_ready(

@@ -27,7 +27,8 @@ from taxsync import normalize, wire
 from taxsync.errors import ConfigError, ManifestError
 from taxsync.files import replace_file, write_atomic
 from taxsync.live import SYSTEM_COLLECTIONS, LiveCollection, Neighbourhood, non_default
-from taxsync.manifest import _NOT_IN_NAMES, API_VERSION, KIND, load_tree
+from taxsync.manifest import _NOT_IN_NAMES, load_tree
+from taxsync.model import API_VERSION, KIND
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

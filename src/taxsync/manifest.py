@@ -23,22 +23,30 @@ import os
 import re
 import stat
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import ValidationError
 
 from taxsync import wire
-from taxsync.errors import ManifestError, ManifestProblem, location
+from taxsync.errors import ManifestError, ManifestProblem
+from taxsync.model import (
+    API_VERSION,
+    MANAGED_KEY,
+    AppliedTo,
+    DesiredTaxonomy,
+    FieldPath,
+    ManifestSpec,
+    Position,
+    SourceLocation,
+    TaxonomyManifest,
+    dotted,
+    strip_union_tags,
+)
 from taxsync.redact import SECRET_VARIABLES
 
-API_VERSION = "taxsync/v1"
-KIND = "Taxonomy"
-# taxsync marks what it manages with this metadata entry; prune only ever touches those.
-MANAGED_KEY = "managed_by"
-MANAGED_VALUE = "taxsync"
 MAX_FILE_BYTES = 8 * 1024 * 1024
 # Alias bombs ("billion laughs"): how many values YAML aliases may add, beyond the nodes the
 # text itself holds, in one file and in one run. Checked before any value is converted.
@@ -113,107 +121,6 @@ _NAME_VALUED_CONFIG_KEYS = frozenset(
         "step_key_field_path",
     }
 )
-
-Position = tuple[int, int]
-FieldPath = tuple[str | int, ...]
-
-
-# --- the manifest envelope --------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ManifestMetadata(_Strict):
-    name: str = Field(min_length=1, max_length=256)
-    namespace: str = Field(min_length=1, max_length=64)
-    previousNames: list[str] = Field(default_factory=list)  # noqa: N815 (manifest key)
-
-
-class AppliedTo(_Strict):
-    """One collection that applies the taxonomy, and the settings of its entry there
-    (``TaxonomyApplicationConfig`` without ``taxonomy_id``: taxsync fills that in)."""
-
-    collection: str = Field(min_length=1, max_length=256, description="the collection's id or name")
-    execution_mode: Literal["materialize"] | None = None
-    target_collection_id: str | None = Field(default=None, min_length=1)
-    scroll_filters: wire.LogicalOperatorInput | None = None
-    execution_phase: StrictInt | None = Field(default=None, ge=1, le=3)
-    priority: StrictInt | None = Field(default=None, ge=0, le=1000)
-    hierarchical_enrichment_style: Literal["full_chain", "best_match", "combined"] | None = None
-
-
-class ManifestSpec(_Strict):
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
-    config: wire.TaxonomyConfig
-    wait: bool = False
-    # onChange: after a config change (or an attach), re-enrich the collections it touches.
-    backfill: Literal["never", "onChange"] = "never"
-    # Present: taxsync owns this taxonomy's entries in every collection of the namespace.
-    appliedTo: list[AppliedTo] | None = None  # noqa: N815 (manifest key)
-
-
-class TaxonomyManifest(_Strict):
-    """One YAML document: ``apiVersion``/``kind``/``metadata``/``spec``."""
-
-    apiVersion: Literal["taxsync/v1"]  # noqa: N815 (manifest key)
-    kind: Literal["Taxonomy"]
-    metadata: ManifestMetadata
-    spec: ManifestSpec
-
-
-@dataclass(frozen=True)
-class SourceLocation:
-    file: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return location(self.file, self.line)
-
-
-@dataclass(frozen=True)
-class DesiredTaxonomy:
-    """A taxonomy as a manifest declares it, ready to compare and to send."""
-
-    namespace: str
-    name: str
-    description: str | None
-    metadata: dict[str, Any]
-    config: dict[str, Any]  # wire JSON: only the keys the manifest declares
-    source: SourceLocation
-    previous_names: tuple[str, ...] = ()
-    wait: bool = False
-    backfill: bool = False  # spec.backfill: onChange
-    # spec.appliedTo, each entry as declared ("collection" and the settings it sets);
-    # None: the manifest leaves attachments alone.
-    applied_to: tuple[dict[str, Any], ...] | None = None
-    # Dotted spec paths ("config.top_k") to positions, to map API errors back.
-    positions: Mapping[str, Position] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
-
-    @property
-    def taxonomy_type(self) -> str:
-        return str(self.config["taxonomy_type"])
-
-    def locate(self, spec_path: str) -> str:
-        """``file:line:col`` of the deepest known prefix of a dotted spec path."""
-        return location(self.source.file, *self.position(spec_path))
-
-    def position(self, spec_path: str) -> Position:
-        """(line, col) of the deepest known prefix of a dotted spec path (else the name's)."""
-        parts = spec_path.split(".")
-        while parts:
-            pos = self.positions.get(".".join(parts))
-            if pos:
-                return pos
-            parts.pop()
-        return (self.source.line, self.source.col)
 
 
 # --- loading -------------------------------------------------------------------------
@@ -863,17 +770,6 @@ class _Document:
         return (start.line + 1, start.column + 1)
 
 
-def dotted(path: FieldPath) -> str:
-    """``("spec", "config", "nodes", 1, "label")`` → ``spec.config.nodes[1].label``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 # --- validation ----------------------------------------------------------------------
 
 
@@ -901,25 +797,6 @@ def _validate(
     if len(problems) > before:
         return None
     return _desired(manifest, document)
-
-
-_UNION_TAGS = {
-    "flat",
-    "hierarchical",
-    "FlatTaxonomyConfigInput",
-    "HierarchicalTaxonomyConfigInput",
-}
-
-
-def strip_union_tags(loc: Sequence[Any]) -> FieldPath:
-    """Pydantic (ours, and the API's) puts the union member in a location
-    (``config.flat.top_k``); users never wrote it."""
-    out: list[str | int] = []
-    for i, part in enumerate(loc):
-        if part in _UNION_TAGS and i > 0 and loc[i - 1] == "config":
-            continue
-        out.append(part)
-    return tuple(out)
 
 
 def _describe(error: Any) -> str:

@@ -14,18 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from taxsync import wire
-from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
+from taxsync.model import KEYED_LISTS, MANAGED_KEY, DesiredTaxonomy
 
 # Metadata keys the server writes itself; never a user change.
 SYSTEM_METADATA_KEYS = frozenset({"validation_warnings"})
-
-# List fields whose items have an identity: compared as maps from key to item.
-_KEYED_LISTS: dict[str, tuple[str, ...]] = {
-    "input_mappings": ("input_key",),
-    "enrichment_fields": ("field_path", "target_field"),
-    "hierarchical_nodes": ("collection_id",),
-    "covariates": ("name",),
-}
 
 _CONFIG_FIELDS = {
     "flat": frozenset(wire.FlatConfig.model_fields),
@@ -74,7 +66,7 @@ def canonical(value: Any, field: str | None = None) -> Any:
         return {k: canonical(v, k) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         items = [canonical(item) for item in value]
-        keyed = _as_keyed(items, _KEYED_LISTS.get(field or ""))
+        keyed = _as_keyed(items, KEYED_LISTS.get(field or ""))
         return keyed if keyed is not None else items
     if isinstance(value, float) and value.is_integer():
         return int(value)  # 1.0 and 1 are the same number to the API
@@ -97,10 +89,6 @@ def user_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """The caller's metadata: system keys and taxsync's own marker removed."""
     skip = SYSTEM_METADATA_KEYS | {MANAGED_KEY}
     return {k: v for k, v in (metadata or {}).items() if k not in skip}
-
-
-def is_managed(metadata: Mapping[str, Any] | None) -> bool:
-    return (metadata or {}).get(MANAGED_KEY) == MANAGED_VALUE
 
 
 def comparable_live(live: wire.TaxonomyResponse) -> dict[str, Any]:

@@ -15,7 +15,16 @@ from typing import Any
 from taxsync import normalize
 from taxsync.errors import location
 from taxsync.live import SYSTEM_COLLECTIONS, LiveCollection, Neighbourhood, declared, settings
-from taxsync.manifest import MANAGED_KEY, MANAGED_VALUE, DesiredTaxonomy
+from taxsync.model import (
+    KEYED_LISTS,
+    MANAGED_KEY,
+    MANAGED_VALUE,
+    DesiredTaxonomy,
+    dotted,
+    is_managed,
+    managed_metadata,
+    replacement_name,
+)
 from taxsync.plan import AppliedBy, Change, FieldChange, Plan, Summary
 from taxsync.wire import TaxonomyResponse
 
@@ -90,9 +99,7 @@ def plan(
                 attachments += attachment_changes(taxonomy, current, change, around, backfill)
         if options.prune:
             orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
-            changes.extend(
-                delete_change(namespace, t) for t in orphans if normalize.is_managed(t.metadata)
-            )
+            changes.extend(delete_change(namespace, t) for t in orphans if is_managed(t.metadata))
         changes += attachments
     if neighbourhoods is not None:
         asked = {d.key for d in desired if d.backfill}
@@ -294,11 +301,6 @@ def _applied_by(collection: LiveCollection, taxonomy_id: str | None) -> AppliedB
 Pairing = tuple[DesiredTaxonomy, TaxonomyResponse | None, str | None]
 
 
-def replacement_name(name: str) -> str:
-    """The name a replace creates its new taxonomy under, until the old one is gone."""
-    return f"{name}.taxsync-replacement"
-
-
 def _pair(
     wanted: Sequence[DesiredTaxonomy], by_name: Mapping[str, TaxonomyResponse]
 ) -> list[Pairing]:
@@ -354,7 +356,7 @@ def compare(
                 "config.taxonomy_type", normalize.config_type(live.config), desired.taxonomy_type
             )
         ]
-        if not normalize.is_managed(live.metadata):
+        if not is_managed(live.metadata):
             base["notes"] = [*base["notes"], "taxsync does not manage it yet: made by hand?"]
         return Change(
             action="replace",
@@ -364,7 +366,7 @@ def compare(
             live_nodes=_live_nodes(live),
         )
     want, have = normalize.comparable_desired(desired), normalize.comparable_live(live)
-    adopt = not normalize.is_managed(live.metadata)
+    adopt = not is_managed(live.metadata)
     if (
         rename_from is None
         and not adopt
@@ -438,11 +440,6 @@ def _live_nodes(live: TaxonomyResponse) -> list[dict[str, Any]] | None:
     return [node for node in nodes if isinstance(node, dict)]
 
 
-def managed_metadata(desired: DesiredTaxonomy) -> dict[str, Any]:
-    """The metadata taxsync writes: the manifest's, plus the managed-by marker."""
-    return {**desired.metadata, MANAGED_KEY: MANAGED_VALUE}
-
-
 def _patch_body(
     desired: DesiredTaxonomy,
     want: Mapping[str, Any],
@@ -475,7 +472,7 @@ def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fiel
     changes = []
     for report, items in tree.items():
         for item in items:
-            path = _dotted(item.path(output_format="list"))
+            path = dotted(item.path(output_format="list"))
             changes.append(
                 _field(
                     path,
@@ -488,28 +485,8 @@ def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Fiel
     return sorted(changes, key=lambda c: c.path)
 
 
-def _dotted(parts: Sequence[Any]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int) or out and _is_keyed_entry(out):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _is_keyed_entry(prefix: str) -> bool:
-    """Keyed lists were turned into maps; show their entries as ``list[key]``."""
-    return prefix.rsplit(".", 1)[-1] in (
-        "input_mappings",
-        "enrichment_fields",
-        "hierarchical_nodes",
-        "covariates",
-    )
-
-
 def _leaves(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    if isinstance(value, dict) and value and _is_keyed_entry(prefix):
+    if isinstance(value, dict) and value and prefix.rsplit(".", 1)[-1] in KEYED_LISTS:
         for key, item in value.items():
             yield f"{prefix}[{key}]", item  # one line per keyed item, as the diff shows them
     elif isinstance(value, dict) and value:

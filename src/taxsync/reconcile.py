@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.doctor import DoctorReport
     from taxsync.errors import ManifestProblem
     from taxsync.live import Neighbourhood
-    from taxsync.manifest import DesiredTaxonomy
+    from taxsync.model import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
     from taxsync.planner import PlanOptions
     from taxsync.wire import TaxonomyResponse

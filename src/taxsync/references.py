@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from taxsync.errors import ManifestProblem
 from taxsync.live import SYSTEM_COLLECTIONS, Neighbourhood
-from taxsync.manifest import DesiredTaxonomy
+from taxsync.model import DesiredTaxonomy
 
 Kind = Literal["retriever", "collection"]
 

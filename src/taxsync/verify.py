@@ -26,7 +26,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from taxsync import normalize
 from taxsync.live import SETTINGS, LiveCollection, Neighbourhood, settings
-from taxsync.manifest import MANAGED_KEY, DesiredTaxonomy, ManifestMetadata, SourceLocation
+from taxsync.model import (
+    MANAGED_KEY,
+    DesiredTaxonomy,
+    ManifestMetadata,
+    SourceLocation,
+    is_managed,
+)
 from taxsync.plan import Change, Plan, Summary
 from taxsync.planner import (
     DETACHED_BEFORE_DELETE,
@@ -289,7 +295,7 @@ def _attachment_problems(
             return [
                 f"{label!r}: {change.taxonomy_id!r} is not the live {change.namespace}/{change.name}"
             ]
-        if not normalize.is_managed(head.metadata):
+        if not is_managed(head.metadata):
             return [
                 f"{label!r} ({change.action}) is of a taxonomy taxsync does not manage (and the "
                 "plan does not adopt it)"
@@ -371,9 +377,7 @@ def _replan(change: Change, head: TaxonomyResponse | None) -> Change | None:
     """The change the planner makes from ``change``'s own bodies against ``head``."""
     if change.action == "delete":
         assert head is not None  # not stale
-        return (
-            delete_change(change.namespace, head) if normalize.is_managed(head.metadata) else None
-        )
+        return delete_change(change.namespace, head) if is_managed(head.metadata) else None
     if change.action in ("create", "replace"):
         desired = _desired_from_create(change)
     else:
