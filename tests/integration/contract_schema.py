@@ -1,4 +1,4 @@
-"""The API contract beside the repository: its examples, and a checker for its JSON Schema.
+"""The API contract's fixtures in tests/contract/: its examples, and a checker for its schema.
 
 ``jsonschema`` is not a dependency, so this module checks the subset of draft 2020-12 that
 ``collections.schema.json`` uses (``$ref`` into ``$defs``, ``type``, ``properties``,
@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-# The API contract lives beside the repository (CI clones it next to ``shared/``).
+# The parts of the API contract the suite reads, copied in (tests/contract/README.md).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = REPO_ROOT.parent / "shared" / "mixpeek-api"
+CONTRACT = REPO_ROOT / "tests" / "contract"
 EXAMPLES = CONTRACT / "examples"
 
 # Annotations: they say nothing about validity.
@@ -39,7 +39,7 @@ def example(name: str) -> dict[str, Any]:
     """A sample payload from the API contract; a missing contract fails the test."""
     path = EXAMPLES / f"{name}.json"
     if not path.is_file():
-        pytest.fail(f"API contract example {path} is missing (shared/ must sit beside the repo)")
+        pytest.fail(f"API contract example {path} is missing (see tests/contract/README.md)")
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
 
@@ -48,7 +48,7 @@ def example(name: str) -> dict[str, Any]:
 def _defs() -> dict[str, Any]:
     path = CONTRACT / "collections.schema.json"
     if not path.is_file():
-        pytest.fail(f"API contract schema {path} is missing (shared/ must sit beside the repo)")
+        pytest.fail(f"API contract schema {path} is missing (see tests/contract/README.md)")
     defs: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["$defs"]
     return defs
 

@@ -17,9 +17,9 @@ from taxsync.emulator import server as server_module
 from taxsync.emulator.faults import FaultAction
 from taxsync.wire import ErrorResponse, ListTaxonomiesResponse, NamespaceModel, TaxonomyResponse
 
-# The API contract lives beside the repository (CI clones it next to ``shared/``).
+# The API contract's sample payloads, copied in (tests/contract/README.md).
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO_ROOT.parent / "shared" / "mixpeek-api" / "examples"
+EXAMPLES = REPO_ROOT / "tests" / "contract" / "examples"
 NS = "production"
 
 
@@ -27,7 +27,7 @@ def example(name: str) -> dict[str, Any]:
     """A sample payload from the API contract; a missing contract fails the test."""
     path = EXAMPLES / f"{name}.json"
     if not path.is_file():
-        pytest.fail(f"API contract example {path} is missing (shared/ must sit beside the repo)")
+        pytest.fail(f"API contract example {path} is missing (see tests/contract/README.md)")
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return loaded
 
