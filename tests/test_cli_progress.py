@@ -9,7 +9,7 @@ from unittest import mock
 
 from taxsync.cli import _ApplyProgress
 from taxsync.emulator import TaskPolicy
-from taxsync.plan import Change, Plan
+from taxsync.plan import AttachmentChange, Plan
 from taxsync.render import Style
 from tests.conftest import StartEmulator
 from tests.helpers import Api, env, flat, run_cli, write
@@ -21,7 +21,15 @@ class _TerminalOut(io.StringIO):
 
 
 def one_change_plan() -> Plan:
-    change = Change(action="attach", namespace="ns", name="t", taxonomy_type="flat")
+    change = AttachmentChange(
+        action="attach",
+        namespace="ns",
+        name="t",
+        taxonomy_type="flat",
+        collection_id="col_a",
+        collection_name="a",
+        application={},
+    )
     return Plan(changes=[change])
 
 

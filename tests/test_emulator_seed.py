@@ -93,7 +93,7 @@ def test_the_example_seed_covers_every_reference_of_the_example_manifests(tmp_pa
             config = document["spec"]["config"]
             wanted |= {(namespace, kind, ident) for kind, ident in _references(config)}
             if config.get("retriever_id"):
-                # The retriever's inputs are the ones the taxonomy maps (COLLECTIONS.md §5).
+                # The retriever's inputs are the ones the taxonomy maps (docs/api-contract.md#retrievers).
                 schema = store.get_retriever(namespace, config["retriever_id"])["input_schema"]
                 mapped = {m["input_key"] for m in config.get("input_mappings") or []}
                 required = {key for key, field in schema.items() if field.get("required")}

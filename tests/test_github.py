@@ -23,7 +23,7 @@ from taxsync import github
 from taxsync.errors import ConfigError, GitHubError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.github import GitHubApi, GitHubContext
 from taxsync.manifest import load_tree
-from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
+from taxsync.plan import ApplyResult, ChangeResult, FieldChange, Plan, Summary, TaxonomyChange
 from taxsync.render import plan_markdown
 from tests.conftest import EmulatorHandle, StartEmulator
 from tests.helpers import creating, env, flat, refused_url, run_cli, secret_sink, write
@@ -284,8 +284,8 @@ def set_event(runner: Runner, name: str, event: dict[str, Any], ref: str) -> Non
 # --- plans -------------------------------------------------------------------------------
 
 
-def change(name: str = "topics", action: str = "create", diff: int = 1) -> Change:
-    return Change(
+def change(name: str = "topics", action: str = "create", diff: int = 1) -> TaxonomyChange:
+    return TaxonomyChange(
         action=action,  # type: ignore[arg-type]
         namespace="production",
         name=name,
@@ -300,7 +300,7 @@ def change(name: str = "topics", action: str = "create", diff: int = 1) -> Chang
     )
 
 
-def make_plan(*changes: Change, unchanged: int = 0) -> Plan:
+def make_plan(*changes: TaxonomyChange, unchanged: int = 0) -> Plan:
     counts = Summary(unchanged=unchanged)
     for c in changes:
         setattr(counts, c.action, getattr(counts, c.action) + 1)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from taxsync import github, render
-from taxsync.plan import ApplyResult, Change, Plan, Summary
+from taxsync.plan import ApplyResult, Plan, Summary, TaxonomyChange
 from tests.test_output_escaping import REPO, FakeGitHub, assert_safe_markdown, context
 
 HEAD = "abcdef1234567890"  # the pull request's head commit in the test event
@@ -108,7 +108,7 @@ def test_no_links_without_a_sound_pull_request_context(
 
 def plan_with_sources(*sources: str | None) -> Plan:
     changes = [
-        Change(
+        TaxonomyChange(
             action="update",
             namespace="production",
             name=f"t{i}",

@@ -32,7 +32,16 @@ from taxsync.emulator.store import Store
 from taxsync.errors import ManifestError, ManifestProblem, TaxsyncError
 from taxsync.history import History, VersionEntry
 from taxsync.model import DesiredTaxonomy, SourceLocation
-from taxsync.plan import ApplyResult, Change, ChangeResult, FieldChange, Plan, Summary
+from taxsync.plan import (
+    AnyChange,
+    ApplyResult,
+    AttachmentChange,
+    ChangeResult,
+    FieldChange,
+    Plan,
+    Summary,
+    TaxonomyChange,
+)
 from taxsync.wire import CreateTaxonomyRequest, TaxonomyResponse
 from tests.helpers import flat, run_cli, seed_local, write
 
@@ -157,26 +166,35 @@ def table_rows(markdown: str) -> list[list[str]]:
 # --- plans with hostile strings in every field -----------------------------------------------
 
 
-def hostile_change(action: str, tag: str) -> Change:
-    return Change(
-        action=action,  # type: ignore[arg-type]
-        namespace=f"ns{tag}{HOSTILE}",
-        name=f"name{tag}{HOSTILE}",
-        taxonomy_id=None if action == "create" else f"tax{tag}{HOSTILE}",
-        base_version=None if action == "create" else 2,
-        taxonomy_type=f"flat{HOSTILE}",
-        source=f"m/{HOSTILE}.yaml:4",
-        rename_from=f"old{HOSTILE}" if action == "update" else None,
-        diff=[
+def hostile_change(action: str, tag: str) -> AnyChange:
+    common: dict[str, Any] = {
+        "action": action,
+        "namespace": f"ns{tag}{HOSTILE}",
+        "name": f"name{tag}{HOSTILE}",
+        "taxonomy_id": None if action == "create" else f"tax{tag}{HOSTILE}",
+        "taxonomy_type": f"flat{HOSTILE}",
+        "source": f"m/{HOSTILE}.yaml:4",
+        "diff": [
             FieldChange(path=f"metadata.{HOSTILE}", after=HOSTILE, before_present=False),
             FieldChange(path=f"config.input_mappings[{HOSTILE}]", before={HOSTILE: [HOSTILE]}),
             FieldChange(path="description", before=HOSTILE, after=f"``` {RLO} ```"),
             FieldChange(path=f"config.{HOSTILE}", before=1, after_present=False),
         ],
-        notes=[f"live config has keys the API no longer declares (ignored): {HOSTILE}"],
-        # Attachment changes: the collection's name and id come from the API.
-        collection_id=f"col{tag}{HOSTILE}" if action in ATTACHMENTS else None,
-        collection_name=f"coll{tag}{HOSTILE}" if action in ATTACHMENTS else None,
+        "notes": [f"live config has keys the API no longer declares (ignored): {HOSTILE}"],
+    }
+    if action not in ATTACHMENTS:
+        return TaxonomyChange(
+            **common,
+            base_version=None if action == "create" else 2,
+            rename_from=f"old{HOSTILE}" if action == "update" else None,
+        )
+    # Attachment changes: the collection's name and id come from the API.
+    return AttachmentChange(
+        **common,
+        collection_id=f"col{tag}{HOSTILE}",
+        collection_name=f"coll{tag}{HOSTILE}",
+        application={} if action != "detach" else None,
+        live_application={} if action != "attach" else None,
         backfills=[f"col{tag}{HOSTILE}"] if action == "attach" else [],
     )
 
@@ -239,7 +257,7 @@ MERMAID = "".join(MERMAID_ATTACKS)
 TREE_HOSTILE = MERMAID + HOSTILE
 
 
-def hostile_tree_change() -> Change:
+def hostile_tree_change() -> TaxonomyChange:
     """A new version of a hierarchical taxonomy whose node ids and labels are all hostile:
     live ones (from the API, never validated) and desired ones alike."""
     root, kid, moved, gone, new = (f"col_{n}{TREE_HOSTILE}" for n in ("r", "k", "m", "g", "n"))

@@ -12,7 +12,7 @@ import pytest
 from taxsync.errors import ManifestError
 from taxsync.live import Neighbourhood, neighbourhood
 from taxsync.manifest import DesiredTaxonomy, load_tree
-from taxsync.plan import Change, Plan
+from taxsync.plan import AttachmentChange, Change, Plan
 from taxsync.planner import PlanOptions, plan
 from tests.helpers import desired_flat, desired_hierarchical, flat, live_flat, write
 
@@ -46,7 +46,7 @@ def planned(
 
 
 def attachments(the_plan: Plan) -> list[Change]:
-    return [c for c in the_plan.changes if c.is_attachment]
+    return [c for c in the_plan.changes if isinstance(c, AttachmentChange)]
 
 
 def test_attach_writes_what_the_manifest_declares() -> None:
@@ -151,7 +151,9 @@ def test_detach_deleted_unblocks_a_delete_after_detaching() -> None:
     changes = planned(
         [], around, live=live, prune=True, namespaces=covered, detach_deleted=True
     ).changes
-    assert [(c.action, c.collection_id, c.blocked) for c in changes] == [
+    assert [
+        (c.action, getattr(c, "collection_id", None), getattr(c, "blocked", None)) for c in changes
+    ] == [
         ("detach", "col_a", None),
         ("delete", None, None),
     ]

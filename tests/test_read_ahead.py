@@ -1,6 +1,7 @@
-"""A plan of a tree reads live state while its manifests still load (``reconcile._ReadAhead``,
-``MixpeekClient.read_ahead``): the same requests, each once, only for the namespaces the plan
-covers, and a tree that does not load still fails with its own manifest error."""
+"""A plan of a tree reads live state while its manifests still load (``read_ahead.ReadAhead``,
+which ``plan_tree`` creates and hands to ``plan_manifests``): the same requests, each once,
+only for the namespaces the plan covers, and a tree that does not load still fails with its
+own manifest error."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from taxsync import manifest, reconcile
 from taxsync.client import MixpeekClient
 from taxsync.errors import ManifestError, TaxsyncError
 from taxsync.model import DesiredTaxonomy
-from taxsync.planner import shard_of
+from taxsync.planner import PlanOptions, shard_of
+from taxsync.read_ahead import ReadAhead
 from tests.conftest import StartEmulator
 from tests.helpers import flat, settings_for, write
 
@@ -36,31 +38,34 @@ def answer(request: httpx.Request) -> httpx.Response:
 
 
 def client_run(work: Any) -> tuple[Any, list[httpx.Request]]:
+    """``work(ahead, client)`` on a ReadAhead over a client of a stand-in API."""
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return answer(request)
 
-    async def go() -> Any:
-        transport = httpx.MockTransport(handler)
-        async with MixpeekClient("https://api.test", "sk", transport=transport) as client:
-            return await work(client)
+    def connect(_: Any) -> MixpeekClient:
+        return MixpeekClient("https://api.test", "sk", transport=httpx.MockTransport(handler))
 
-    return asyncio.run(go()), seen
+    settings = reconcile.Settings(api_url="https://api.test", api_key="sk")
+    with ReadAhead.open(settings, PlanOptions(), connect) as ahead:
+        assert ahead is not None
+        client, run = ahead.take()
+        ahead.client = client  # still its to close: the work below does not close it
+        found = run(work(ahead, client))
+    return found, seen
 
 
 def sent(seen: list[httpx.Request]) -> Counter[tuple[str, str | None]]:
     return Counter((r.url.path, r.headers.get("X-Namespace")) for r in seen)
 
 
-def test_a_namespace_read_ahead_is_taken_by_the_reads_not_asked_again() -> None:
-    async def work(client: MixpeekClient) -> Any:
-        client.read_ahead("a")
-        client.read_ahead("a")  # asked twice: read once
-        live = await client.read_live(["a", "b"])
-        around = await client.read_neighbourhood(["a", "b"])
-        return live, around
+def test_a_namespace_read_ahead_is_taken_by_the_read_not_asked_again() -> None:
+    async def work(ahead: ReadAhead, client: MixpeekClient) -> Any:
+        ahead.start("a")
+        ahead.start("a")  # asked twice: read once
+        return await ahead.read(client, ["a", "b"])
 
     (live, around), seen = client_run(work)
     assert [t.taxonomy_name for t in live["a"]] == ["t-a"]
@@ -73,15 +78,15 @@ def test_a_namespace_read_ahead_is_taken_by_the_reads_not_asked_again() -> None:
     )
 
 
-def test_a_read_ahead_nobody_takes_ends_with_the_client() -> None:
-    async def work(client: MixpeekClient) -> Any:
-        client.read_ahead("a")
-        tasks = [*client._ahead_live.values(), *client._ahead_around.values()]
-        await client.close()
-        return [task.cancelled() for task in tasks]
+def test_a_read_ahead_nobody_takes_is_cancelled_when_the_plan_ends() -> None:
+    started: list[asyncio.Task[Any]] = []
 
-    cancelled, seen = client_run(work)
-    assert cancelled == [True, True] and seen == []
+    async def work(ahead: ReadAhead, client: MixpeekClient) -> None:
+        ahead.start("a")
+        started.extend(asyncio.all_tasks() - {asyncio.current_task()})
+
+    client_run(work)
+    assert len(started) == 2 and all(task.cancelled() for task in started)
 
 
 # --- the plan of a tree ------------------------------------------------------------------------
@@ -103,7 +108,7 @@ def test_a_plan_reads_each_namespace_once_as_soon_as_a_manifest_names_it(
     files_loaded = [0]
     started: list[tuple[str, int]] = []
     stepwise = manifest.load_tree_stepwise
-    read_ahead = MixpeekClient.read_ahead
+    start = ReadAhead.start
 
     def counting(
         root: Path, environ: Mapping[str, str] | None = None
@@ -117,12 +122,12 @@ def test_a_plan_reads_each_namespace_once_as_soon_as_a_manifest_names_it(
             files_loaded[0] += 1
             yield loaded
 
-    def recording(client: MixpeekClient, namespace: str, concurrency: int = 8) -> None:
+    def recording(ahead: ReadAhead, namespace: str) -> None:
         started.append((namespace, files_loaded[0]))
-        read_ahead(client, namespace, concurrency)
+        start(ahead, namespace)
 
     monkeypatch.setattr(manifest, "load_tree_stepwise", counting)
-    monkeypatch.setattr(MixpeekClient, "read_ahead", recording)
+    monkeypatch.setattr(ReadAhead, "start", recording)
 
     plan = reconcile.plan_tree(root, settings_for(srv))
 

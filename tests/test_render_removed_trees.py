@@ -29,7 +29,7 @@ def live_tree(name: str = "org") -> TaxonomyResponse:
 def test_a_pruned_tree_is_drawn_as_removed() -> None:
     options = PlanOptions(prune=True, namespaces=frozenset({NS}))
     (change,) = plan([], {NS: [live_tree()]}, options).changes
-    assert change.action == "delete" and change.live_nodes is not None
+    assert change.action == "delete" and change.nodes is not None
     text = render.plan_text(plan([], {NS: [live_tree()]}, options), render.Style(False))
     assert "        - Company (col_company)\n        -   Sales (col_sales)\n" in text
     markdown = render.plan_markdown(plan([], {NS: [live_tree()]}, options))

@@ -14,7 +14,7 @@ import pytest
 
 from taxsync import render
 from taxsync.model import DesiredTaxonomy, SourceLocation
-from taxsync.plan import Change, FieldChange, Plan, Summary
+from taxsync.plan import FieldChange, Plan, Summary, TaxonomyChange
 from taxsync.planner import compare, delete_change
 from taxsync.wire import TaxonomyResponse
 
@@ -61,7 +61,7 @@ def live(config: dict[str, Any]) -> TaxonomyResponse:
     )
 
 
-def change_of(before: dict[str, Any] | None, after: dict[str, Any]) -> Change:
+def change_of(before: dict[str, Any] | None, after: dict[str, Any]) -> TaxonomyChange:
     """What the planner plans for ``after`` over a live ``before`` (None: absent)."""
     made = compare(desired(after), None if before is None else live(before), None)
     assert made is not None, "no change"
@@ -297,7 +297,7 @@ def test_changed_values_in_markdown_are_a_minus_and_a_plus_line() -> None:
         FieldChange(path="description", after="new", before_present=False),
         FieldChange(path="metadata.team", before="search", after_present=False),
     ]
-    change = Change(
+    change = TaxonomyChange(
         action="update",
         namespace="production",
         name="products",
@@ -318,7 +318,7 @@ def test_changed_values_in_markdown_are_a_minus_and_a_plus_line() -> None:
 
 
 def test_links_only_when_a_safe_url_is_given() -> None:
-    change = Change(
+    change = TaxonomyChange(
         action="update",
         namespace="production",
         name="products",

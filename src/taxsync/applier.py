@@ -20,6 +20,7 @@ from taxsync.client import MixpeekClient
 from taxsync.errors import (
     ApiError,
     BackfillFailed,
+    LeftoverReplacement,
     NotReady,
     Raced,
     StillApplied,
@@ -29,13 +30,16 @@ from taxsync.errors import (
 from taxsync.live import SETTINGS, declared, settings
 from taxsync.model import dotted, is_managed, replacement_name, strip_union_tags
 from taxsync.plan import (
-    ATTACHMENT_ACTIONS,
-    VOCABULARY,
-    Action,
+    TASK_FAILED,
+    TASK_SUCCEEDED,
+    TAXONOMY_ACTIONS,
+    AnyChange,
     ApplyResult,
-    Change,
+    AttachmentChange,
     ChangeResult,
     Plan,
+    TaxonomyAction,
+    TaxonomyChange,
 )
 from taxsync.wire import TaxonomyResponse
 
@@ -43,7 +47,7 @@ DEFAULT_CONCURRENCY = 8
 _MAX_WRITE_ATTEMPTS = 3
 
 # Where a manifest field is written, as "file:line:col", given a change and a dotted spec path.
-Locator = Callable[[Change, str], str]
+Locator = Callable[[TaxonomyChange, str], str]
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,12 @@ def _backfills_pending(outcome: ChangeResult) -> bool:
     return outcome.status == "applied" and bool(outcome.change.backfills)
 
 
-def _phases(changes: list[Change]) -> list[list[Change]]:
-    renames = [c for c in changes if c.rename_from]
-    attachments = [c for c in changes if c.is_attachment]
-    deletes = [c for c in changes if c.action == "delete"]
-    rest = [c for c in changes if not (c.rename_from or c.is_attachment or c.action == "delete")]
+def _phases(changes: list[AnyChange]) -> list[list[AnyChange]]:
+    taxonomies = [c for c in changes if isinstance(c, TaxonomyChange)]
+    renames: list[AnyChange] = [c for c in taxonomies if c.rename_from]
+    deletes: list[AnyChange] = [c for c in taxonomies if c.action == "delete"]
+    rest: list[AnyChange] = [c for c in taxonomies if not c.rename_from and c.action != "delete"]
+    attachments: list[AnyChange] = [c for c in changes if isinstance(c, AttachmentChange)]
     return [renames, rest, attachments, deletes]
 
 
@@ -124,29 +129,29 @@ class _Run:
         self.backfilled: set[tuple[str, str, str]] = set()
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    async def change(self, change: Change) -> ChangeResult:
+    async def change(self, change: AnyChange) -> ChangeResult:
         async with self.gate:
             if self.stop.is_set():
                 outcome = ChangeResult(change, "not_started", "interrupted before it started")
-            elif change.is_attachment:
+            elif isinstance(change, AttachmentChange):
                 outcome = await self._attachment(change)
             else:
                 outcome = await _apply_change(self.client, change, self.options)
-        if not change.is_attachment:
+        if isinstance(change, TaxonomyChange):
             self.taxonomies[(change.namespace, change.name)] = outcome
         if _backfills_pending(outcome):
             self.backfilling.append(outcome)
         return outcome
 
-    async def _attachment(self, change: Change) -> ChangeResult:
+    async def _attachment(self, change: AttachmentChange) -> ChangeResult:
         """An attach, reconfigure or detach, with the id its taxonomy's change gave (if the
         plan changes that taxonomy: only once that change applied)."""
         taxonomy = self.taxonomies.get((change.namespace, change.name))
         if taxonomy is not None and taxonomy.status != "applied":
             return ChangeResult(change, "not_started", "the change to its taxonomy did not apply")
         taxonomy_id = taxonomy.taxonomy_id if taxonomy is not None else change.taxonomy_id
-        if taxonomy_id is None or change.collection_id is None:
-            return ChangeResult(change, "failed", "the plan names no taxonomy id or collection")
+        if taxonomy_id is None:
+            return ChangeResult(change, "failed", "the plan names no taxonomy id")
         if change.taxonomy_id not in (None, taxonomy_id):
             message = f"the plan names taxonomy {change.taxonomy_id}, its change gave {taxonomy_id}"
             return ChangeResult(change, "failed", message)
@@ -167,7 +172,7 @@ class _Run:
         try:
             async with self.gate:
                 if self.stop.is_set():
-                    raise TaxsyncError("its backfill was not started (interrupted)")
+                    raise BackfillFailed("its backfill was not started (interrupted)")
                 await self._start_backfills(done.change, done.taxonomy_id, done.tasks)
             if self.options.wait:
                 await _wait_tasks(self.client, done.tasks, self.options)
@@ -175,7 +180,7 @@ class _Run:
             done.status, done.message = "failed", f"applied, but {exc}"
         return done
 
-    async def _start_backfills(self, change: Change, taxonomy_id: str, tasks: list[str]) -> None:
+    async def _start_backfills(self, change: AnyChange, taxonomy_id: str, tasks: list[str]) -> None:
         """One apply-taxonomy per collection, each at most once per apply: a backfill is not
         documented as idempotent, so a lost response is reported, never sent again. Task
         ids go to ``tasks`` as they start."""
@@ -202,7 +207,7 @@ class _Run:
 
 
 async def _apply_change(
-    client: MixpeekClient, change: Change, options: ApplyOptions
+    client: MixpeekClient, change: TaxonomyChange, options: ApplyOptions
 ) -> ChangeResult:
     """One taxonomy change: head checked, written, waited for (with ``wait``)."""
     if change.action == "replace" and not options.allow_replace:
@@ -239,9 +244,9 @@ async def _wait_tasks(client: MixpeekClient, tasks: list[str], options: ApplyOpt
             status = str(task["status"]).upper()
             if options.on_task is not None:
                 options.on_task(task_id, status)
-            if status == "COMPLETED":
+            if status == TASK_SUCCEEDED:
                 break
-            if status in _TASK_FAILURES:
+            if status in TASK_FAILED:
                 error = task.get("error") or (task.get("additional_data") or {}).get("error")
                 raise BackfillFailed(
                     f"backfill task {task_id} ended {status}: {error or 'no error given'}"
@@ -252,19 +257,7 @@ async def _wait_tasks(client: MixpeekClient, tasks: list[str], options: ApplyOpt
             delay = min(delay * 2, 30.0)
 
 
-# How a backfill can end other than well (COLLECTIONS.md §4.2; INTERRUPTED and SKIPPED are
-# unclassified there and taken as failures). Anything else is still running.
-_TASK_FAILURES = frozenset(
-    {"FAILED", "COMPLETED_WITH_ERRORS", "CANCELED", "INTERRUPTED", "SKIPPED"}
-)
-
-
-def task_ended(status: str) -> bool:
-    """Whether a backfill task with this status has ended, well or not."""
-    return status == "COMPLETED" or status in _TASK_FAILURES
-
-
-def _explain(error: ApiError, change: Change, locate: Locator | None) -> str:
+def _explain(error: ApiError, change: TaxonomyChange, locate: Locator | None) -> str:
     """Map a 422's field errors back to the manifest lines they came from; a new version
     refused for the body's shape says the versions contract differs."""
     if change.action == "new_version" and _versions_body_refused(error):
@@ -313,7 +306,7 @@ def _top_level(problem: object) -> bool:
     return depth == 0 or (depth == 1 and problem.get("type") in ("missing", "extra_forbidden"))
 
 
-async def _check_head(client: MixpeekClient, change: Change) -> TaxonomyResponse | None:
+async def _check_head(client: MixpeekClient, change: TaxonomyChange) -> TaxonomyResponse | None:
     """The head right before writing; refuse the change if it moved since the plan."""
     if change.action == "create":
         return None  # existence is caught by the create itself (409)
@@ -329,7 +322,7 @@ async def _check_head(client: MixpeekClient, change: Change) -> TaxonomyResponse
 
 
 async def _create(
-    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+    client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse | None
 ) -> TaxonomyResponse:
     body = change.create_body or {}
 
@@ -350,7 +343,7 @@ async def _create(
 
 
 async def _new_version(
-    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+    client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse | None
 ) -> TaxonomyResponse:
     assert change.taxonomy_id is not None and change.version_body is not None
     taxonomy_id, body = change.taxonomy_id, change.version_body
@@ -385,7 +378,7 @@ async def _new_version(
 
 
 async def _patch(
-    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+    client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse | None
 ) -> TaxonomyResponse:
     assert change.taxonomy_id is not None and change.patch_body is not None
     taxonomy_id, body = change.taxonomy_id, change.patch_body
@@ -399,7 +392,9 @@ async def _patch(
     )
 
 
-async def _delete(client: MixpeekClient, change: Change, head: TaxonomyResponse | None) -> None:
+async def _delete(
+    client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse | None
+) -> None:
     assert change.taxonomy_id is not None
     taxonomy_id = change.taxonomy_id
     # Checked again right before the write, whatever the plan says: a collection attached
@@ -417,7 +412,7 @@ async def _delete(client: MixpeekClient, change: Change, head: TaxonomyResponse 
 
 
 async def _replace(
-    client: MixpeekClient, change: Change, head: TaxonomyResponse | None
+    client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse | None
 ) -> TaxonomyResponse:
     """A type change, without ever leaving a collection pointing at a missing taxonomy:
 
@@ -436,7 +431,7 @@ async def _replace(
         body = {**(change.create_body or {}), "taxonomy_name": temp.name}
         new = await _create(client, temp.model_copy(update={"create_body": body}), None)
     elif not _same_config(new.config, (change.create_body or {}).get("config", {})):
-        raise TaxsyncError(
+        raise LeftoverReplacement(
             f"{change.label}: {temp.name} (left by an earlier replace) has another config; "
             "delete it and apply again"
         )
@@ -449,7 +444,7 @@ async def _replace(
     return await _patch(client, rename, new)
 
 
-async def _repoint(client: MixpeekClient, change: Change, old_id: str, new_id: str) -> None:
+async def _repoint(client: MixpeekClient, change: TaxonomyChange, old_id: str, new_id: str) -> None:
     """Every collection that applies ``old_id`` applies ``new_id`` instead, same settings."""
 
     def swapped(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -473,7 +468,7 @@ Edit = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 async def _edit_applications(
-    client: MixpeekClient, change: Change, collection_id: str, edit: Edit, gone_ok: bool = False
+    client: MixpeekClient, change: AnyChange, collection_id: str, edit: Edit, gone_ok: bool = False
 ) -> None:
     """A read-modify-write of one collection's whole ``taxonomy_applications`` list (the API
     has no per-entry route and no concurrency token): read right before, verified after.
@@ -496,13 +491,13 @@ async def _edit_applications(
     body = {"taxonomy_applications": edit(entries)}
     await _write_once(lambda: client.patch_collection(namespace, collection_id, body), landed)
     if await landed() is None:
-        raise TaxsyncError(
+        raise Raced(
             f"{change.label}: collection {collection_id} does not read back as written "
             "(another writer changed it at the same time?)"
         )
 
 
-def _attachment_edit(change: Change, taxonomy_id: str) -> Edit:
+def _attachment_edit(change: AttachmentChange, taxonomy_id: str) -> Edit:
     """The edit an attach, reconfigure or detach makes to a collection's list, refusing
     (stale) when the taxonomy's entry is not what the plan saw. Other entries stay as
     they are, and so do the keys of its own entry that taxsync does not know."""
@@ -538,16 +533,14 @@ def _attachment_edit(change: Change, taxonomy_id: str) -> Edit:
     return edit
 
 
-_ACTIONS: dict[Action, Callable[..., Awaitable[Any]]] = {
+_ACTIONS: dict[TaxonomyAction, Callable[..., Awaitable[Any]]] = {
     "create": _create,
     "new_version": _new_version,
     "update": _patch,
     "delete": _delete,
     "replace": _replace,
 }
-assert _ACTIONS.keys() | ATTACHMENT_ACTIONS == VOCABULARY.keys(), (
-    "every action has a way to apply it"
-)
+assert set(_ACTIONS) == set(TAXONOMY_ACTIONS), "every taxonomy action has a way to apply it"
 
 
 async def _write_once(
@@ -583,7 +576,7 @@ def _patched(live: TaxonomyResponse, body: dict[str, Any]) -> bool:
 
 
 async def _wait_ready(
-    client: MixpeekClient, change: Change, head: TaxonomyResponse, timeout: float
+    client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse, timeout: float
 ) -> TaxonomyResponse:
     """Poll until asynchronous inference finishes (``ready``) or the timeout passes."""
     deadline = time.monotonic() + timeout

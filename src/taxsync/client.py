@@ -159,10 +159,6 @@ class MixpeekClient:
         self._sleep = sleep
         self.limiter = RateLimiter(rate_limit_per_minute, clock=clock, sleep=sleep)
         self.requests_sent = 0
-        # Namespaces read ahead (read_ahead), until read_live/read_neighbourhood take them.
-        self._ahead_live: dict[str, asyncio.Task[list[wire.TaxonomyResponse]]] = {}
-        self._ahead_around: dict[str, asyncio.Task[Neighbourhood]] = {}
-        self._ahead_gates: tuple[asyncio.Semaphore, asyncio.Semaphore] | None = None
         self._http = httpx.AsyncClient(
             base_url=self.api_url,
             transport=transport,
@@ -182,13 +178,6 @@ class MixpeekClient:
         await self.close()
 
     async def close(self) -> None:
-        # Reads ahead nobody took: stopped, and their failures are nobody's to report.
-        ahead = [*self._ahead_live.values(), *self._ahead_around.values()]
-        self._ahead_live.clear()
-        self._ahead_around.clear()
-        for task in ahead:
-            task.cancel()
-        await asyncio.gather(*ahead, return_exceptions=True)
         await self._http.aclose()
 
     # --- namespaces ----------------------------------------------------------------
@@ -197,33 +186,12 @@ class MixpeekClient:
         response = await self._send("GET", f"/v1/namespaces/{_segment(identifier)}")
         return _parse(wire.NamespaceModel, response)
 
-    def read_ahead(self, namespace: str, concurrency: int = 8) -> None:
-        """Start reading ``namespace`` now, as ``read_live`` and ``read_neighbourhood`` would,
-        for them to take later instead of asking again (a plan reads while it still loads its
-        manifests). Namespaces read ahead share one gate of ``concurrency`` per kind of read,
-        as one call of each would; a read nobody takes is cancelled by ``close``."""
-        if namespace in self._ahead_live:
-            return
-        if self._ahead_gates is None:
-            size = max(1, concurrency)
-            self._ahead_gates = (asyncio.Semaphore(size), asyncio.Semaphore(size))
-        live_gate, around_gate = self._ahead_gates
-        self._ahead_live[namespace] = asyncio.create_task(self._read_live(namespace, live_gate))
-        self._ahead_around[namespace] = asyncio.create_task(
-            self._read_neighbourhood(namespace, around_gate)
-        )
-
     async def read_live(
         self, namespaces: list[str], concurrency: int = 8
     ) -> dict[str, list[wire.TaxonomyResponse]]:
         """The live taxonomies of each namespace: one look-up and the list pages, concurrently."""
         gate = asyncio.Semaphore(max(1, concurrency))
-        found = await asyncio.gather(
-            *(
-                self._ahead_live.pop(ns) if ns in self._ahead_live else self._read_live(ns, gate)
-                for ns in namespaces
-            )
-        )
+        found = await asyncio.gather(*(self._read_live(ns, gate) for ns in namespaces))
         return dict(zip(namespaces, found, strict=True))
 
     async def _read_live(
@@ -257,14 +225,7 @@ class MixpeekClient:
     ) -> dict[str, Neighbourhood]:
         """The collections and retrievers of each namespace, concurrently."""
         gate = asyncio.Semaphore(max(1, concurrency))
-        found = await asyncio.gather(
-            *(
-                self._ahead_around.pop(ns)
-                if ns in self._ahead_around
-                else self._read_neighbourhood(ns, gate)
-                for ns in namespaces
-            )
-        )
+        found = await asyncio.gather(*(self._read_neighbourhood(ns, gate) for ns in namespaces))
         return dict(zip(namespaces, found, strict=True))
 
     async def _read_neighbourhood(self, namespace: str, gate: asyncio.Semaphore) -> Neighbourhood:

@@ -109,7 +109,13 @@ class StalePlanError(TaxsyncError):
 
 
 class Raced(TaxsyncError):
-    """Another writer changed the same taxonomy at the same moment as this apply."""
+    """Another writer changed the same taxonomy, or collection, at the same moment as this
+    apply."""
+
+
+class LeftoverReplacement(TaxsyncError):
+    """An earlier, interrupted replace left a taxonomy under the replacement name whose
+    config is not the one this replace creates: taxsync will not guess which is right."""
 
 
 class BackfillFailed(TaxsyncError):

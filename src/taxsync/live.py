@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The settings of an entry of ``taxonomy_applications`` (all but ``taxonomy_id``), and what
-# the server takes a null or missing one to mean (COLLECTIONS.md §3.3, §9.3).
+# the server takes a null or missing one to mean (docs/api-contract.md#entry-settings-and-their-defaults).
 SETTINGS = (
     "execution_mode",
     "target_collection_id",
@@ -28,7 +28,7 @@ _DEFAULTS: dict[str, Any] = {
     "priority": 0,
     "hierarchical_enrichment_style": "combined",
 }
-# A system collection: never attached to (COLLECTIONS.md §9.10).
+# A system collection: never attached to (docs/api-contract.md#system-collections).
 SYSTEM_COLLECTIONS = frozenset({"_direct_upsert"})
 
 
@@ -49,7 +49,7 @@ def settings(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def _without_default_case(value: Any) -> Any:
     """A filter without ``case_sensitive: false``, the default the SDK writes into every
-    level of a filter it re-emits (COLLECTIONS.md §3.5): with or without it, the same."""
+    level of a filter it re-emits (docs/api-contract.md#entry-settings-and-their-defaults): with or without it, the same."""
     if isinstance(value, Mapping):
         return {
             k: _without_default_case(v)

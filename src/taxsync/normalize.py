@@ -1,6 +1,6 @@
 """Canonical forms of taxonomies, so that desired and live compare without noise.
 
-The recipe is TAXONOMIES.md §5-6: fill the server's defaults, drop nulls, ignore
+The recipe is docs/api-contract.md#server-defaults-and-server-owned-fields: fill the server's defaults, drop nulls, ignore
 server-owned fields and system metadata, compare keyed lists by key, compare numbers
 numerically. Empty lists are kept: ``enrichment_fields: []`` and an absent list mean
 different things to the API.

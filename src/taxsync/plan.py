@@ -8,40 +8,75 @@ whose live state moved.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FORMAT_VERSION = 3  # 2: the digest; 3: attachments (attach, reconfigure, detach)
+FORMAT_VERSION = 4  # 2: the digest; 3: attachments; 4: two change types, node trees
 
 # What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
 TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
 AttachmentAction = Literal["attach", "reconfigure", "detach"]
 Action = Literal[TaxonomyAction, AttachmentAction]
-ATTACHMENT_ACTIONS: frozenset[str] = frozenset(("attach", "reconfigure", "detach"))
+# What became of one change when a plan was applied.
+Status = Literal["applied", "failed", "stale", "not_started"]
 
 
 @dataclass(frozen=True)
-class ActionWords:
+class Words:
     """How one action reads everywhere: in plans, summaries and colours."""
 
     symbol: str  # Terraform's convention: + create, ~ change, - delete, ± replace
     summary: str  # "2 to create"; the count comes first
-    colour: str  # ANSI SGR code of the symbol's colour
+    colour: str  # ANSI SGR code
 
 
 # One vocabulary for every rendering. The order is the summary's reading order.
-VOCABULARY: dict[Action, ActionWords] = {
-    "create": ActionWords("+", "to create", "32"),
-    "new_version": ActionWords("~", "new version", "33"),
-    "update": ActionWords("~", "to update", "33"),
-    "replace": ActionWords("±", "to replace", "35"),
-    "delete": ActionWords("-", "to delete", "31"),
-    "attach": ActionWords("+", "to attach", "32"),
-    "reconfigure": ActionWords("~", "to reconfigure", "33"),
-    "detach": ActionWords("-", "to detach", "31"),
+VOCABULARY: dict[Action, Words] = {
+    "create": Words("+", "to create", "32"),
+    "new_version": Words("~", "new version", "33"),
+    "update": Words("~", "to update", "33"),
+    "replace": Words("±", "to replace", "35"),
+    "delete": Words("-", "to delete", "31"),
+    "attach": Words("+", "to attach", "32"),
+    "reconfigure": Words("~", "to reconfigure", "33"),
+    "detach": Words("-", "to detach", "31"),
 }
+TAXONOMY_ACTIONS: tuple[TaxonomyAction, ...] = get_args(TaxonomyAction)
+ATTACHMENT_ACTIONS: tuple[AttachmentAction, ...] = get_args(AttachmentAction)
+
+
+@dataclass(frozen=True)
+class StatusWords:
+    """How one change result's status reads: its word and its colour."""
+
+    word: str
+    colour: str
+
+
+STATUSES: dict[Status, StatusWords] = {
+    "applied": StatusWords("done", "32"),
+    "failed": StatusWords("FAILED", "31"),
+    "stale": StatusWords("STALE", "31"),
+    "not_started": StatusWords("not started", "2"),
+}
+
+# Backfill tasks (apply-taxonomy): how taxsync reads the API's task statuses
+# (docs/api-contract.md#task-statuses). Only COMPLETED is a success; every other end state
+# fails the change that started the task (INTERRUPTED and SKIPPED, which the SDK leaves
+# unclassified, included). Anything else is still running.
+TASK_SUCCEEDED = "COMPLETED"
+TASK_FAILED: frozenset[str] = frozenset(
+    {"FAILED", "COMPLETED_WITH_ERRORS", "CANCELED", "INTERRUPTED", "SKIPPED"}
+)
+TASK_ACTIVE: frozenset[str] = frozenset({"PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING"})
+
+
+def task_ended(status: str) -> bool:
+    """Whether a backfill task's status is final (taxsync stops polling it)."""
+    return status == TASK_SUCCEEDED or status in TASK_FAILED
 
 
 class FieldChange(BaseModel):
@@ -69,58 +104,93 @@ class AppliedBy(BaseModel):
     document_count: int | None = None  # approximate: the API caches it
 
 
-class Change(BaseModel):
-    """One planned change: to a taxonomy, or (attach, reconfigure, detach) to the entry of
-    the taxonomy ``name`` in one collection's ``taxonomy_applications``."""
+class NodeSides(BaseModel):
+    """A hierarchical taxonomy's nodes before and after a change, by collection id, in
+    canonical form (nulls dropped): what the plan draws as a tree."""
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Action
+    before: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    after: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class _ChangeCommon(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action  # each change type narrows it; a saved plan's changes are told apart by it
     namespace: str
     name: str
-    # For an attachment change, None when this plan creates or replaces the taxonomy:
-    # apply uses the id that change gives it.
+    # None for a create, and for an attachment change to a taxonomy this plan creates or
+    # replaces: apply uses the id that change gives it.
     taxonomy_id: str | None = None
-    base_version: int | None = None  # the live head when planned; None for creates
     taxonomy_type: str
     source: str | None = None  # manifest file:line; None for prunes
     diff: list[FieldChange] = Field(default_factory=list)
-    rename_from: str | None = None
-    adopt: bool = False  # a live taxonomy taxsync starts to manage
-    wait: bool = False
     notes: list[str] = Field(default_factory=list)
-    # The collections that apply this taxonomy, for a new version, replace or delete.
-    applied_by: list[AppliedBy] = Field(default_factory=list)
-    # Why apply will not carry this change out (a delete of a taxonomy still applied).
-    blocked: str | None = None
     # The collections whose documents apply will re-enrich (apply-taxonomy) after the change.
     backfills: list[str] = Field(default_factory=list)
     # Ids the manifest names that its namespace lacks, let through by
     # --allow-missing-references: shown as notes, not re-checked by apply.
     unchecked: list[str] = Field(default_factory=list)
-    # The live hierarchical_nodes a delete or replace removes, so the plan can draw them.
-    live_nodes: list[dict[str, Any]] | None = None
+
+
+class TaxonomyChange(_ChangeCommon):
+    """A change to a taxonomy itself: create, new version, update, replace or delete."""
+
+    action: TaxonomyAction
+    base_version: int | None = None  # the live head when planned; None for creates
+    rename_from: str | None = None
+    adopt: bool = False  # a live taxonomy taxsync starts to manage
+    wait: bool = False
+    # The collections that apply this taxonomy, for a new version, replace or delete.
+    applied_by: list[AppliedBy] = Field(default_factory=list)
+    # Why apply will not carry this change out (a delete of a taxonomy still applied).
+    blocked: str | None = None
+    # The hierarchical nodes the change touches, when it touches any.
+    nodes: NodeSides | None = None
     # Exactly what apply sends, in order: create, then version, then patch.
     create_body: dict[str, Any] | None = None
     version_body: dict[str, Any] | None = None
     patch_body: dict[str, Any] | None = None
-    # An attachment change: the collection, the entry's settings apply writes (attach,
-    # reconfigure; the manifest's, without taxonomy_id), and the entry as it was read
-    # (reconfigure, detach), which must still be there, unchanged, when apply writes.
-    collection_id: str | None = None
-    collection_name: str | None = None
-    application: dict[str, Any] | None = None
-    live_application: dict[str, Any] | None = None
-
-    @property
-    def is_attachment(self) -> bool:
-        return self.action in ATTACHMENT_ACTIONS
 
     @property
     def label(self) -> str:
-        if self.is_attachment:
-            return f"{self.namespace}/{self.name} on {self.collection_name or self.collection_id}"
         return f"{self.namespace}/{self.name}"
+
+
+class AttachmentChange(_ChangeCommon):
+    """A change to the entry of the taxonomy ``name`` in one collection's
+    ``taxonomy_applications``: attach, reconfigure or detach."""
+
+    action: AttachmentAction
+    collection_id: str
+    collection_name: str
+    # The entry's settings apply writes (attach, reconfigure; without taxonomy_id).
+    application: dict[str, Any] | None = None
+    # The entry as it was read (reconfigure, detach): it must still be there, unchanged,
+    # when apply writes.
+    live_application: dict[str, Any] | None = None
+    # A detach that --detach-deleted makes so that the taxonomy's delete can follow.
+    before_delete: bool = False
+
+    @model_validator(mode="after")
+    def _carries_its_entries(self) -> AttachmentChange:
+        """What apply writes (attach, reconfigure) and what it must find (reconfigure,
+        detach): a saved plan without them is not a plan."""
+        if self.action != "detach" and self.application is None:
+            raise ValueError(f"an {self.action} carries the application it writes")
+        if self.action != "attach" and self.live_application is None:
+            raise ValueError(f"a {self.action} carries the live_application it saw")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name} on {self.collection_name or self.collection_id}"
+
+
+# A saved plan's changes are told apart by their action.
+Change = Annotated[TaxonomyChange | AttachmentChange, Field(discriminator="action")]
+AnyChange = TaxonomyChange | AttachmentChange
 
 
 class Summary(BaseModel):
@@ -137,7 +207,7 @@ class Summary(BaseModel):
     unchanged: int = 0  # taxonomies
 
     @classmethod
-    def of(cls, changes: list[Change], unchanged: int) -> Summary:
+    def of(cls, changes: Sequence[AnyChange], unchanged: int) -> Summary:
         """The counts of ``changes`` by action."""
         summary = cls(unchanged=unchanged)
         for change in changes:
@@ -174,6 +244,14 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    @property
+    def taxonomy_changes(self) -> list[TaxonomyChange]:
+        return [c for c in self.changes if isinstance(c, TaxonomyChange)]
+
+    @property
+    def attachment_changes(self) -> list[AttachmentChange]:
+        return [c for c in self.changes if isinstance(c, AttachmentChange)]
+
     # sha256 of the rest of the plan, so an edit after `plan` is caught with a clear
     # message. Not a signature: whoever can edit the file can recompute it.
     digest: str | None = None
@@ -191,14 +269,12 @@ class Plan(BaseModel):
 
 # --- what an apply did ------------------------------------------------------------------
 
-Status = Literal["applied", "failed", "stale", "not_started"]
-
 
 @dataclass
 class ChangeResult:
     """What became of one planned change."""
 
-    change: Change
+    change: AnyChange
     status: Status
     message: str = ""
     taxonomy_id: str | None = None

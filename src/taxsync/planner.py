@@ -25,7 +25,16 @@ from taxsync.model import (
     managed_metadata,
     replacement_name,
 )
-from taxsync.plan import AppliedBy, Change, FieldChange, Plan, Summary
+from taxsync.plan import (
+    AnyChange,
+    AppliedBy,
+    AttachmentChange,
+    FieldChange,
+    NodeSides,
+    Plan,
+    Summary,
+    TaxonomyChange,
+)
 from taxsync.wire import TaxonomyResponse
 
 
@@ -77,43 +86,16 @@ def plan(
     changes of its namespace.
     """
     namespaces = covered_namespaces(desired, options)
-    changes: list[Change] = []
+    changes: list[AnyChange] = []
     unchanged = 0
     for namespace in namespaces:
         wanted = [d for d in desired if d.namespace == namespace]
-        by_name = {t.taxonomy_name: t for t in live.get(namespace, ())}
         around = (neighbourhoods or {}).get(namespace)
-        claimed: set[str] = set()
-        attachments: list[Change] = []
-        for taxonomy, current, rename_from in _pair(wanted, by_name):
-            claimed.add(replacement_name(taxonomy.name))  # a replace in progress: never pruned
-            if current is not None:
-                claimed.add(current.taxonomy_name)
-            change = compare(taxonomy, current, rename_from)
-            if change is None:
-                unchanged += 1
-            else:
-                changes.append(change)
-            if around is not None and taxonomy.applied_to is not None:
-                backfill = options.backfill or taxonomy.backfill
-                attachments += attachment_changes(taxonomy, current, change, around, backfill)
-        if options.prune:
-            orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
-            changes.extend(delete_change(namespace, t) for t in orphans if is_managed(t.metadata))
-        changes += attachments
+        planned, same = _plan_namespace(namespace, wanted, live.get(namespace, ()), options, around)
+        changes += planned
+        unchanged += same
     if neighbourhoods is not None:
-        asked = {d.key for d in desired if d.backfill}
-        changes = [
-            in_neighbourhood(
-                c,
-                neighbourhoods.get(c.namespace),
-                options.backfill or (c.namespace, c.name) in asked,
-            )
-            for c in changes
-        ]
-        if options.detach_deleted:
-            changes = _detaching_deletes(changes, neighbourhoods)
-        changes = _no_backfill_where_detached(changes)
+        changes = _with_neighbourhoods(changes, desired, options, neighbourhoods)
     return Plan(
         api_url=options.api_url,
         namespaces=namespaces,
@@ -123,9 +105,65 @@ def plan(
     )
 
 
+def _plan_namespace(
+    namespace: str,
+    wanted: Sequence[DesiredTaxonomy],
+    live: Sequence[TaxonomyResponse],
+    options: PlanOptions,
+    around: Neighbourhood | None,
+) -> tuple[list[AnyChange], int]:
+    """One namespace's changes (taxonomies, then prunes, then attachments), and how many
+    of its taxonomies are unchanged."""
+    by_name = {t.taxonomy_name: t for t in live}
+    changes: list[AnyChange] = []
+    attachments: list[AttachmentChange] = []
+    claimed: set[str] = set()
+    unchanged = 0
+    for taxonomy, current, rename_from in _pair(wanted, by_name):
+        claimed.add(replacement_name(taxonomy.name))  # a replace in progress: never pruned
+        if current is not None:
+            claimed.add(current.taxonomy_name)
+        change = compare(taxonomy, current, rename_from)
+        if change is None:
+            unchanged += 1
+        else:
+            changes.append(change)
+        if around is not None and taxonomy.applied_to is not None:
+            backfill = options.backfill or taxonomy.backfill
+            attachments += attachment_changes(taxonomy, current, change, around, backfill)
+    if options.prune:
+        orphans = [t for name, t in sorted(by_name.items()) if name not in claimed]
+        changes += [delete_change(namespace, t) for t in orphans if is_managed(t.metadata)]
+    return changes + attachments, unchanged
+
+
+def _with_neighbourhoods(
+    changes: Sequence[AnyChange],
+    desired: Sequence[DesiredTaxonomy],
+    options: PlanOptions,
+    neighbourhoods: Mapping[str, Neighbourhood],
+) -> list[AnyChange]:
+    """What the collections around add: who each change affects, backfills, blocked
+    deletes (or, with ``detach_deleted``, the detaches that unblock them)."""
+    asked = {d.key for d in desired if d.backfill}
+    placed = [
+        in_neighbourhood(
+            c,
+            neighbourhoods.get(c.namespace),
+            options.backfill or (c.namespace, c.name) in asked,
+        )
+        if isinstance(c, TaxonomyChange)
+        else c
+        for c in changes
+    ]
+    if options.detach_deleted:
+        placed = _detaching_deletes(placed, neighbourhoods)
+    return _no_backfill_where_detached(placed)
+
+
 def in_neighbourhood(
-    change: Change, around: Neighbourhood | None, backfill: bool = False
-) -> Change:
+    change: TaxonomyChange, around: Neighbourhood | None, backfill: bool = False
+) -> TaxonomyChange:
     """``change`` with the collections that apply its taxonomy (and, with ``backfill``, a
     backfill of each after a config change); blocked if it would delete a taxonomy they
     still apply (deleting leaves their entries dangling)."""
@@ -143,11 +181,15 @@ def in_neighbourhood(
     return change.model_copy(update=update)
 
 
-def _no_backfill_where_detached(changes: Sequence[Change]) -> list[Change]:
+def _no_backfill_where_detached(changes: Sequence[AnyChange]) -> list[AnyChange]:
     """A config change does not backfill a collection the same plan detaches its taxonomy
     from (the API refuses a backfill of a taxonomy the collection does not apply)."""
-    detached = {(c.namespace, c.name, c.collection_id) for c in changes if c.action == "detach"}
-    out = []
+    detached = {
+        (c.namespace, c.name, c.collection_id)
+        for c in changes
+        if isinstance(c, AttachmentChange) and c.action == "detach"
+    }
+    out: list[AnyChange] = []
     for change in changes:
         kept = [b for b in change.backfills if (change.namespace, change.name, b) not in detached]
         out.append(
@@ -157,14 +199,19 @@ def _no_backfill_where_detached(changes: Sequence[Change]) -> list[Change]:
 
 
 def _detaching_deletes(
-    changes: Sequence[Change], neighbourhoods: Mapping[str, Neighbourhood]
-) -> list[Change]:
+    changes: Sequence[AnyChange], neighbourhoods: Mapping[str, Neighbourhood]
+) -> list[AnyChange]:
     """Each delete blocked by the collections that apply its taxonomy, unblocked, after a
     detach from each of them (apply runs deletes last, and checks again right before)."""
-    out: list[Change] = []
+    out: list[AnyChange] = []
     for change in changes:
         around = neighbourhoods.get(change.namespace)
-        if change.action != "delete" or not change.blocked or around is None:
+        if (
+            not isinstance(change, TaxonomyChange)
+            or change.action != "delete"
+            or not change.blocked
+            or around is None
+        ):
             out.append(change)
             continue
         out += [_detach(change, c) for c in around.applying(change.taxonomy_id)]
@@ -172,13 +219,12 @@ def _detaching_deletes(
     return out
 
 
-# The note of a detach ``detach_deleted`` plans before a delete (verify looks for it).
 DETACHED_BEFORE_DELETE = "detached before its taxonomy is deleted (--detach-deleted)"
 
 
-def _detach(change: Change, collection: LiveCollection) -> Change:
+def _detach(change: TaxonomyChange, collection: LiveCollection) -> AttachmentChange:
     entry = collection.application_of(change.taxonomy_id) or {}
-    return Change(
+    return AttachmentChange(
         action="detach",
         namespace=change.namespace,
         name=change.name,
@@ -186,6 +232,7 @@ def _detach(change: Change, collection: LiveCollection) -> Change:
         taxonomy_type=change.taxonomy_type,
         diff=_removed_settings(entry),
         notes=[DETACHED_BEFORE_DELETE],
+        before_delete=True,
         collection_id=collection.collection_id,
         collection_name=collection.name,
         live_application=entry,
@@ -195,10 +242,10 @@ def _detach(change: Change, collection: LiveCollection) -> Change:
 def attachment_changes(
     desired: DesiredTaxonomy,
     current: TaxonomyResponse | None,
-    change: Change | None,
+    change: TaxonomyChange | None,
     around: Neighbourhood,
     backfill: bool = False,
-) -> list[Change]:
+) -> list[AttachmentChange]:
     """The attach, reconfigure and detach changes that make the taxonomy's entries in the
     namespace's collections what ``desired.applied_to`` lists (``change``: the taxonomy's
     own planned change, if any). Other taxonomies' entries are never looked at.
@@ -221,59 +268,62 @@ def attachment_changes(
         found = around.collection(entry["collection"])
         if found is not None:  # a missing one is a reference error (or let through)
             wanted.setdefault(found.collection_id, (index, entry))
-    changes = []
+    changes: list[AttachmentChange] = []
     for collection in sorted(around.collections, key=lambda c: (c.name, c.collection_id)):
         if {collection.name, collection.collection_id} & SYSTEM_COLLECTIONS:
             continue  # never attached to, nor detached from
         have = collection.application_of(live_id) if live_id is not None else None
         want = wanted.get(collection.collection_id)
-        where: dict[str, Any] = {
-            "collection_id": collection.collection_id,
-            "collection_name": collection.name,
-        }
-        if want is not None:
-            index, entry = want
-            source = _source(desired, f"appliedTo[{index}]")
-            written = declared(entry)
-            if have is None:
-                diff = [_field(k, None, v, before_present=False) for k, v in written.items()]
-                backfills = [collection.collection_id] if backfill else []
-                changes.append(
-                    Change(
-                        action="attach",
-                        **common,
-                        **where,
-                        source=source,
-                        diff=diff,
-                        application=written,
-                        backfills=backfills,
-                    )
-                )
-            elif settings(have) != settings(entry):
-                diff = field_diff(settings(have), settings(entry))
-                changes.append(
-                    Change(
-                        action="reconfigure",
-                        **common,
-                        **where,
-                        source=source,
-                        diff=diff,
-                        application=written,
-                        live_application=have,
-                    )
-                )
-        elif have is not None:
-            changes.append(
-                Change(
-                    action="detach",
-                    **common,
-                    **where,
-                    source=_source(desired, "appliedTo"),
-                    diff=_removed_settings(have),
-                    live_application=have,
-                )
-            )
+        common["collection_id"] = collection.collection_id
+        common["collection_name"] = collection.name
+        entry_change = _entry_change(desired, have, want, common, backfill)
+        if entry_change is not None:
+            changes.append(entry_change)
     return changes
+
+
+def _entry_change(
+    desired: DesiredTaxonomy,
+    have: Mapping[str, Any] | None,
+    want: tuple[int, dict[str, Any]] | None,
+    common: Mapping[str, Any],
+    backfill: bool,
+) -> AttachmentChange | None:
+    """The change that makes the taxonomy's entry in one collection (``have``, None when
+    there is none) what the manifest's ``appliedTo[index]`` asks (``want``, None when it
+    does not list the collection)."""
+    if want is None:
+        if have is None:
+            return None
+        return AttachmentChange(
+            action="detach",
+            **common,
+            source=_source(desired, "appliedTo"),
+            diff=_removed_settings(have),
+            live_application=dict(have),
+        )
+    index, entry = want
+    source = _source(desired, f"appliedTo[{index}]")
+    written = declared(entry)
+    if have is None:
+        return AttachmentChange(
+            action="attach",
+            **common,
+            source=source,
+            diff=[_field(k, None, v, before_present=False) for k, v in written.items()],
+            application=written,
+            backfills=[common["collection_id"]] if backfill else [],
+        )
+    if settings(have) == settings(entry):
+        return None
+    return AttachmentChange(
+        action="reconfigure",
+        **common,
+        source=source,
+        diff=field_diff(settings(have), settings(entry)),
+        application=written,
+        live_application=dict(have),
+    )
 
 
 def _source(desired: DesiredTaxonomy, spec_path: str) -> str:
@@ -335,7 +385,7 @@ def _pair(
 
 def compare(
     desired: DesiredTaxonomy, live: TaxonomyResponse | None, rename_from: str | None
-) -> Change | None:
+) -> TaxonomyChange | None:
     """The change that makes ``live`` (None: absent) what ``desired`` declares, or None."""
     if live is None:
         return _create(desired)
@@ -350,21 +400,7 @@ def compare(
         "notes": _legacy_notes(live),
     }
     if normalize.config_type(live.config) != desired.taxonomy_type:
-        create = _create(desired)
-        diff = [
-            _field(
-                "config.taxonomy_type", normalize.config_type(live.config), desired.taxonomy_type
-            )
-        ]
-        if not is_managed(live.metadata):
-            base["notes"] = [*base["notes"], "taxsync does not manage it yet: made by hand?"]
-        return Change(
-            action="replace",
-            **base,
-            diff=diff,
-            create_body=create.create_body,
-            live_nodes=_live_nodes(live),
-        )
+        return _replace(desired, live, base)
     want, have = normalize.comparable_desired(desired), normalize.comparable_live(live)
     adopt = not is_managed(live.metadata)
     if (
@@ -381,21 +417,38 @@ def compare(
     patch = _patch_body(desired, want, have, adopt, rename_from)
     if want["config"] != have["config"]:
         version_body = {"config": desired.config}
-        return Change(
+        return TaxonomyChange(
             action="new_version",
             **base,
             diff=diff,
+            nodes=node_sides(live.config, desired.config),
             version_body=version_body,
             patch_body=patch,
             adopt=adopt,
             rename_from=rename_from,
         )
-    return Change(
+    return TaxonomyChange(
         action="update", **base, diff=diff, patch_body=patch, adopt=adopt, rename_from=rename_from
     )
 
 
-def _create(desired: DesiredTaxonomy) -> Change:
+def _replace(
+    desired: DesiredTaxonomy, live: TaxonomyResponse, base: dict[str, Any]
+) -> TaxonomyChange:
+    """A type change cannot be versioned: the taxonomy is deleted and created again."""
+    live_type = normalize.config_type(live.config)
+    if not is_managed(live.metadata):
+        base["notes"] = [*base["notes"], "taxsync does not manage it yet: made by hand?"]
+    return TaxonomyChange(
+        action="replace",
+        **base,
+        diff=[_field("config.taxonomy_type", live_type, desired.taxonomy_type)],
+        create_body=_create(desired).create_body,
+        nodes=node_sides(live.config, desired.config),
+    )
+
+
+def _create(desired: DesiredTaxonomy) -> TaxonomyChange:
     body: dict[str, Any] = {"taxonomy_name": desired.name, "config": desired.config}
     if desired.description is not None:
         body["description"] = desired.description
@@ -407,7 +460,7 @@ def _create(desired: DesiredTaxonomy) -> Change:
         "config": normalize.canonical(desired.config),
     }
     diff = [_field(path, None, value, before_present=False) for path, value in _leaves(after)]
-    return Change(
+    return TaxonomyChange(
         action="create",
         namespace=desired.namespace,
         name=desired.name,
@@ -416,12 +469,13 @@ def _create(desired: DesiredTaxonomy) -> Change:
         wait=desired.wait,
         diff=diff,
         create_body=body,
+        nodes=node_sides({}, desired.config),
     )
 
 
-def delete_change(namespace: str, live: TaxonomyResponse) -> Change:
+def delete_change(namespace: str, live: TaxonomyResponse) -> TaxonomyChange:
     """The delete of a live taxonomy no manifest declares (with prune; managed only)."""
-    return Change(
+    return TaxonomyChange(
         action="delete",
         namespace=namespace,
         name=live.taxonomy_name,
@@ -429,15 +483,26 @@ def delete_change(namespace: str, live: TaxonomyResponse) -> Change:
         base_version=live.version,
         taxonomy_type=normalize.config_type(live.config),
         notes=["not declared in any manifest; managed by taxsync"],
-        live_nodes=_live_nodes(live),
+        nodes=node_sides(live.config, {}),
     )
 
 
-def _live_nodes(live: TaxonomyResponse) -> list[dict[str, Any]] | None:
-    nodes = live.config.get("hierarchical_nodes")
+def node_sides(before: Mapping[str, Any], after: Mapping[str, Any]) -> NodeSides | None:
+    """The hierarchical nodes of two configs, when they differ: what render draws."""
+    sides = NodeSides(before=_nodes_by_key(before), after=_nodes_by_key(after))
+    return sides if sides.before != sides.after else None
+
+
+def _nodes_by_key(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A config's hierarchical nodes by collection id, canonical (nulls dropped)."""
+    nodes = config.get("hierarchical_nodes")
     if not isinstance(nodes, list):
-        return None
-    return [node for node in nodes if isinstance(node, dict)]
+        return {}
+    return {
+        str(node["collection_id"]): normalize.canonical(node)
+        for node in nodes
+        if isinstance(node, dict) and node.get("collection_id") is not None
+    }
 
 
 def _patch_body(

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import gc
 import math
 import signal
-import sys
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +36,7 @@ if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.model import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
     from taxsync.planner import PlanOptions
+    from taxsync.read_ahead import ReadAhead
     from taxsync.wire import TaxonomyResponse
 
 DEFAULT_API_URL = "https://api.mixpeek.com"
@@ -242,16 +239,16 @@ def _run(
     settings: Settings,
     work: Callable[[MixpeekClient, asyncio.Event], Awaitable[T]],
     reporter: Reporter | None = None,
+    ahead: ReadAhead | None = None,
 ) -> T:
     """Open a client, run ``work`` on it in a fresh event loop, close the client.
 
     Ctrl-C sets the ``stop`` event handed to ``work`` (finish in-flight writes, start
-    nothing new) and tells the reporter; a second Ctrl-C interrupts for real. Inside
-    ``plan_tree``, the client and event loop are those that read ahead while it loaded.
+    nothing new) and tells the reporter; a second Ctrl-C interrupts for real. With
+    ``ahead``, the client and event loop are those that read ahead while manifests loaded.
     """
-    ahead = _READ_AHEAD.get()
     run: Callable[[Coroutine[Any, Any, T]], T]
-    if ahead is not None and ahead.settings is settings and ahead.client is not None:
+    if ahead is not None and ahead.client is not None:
         client, run = ahead.take()
     else:
         client, run = connect(settings), asyncio.run
@@ -394,8 +391,12 @@ def plan_manifests(
     choices: PlanChoices = PlanChoices(),
     *,
     reporter: Reporter | None = None,
+    ahead: ReadAhead | None = None,
 ) -> Plan:
-    """Read the covered namespaces and plan ``desired`` against them (see ``PlanChoices``)."""
+    """Read the covered namespaces and plan ``desired`` against them (see ``PlanChoices``).
+
+    ``ahead``: the reads ``plan_tree`` started while the manifests loaded, with the client
+    and event loop they run in; the plan takes those answers instead of asking again."""
     from taxsync import references
     from taxsync.errors import ManifestError
     from taxsync.planner import covered_namespaces
@@ -407,10 +408,13 @@ def plan_manifests(
     selected = [d for d in desired if d.namespace in chosen]
 
     async def build(client: MixpeekClient, stop: asyncio.Event) -> Plan:
-        live, around = await asyncio.gather(
-            client.read_live(wanted, concurrency=settings.concurrency),
-            client.read_neighbourhood(wanted, concurrency=settings.concurrency),
-        )
+        if ahead is not None:
+            live, around = await ahead.read(client, wanted)
+        else:
+            live, around = await asyncio.gather(
+                client.read_live(wanted, concurrency=settings.concurrency),
+                client.read_neighbourhood(wanted, concurrency=settings.concurrency),
+            )
         missing = references.missing(selected, around)
         problems = references.attachment_problems(selected, around)
         if choices.check_references:
@@ -420,7 +424,7 @@ def plan_manifests(
         return _with_notes(make_plan(selected, live, options, around), missing)
 
     with _reported(reporter):
-        return _run(settings, build)
+        return _run(settings, build, ahead=ahead)
 
 
 def _with_notes(plan: Plan, missing: Mapping[tuple[str, str], list[ManifestProblem]]) -> Plan:
@@ -441,14 +445,17 @@ def plan_tree(
 ) -> Plan:
     """Load the manifests at ``path`` and plan them; save the plan as JSON to ``out``.
 
-    The namespaces the plan covers are read while the manifests still load (``_ReadAhead``).
+    The namespaces the plan covers are read while the manifests still load (``ReadAhead``).
     """
-    with _ReadAhead.open(settings, choices) as ahead:
+    from taxsync.read_ahead import ReadAhead
+
+    with ReadAhead.open(settings, choices.options(), connect) as ahead:
         if ahead is not None:
-            desired = ahead.load_manifests(path, environ, reporter)
+            with _reported(reporter):
+                desired = ahead.load_manifests(Path(path), environ)
         else:
             desired = load_manifests(path, environ, reporter)
-        the_plan = plan_manifests(desired, settings, choices, reporter=reporter)
+        the_plan = plan_manifests(desired, settings, choices, reporter=reporter, ahead=ahead)
     if out is not None:
         from taxsync.files import write_atomic
         from taxsync.render import plan_json
@@ -457,121 +464,6 @@ def plan_tree(
     if reporter is not None:
         reporter.planned(the_plan, out)
     return the_plan
-
-
-# How long loading runs before it lets the event loop handle the answers of reads ahead.
-_LOAD_SLICE_SECONDS = 0.002
-# Objects allocated between two young collections of the cyclic GC while a plan reads ahead
-# (Python's default is 700): loading and reading at once keep many young objects alive, which
-# every young collection would walk again (a no-op plan of 5,000 manifests spent ~0.3 s of CPU
-# more than loading and reading one after the other).
-_GC_YOUNG_THRESHOLD = 20_000
-
-
-class _ReadAhead:
-    """A plan's live reads started while its manifests load: parsing YAML is CPU-bound and
-    the reads mostly wait, so the two overlap in one event loop.
-
-    Loading hands over each file's taxonomies as it reads them; each namespace the plan will
-    cover is read at once (``MixpeekClient.read_ahead``, the same requests a plan sends) and
-    ``plan_manifests`` takes those answers instead of asking again. Nothing is reported
-    before the manifests have loaded: a tree that does not load raises its ``ManifestError``
-    as before and its reads ahead are cancelled, whatever they found.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        runner: Any,
-        client: MixpeekClient,
-        choices: PlanChoices,
-    ) -> None:
-        self.settings = settings
-        self.runner = runner  # an asyncio.Runner: one event loop for loading, then planning
-        self.client: MixpeekClient | None = client  # None once the plan has taken it
-        self.choices = choices
-
-    @classmethod
-    @contextlib.contextmanager
-    def open(cls, settings: Settings, choices: PlanChoices) -> Iterator[_ReadAhead | None]:
-        """A read-ahead for one plan of a tree, or None to load first and read after: on
-        Python 3.10 (no ``asyncio.Runner``), with the embedded emulator (reading a namespace
-        creates it there), inside a running event loop, or when there is no client to be had
-        (the plan's own connect raises that error again, once the manifests have loaded)."""
-        client = None
-        if sys.version_info >= (3, 11) and settings.local_state is None and not _in_loop():
-            with contextlib.suppress(Exception):
-                client = connect(settings)
-        if client is None or sys.version_info < (3, 11):
-            yield None
-            return
-        thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], _GC_YOUNG_THRESHOLD), *thresholds[1:])
-        try:
-            with asyncio.Runner() as runner:
-                ahead = cls(settings, runner, client, choices)
-                token = _READ_AHEAD.set(ahead)
-                try:
-                    yield ahead
-                finally:
-                    _READ_AHEAD.reset(token)
-                    if ahead.client is not None:  # never taken: cancel its reads, close it
-                        runner.run(ahead.client.close())
-        finally:
-            gc.set_threshold(*thresholds)
-
-    def take(self) -> tuple[MixpeekClient, Callable[[Coroutine[Any, Any, T]], T]]:
-        """The client (with its reads ahead) and the loop they run in, for ``_run``."""
-        client, self.client = self.client, None
-        assert client is not None
-        return client, self.runner.run
-
-    def load_manifests(
-        self, path: str | Path, environ: Mapping[str, str] | None, reporter: Reporter | None
-    ) -> list[DesiredTaxonomy]:
-        """``load_manifests``, reading ahead each namespace the plan will cover."""
-        with _reported(reporter):
-            return self.runner.run(self._load(Path(path), environ))
-
-    async def _load(self, root: Path, environ: Mapping[str, str] | None) -> list[DesiredTaxonomy]:
-        from taxsync.manifest import load_tree_stepwise
-        from taxsync.planner import covered_namespaces
-
-        assert self.client is not None
-        client, concurrency = self.client, self.settings.concurrency
-        # What plan_manifests covers: --namespace's, or those the manifests name; in the shard.
-        options = self.choices.options()
-        for namespace in covered_namespaces((), options):  # known before any manifest
-            client.read_ahead(namespace, concurrency)
-        seen: set[str] = set()
-        loading = load_tree_stepwise(root, environ)
-        paused = time.monotonic()
-        while True:
-            try:
-                loaded = next(loading)
-            except StopIteration as done:
-                return done.value
-            for taxonomy in loaded:
-                if taxonomy.namespace not in seen:
-                    seen.add(taxonomy.namespace)
-                    if taxonomy.namespace in covered_namespaces([taxonomy], options):
-                        client.read_ahead(taxonomy.namespace, concurrency)
-            if time.monotonic() - paused >= _LOAD_SLICE_SECONDS:
-                await asyncio.sleep(0)  # the answers that came in are handled now
-                paused = time.monotonic()
-
-
-_READ_AHEAD: contextvars.ContextVar[_ReadAhead | None] = contextvars.ContextVar(
-    "taxsync_read_ahead", default=None
-)
-
-
-def _in_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) -> Plan:

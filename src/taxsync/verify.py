@@ -33,9 +33,8 @@ from taxsync.model import (
     SourceLocation,
     is_managed,
 )
-from taxsync.plan import Change, Plan, Summary
+from taxsync.plan import AnyChange, AttachmentChange, Plan, Summary, TaxonomyChange
 from taxsync.planner import (
-    DETACHED_BEFORE_DELETE,
     PlanOptions,
     attachment_changes,
     compare,
@@ -66,21 +65,20 @@ def static_problems(plan: Plan, target_url: str) -> list[str]:
         if change.action == "delete" and not plan.prune:
             problems.append(f"{change.label!r} is a delete in a plan made without --prune")
     problems.extend(_duplicates(plan.changes))
-    taxonomies = _taxonomy_changes(plan.changes)
-    for change in plan.changes:
-        if change.is_attachment:
-            problems.extend(_attachment_shape(change, taxonomies))
+    taxonomies = _taxonomy_changes(plan)
+    for attachment in plan.attachment_changes:
+        problems.extend(_attachment_shape(attachment, taxonomies))
     return problems
 
 
-def _duplicates(changes: Sequence[Change]) -> list[str]:
+def _duplicates(changes: Sequence[AnyChange]) -> list[str]:
     """One change per taxonomy (by name and by id), and one per taxonomy and collection."""
     names: set[tuple[str, ...]] = set()
     ids: set[tuple[str, ...]] = set()
     problems = []
     for change in changes:
         # An attachment change is about the taxonomy's entry in one collection.
-        where = (change.collection_id or "",) if change.is_attachment else ()
+        where = (change.collection_id,) if isinstance(change, AttachmentChange) else ()
         if (change.namespace, change.name, *where) in names:
             problems.append(f"{change.label!r} is changed twice")
         names.add((change.namespace, change.name, *where))
@@ -92,23 +90,19 @@ def _duplicates(changes: Sequence[Change]) -> list[str]:
     return problems
 
 
-def _taxonomy_changes(changes: Sequence[Change]) -> dict[tuple[str, str], Change]:
+def _taxonomy_changes(plan: Plan) -> dict[tuple[str, str], TaxonomyChange]:
     """The plan's changes to taxonomies (not attachments), by namespace and name."""
-    return {(c.namespace, c.name): c for c in changes if not c.is_attachment}
+    return {(c.namespace, c.name): c for c in plan.taxonomy_changes}
 
 
-def _attachment_shape(change: Change, taxonomies: Mapping[tuple[str, str], Change]) -> list[str]:
-    """What an attach, reconfigure or detach must carry, and the taxonomy change it needs."""
+def _attachment_shape(
+    change: AttachmentChange, taxonomies: Mapping[tuple[str, str], TaxonomyChange]
+) -> list[str]:
+    """The settings an attachment change writes, and the taxonomy change it needs (its id,
+    or the delete a ``--detach-deleted`` detach goes with)."""
     label, problems = change.label, []
-    if not change.collection_id:
-        problems.append(f"{label!r} ({change.action}) names no collection_id")
-    if change.action in ("attach", "reconfigure"):
-        if change.application is None:
-            problems.append(f"{label!r} ({change.action}) carries no application")
-        else:
-            problems.extend(_application_problems(label, change.application))
-    if change.action in ("reconfigure", "detach") and change.live_application is None:
-        problems.append(f"{label!r} ({change.action}) carries no live_application")
+    if change.application is not None:
+        problems.extend(_application_problems(label, change.application))
     taxonomy = taxonomies.get((change.namespace, change.name))
     if change.taxonomy_id is None and (
         taxonomy is None or taxonomy.action not in ("create", "replace")
@@ -117,7 +111,7 @@ def _attachment_shape(change: Change, taxonomies: Mapping[tuple[str, str], Chang
             f"{label!r} ({change.action}) names no taxonomy id, and the plan neither creates "
             f"nor replaces {change.namespace}/{change.name}"
         )
-    if change.action == "detach" and DETACHED_BEFORE_DELETE in change.notes:
+    if change.before_delete:
         deleted = taxonomy is not None and taxonomy.action == "delete"
         if not deleted or taxonomy is None or taxonomy.taxonomy_id != change.taxonomy_id:
             problems.append(
@@ -148,9 +142,9 @@ def stale_reasons(
     and (with ``around``, the collections) each attachment change whose collection is gone
     or whose taxonomy's entry there is not what the plan saw."""
     reasons = []
-    taxonomies = _taxonomy_changes(plan.changes)
+    taxonomies = _taxonomy_changes(plan)
     for change in plan.changes:
-        if change.is_attachment:
+        if isinstance(change, AttachmentChange):
             reasons.extend(_attachment_stale(change, taxonomies, live, around))
             continue
         if change.action == "create":
@@ -168,8 +162,8 @@ def stale_reasons(
 
 
 def _attachment_stale(
-    change: Change,
-    taxonomies: Mapping[tuple[str, str], Change],
+    change: AttachmentChange,
+    taxonomies: Mapping[tuple[str, str], TaxonomyChange],
     live: Mapping[str, Sequence[TaxonomyResponse]],
     around: Mapping[str, Neighbourhood] | None,
 ) -> list[str]:
@@ -203,7 +197,9 @@ def _attachment_stale(
     return []
 
 
-def _live_id(change: Change, taxonomies: Mapping[tuple[str, str], Change]) -> str | None:
+def _live_id(
+    change: AttachmentChange, taxonomies: Mapping[tuple[str, str], TaxonomyChange]
+) -> str | None:
     """The id the taxonomy's entries go by now: the change's own, or (when the plan replaces
     the taxonomy) the id of the taxonomy it replaces."""
     if change.taxonomy_id is not None:
@@ -212,7 +208,9 @@ def _live_id(change: Change, taxonomies: Mapping[tuple[str, str], Change]) -> st
     return taxonomy.taxonomy_id if taxonomy is not None and taxonomy.action == "replace" else None
 
 
-def _collection(around: Mapping[str, Neighbourhood], change: Change) -> LiveCollection | None:
+def _collection(
+    around: Mapping[str, Neighbourhood], change: AttachmentChange
+) -> LiveCollection | None:
     """The change's collection, by id only (never a collection whose name looks like one)."""
     near = around.get(change.namespace)
     if near is None:
@@ -231,9 +229,9 @@ def live_problems(
     Call it on a plan that is not stale (``stale_reasons`` is empty).
     """
     problems = []
-    taxonomies = _taxonomy_changes(plan.changes)
+    taxonomies = _taxonomy_changes(plan)
     for change in plan.changes:
-        if change.is_attachment:
+        if isinstance(change, AttachmentChange):
             problems.extend(_attachment_problems(change, taxonomies, live, around))
             continue
         if change.backfills and around is not None:
@@ -261,8 +259,8 @@ def live_problems(
 
 
 def _attachment_problems(
-    change: Change,
-    taxonomies: Mapping[tuple[str, str], Change],
+    change: AttachmentChange,
+    taxonomies: Mapping[tuple[str, str], TaxonomyChange],
     live: Mapping[str, Sequence[TaxonomyResponse]],
     around: Mapping[str, Neighbourhood] | None,
 ) -> list[str]:
@@ -318,11 +316,11 @@ def _attachment_problems(
 
 
 def _replan_attachment(
-    change: Change,
+    change: AttachmentChange,
     head: TaxonomyResponse | None,
-    taxonomy: Change | None,
+    taxonomy: TaxonomyChange | None,
     collection: LiveCollection,
-) -> Change | None:
+) -> AttachmentChange | None:
     """What the planner makes of a manifest whose ``appliedTo`` asks for exactly this
     change's settings in its collection (a detach: not listing it), against live state.
 
@@ -354,8 +352,8 @@ def _replan_attachment(
 
 
 def _replan_detach_deleted(
-    change: Change, head: TaxonomyResponse, collection: LiveCollection
-) -> Change | None:
+    change: AttachmentChange, head: TaxonomyResponse, collection: LiveCollection
+) -> AttachmentChange | None:
     """The detach ``plan --prune --detach-deleted`` makes before deleting ``head`` (only if
     taxsync manages it, as for any delete)."""
     options = PlanOptions(
@@ -370,10 +368,10 @@ def _replan_detach_deleted(
         options,
         {change.namespace: Neighbourhood(collections=(collection,))},
     )
-    return next((c for c in planned.changes if c.action == "detach"), None)
+    return next((c for c in planned.attachment_changes if c.action == "detach"), None)
 
 
-def _replan(change: Change, head: TaxonomyResponse | None) -> Change | None:
+def _replan(change: TaxonomyChange, head: TaxonomyResponse | None) -> TaxonomyChange | None:
     """The change the planner makes from ``change``'s own bodies against ``head``."""
     if change.action == "delete":
         assert head is not None  # not stale
@@ -386,14 +384,14 @@ def _replan(change: Change, head: TaxonomyResponse | None) -> Change | None:
     return compare(desired, head, change.rename_from)
 
 
-def _desired_from_create(change: Change) -> DesiredTaxonomy:
+def _desired_from_create(change: TaxonomyChange) -> DesiredTaxonomy:
     body = dict(change.create_body or {})
     if body.get("taxonomy_name") != change.name:
         raise ValueError("create_body.taxonomy_name is not the change's name")
     return _desired(change, body.get("config"), body.get("description"), body.get("metadata"))
 
 
-def _desired_from_edit(change: Change, head: TaxonomyResponse) -> DesiredTaxonomy:
+def _desired_from_edit(change: TaxonomyChange, head: TaxonomyResponse) -> DesiredTaxonomy:
     """A manifest that, against ``head``, asks for exactly what the bodies write."""
     patch = dict(change.patch_body or {})
     if patch.get("taxonomy_name", change.name) != change.name:
@@ -410,7 +408,7 @@ def _desired_from_edit(change: Change, head: TaxonomyResponse) -> DesiredTaxonom
 
 
 def _desired(
-    change: Change,
+    change: TaxonomyChange,
     config: Any,
     description: Any,
     metadata: Any,
@@ -440,12 +438,12 @@ def _desired(
     )
 
 
-def _applying(around: Mapping[str, Neighbourhood], change: Change) -> list[LiveCollection]:
+def _applying(around: Mapping[str, Neighbourhood], change: TaxonomyChange) -> list[LiveCollection]:
     near = around.get(change.namespace)
     return near.applying(change.taxonomy_id) if near is not None else []
 
 
-def _comparable(change: Change) -> dict[str, Any]:
+def _comparable(change: TaxonomyChange) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
     # Nor whom a change affects: that is re-read at apply time, and a delete is refused
     # there if any collection still applies its taxonomy.
@@ -455,7 +453,7 @@ def _comparable(change: Change) -> dict[str, Any]:
     return change.model_dump(mode="json", exclude=ignored)
 
 
-def _comparable_attachment(change: Change) -> dict[str, Any]:
+def _comparable_attachment(change: AttachmentChange) -> dict[str, Any]:
     # All but the manifest location: the collection, settings, diff, notes and backfills.
     return change.model_dump(mode="json", exclude={"source"})
 

@@ -165,7 +165,7 @@ def test_history_shows_versions_and_diffs(tmp_path: Path, emulator: StartEmulato
     as_json = run_cli("history", "org", "-n", "production", "--format", "json", env=env(srv))
     data = json.loads(as_json.out)
     assert [v["version"] for v in data["versions"]] == [1, 2, 3]
-    # created_at is the record's, on every version (TAXONOMIES.md §3.6): shown once.
+    # created_at is the record's, on every version (docs/api-contract.md#timestamps-across-versions): shown once.
     assert len({v["created_at"] for v in data["versions"]}) == 1
     assert text.out.count(data["versions"][0]["created_at"]) == 1
     check_golden("history.txt", _stable(text.out, data))

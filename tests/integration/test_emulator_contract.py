@@ -1,4 +1,5 @@
-"""Where the emulator follows the contract (TAXONOMIES.md §1, §3.6) rather than a guess:
+"""Where the emulator follows the contract (docs/api-contract.md, identifiers in paths and
+timestamps across versions) rather than a guess:
 ``created_at`` is the record's, ``%2F`` names one segment, integer fields are strict ints."""
 
 from __future__ import annotations

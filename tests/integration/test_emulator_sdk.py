@@ -397,7 +397,7 @@ def attach_flat(apis: Apis, collection: str) -> str:
     assert request is not None
     tax_id = apis.taxonomies.create_taxonomy_taxonomies(request).taxonomy_id
     assert tax_id is not None
-    # The PATCH body is untyped in the SDK: raw JSON, as COLLECTIONS.md §3.5 advises.
+    # The PATCH body is untyped in the SDK: raw JSON, as docs/api-contract.md#patch-a-collection says.
     body = {"taxonomy_applications": [{"taxonomy_id": tax_id, "priority": 5}]}
     patched = apis.collections.update_collection(collection, body)
     assert isinstance(patched, CollectionResponse)

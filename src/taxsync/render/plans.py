@@ -1,0 +1,222 @@
+"""Plans as people read them: text in Terraform's conventions (``+ create``, ``~ update``,
+``- delete``, a closing summary line), markdown sized for a pull-request comment (a changed
+value is a ``-`` and a ``+`` line, which GitHub colours; each manifest place may link to its
+line), and JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from taxsync.plan import (
+    VOCABULARY,
+    AnyChange,
+    AppliedBy,
+    AttachmentChange,
+    FieldChange,
+    Plan,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from taxsync.render.escape import (
+    DIFF_COLOUR,
+    Escape,
+    Style,
+    fenced,
+    json_safe,
+    md_inline,
+    plain,
+    value,
+)
+from taxsync.render.trees import MERMAID_PLAN_LIMIT, node_tree, tree_markdown, tree_text
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def headline(change: AnyChange, esc: Escape = plain) -> str:
+    """``~ new version production/topics v2 → v3`` (without the symbol's colour).
+
+    ``esc`` escapes each untrusted part for the output: ``plain`` or ``md_inline``.
+    """
+    label = f"{esc(change.namespace)}/{esc(change.name)}"
+    if change.action == "create":
+        text = f"create {label} ({esc(change.taxonomy_type)})"
+    elif change.action == "new_version":
+        base = change.base_version or 0
+        text = f"new version {label} v{base} → v{base + 1}"
+    elif change.action == "update":
+        text = f"update {label}"
+        if change.rename_from:
+            text += f" (rename {esc(change.rename_from)} → {esc(change.name)})"
+        elif change.adopt:
+            text += " (adopt: start managing it)"
+    elif change.action == "replace":
+        text = f"replace {label} (type change: deleted and recreated with a new id)"
+    elif change.action == "delete":
+        text = f"delete {label} ({esc(str(change.taxonomy_id))})"
+    else:
+        assert isinstance(change, AttachmentChange)
+        text = f"{change.action} {label} {_ON[change.action]} {_collection(change, esc)}"
+    return f"{VOCABULARY[change.action].symbol} {text}"
+
+
+_ON = {"attach": "to", "reconfigure": "on", "detach": "from"}
+
+
+def _collection(change: AttachmentChange, esc: Escape) -> str:
+    """``collection products (col_products_v1)``: the collection an attachment change edits."""
+    name, ident = change.collection_name, change.collection_id
+    return f"collection {esc(name)} ({esc(ident)})" if name else f"collection {esc(ident)}"
+
+
+def diff_line(field: FieldChange) -> str:
+    """One field of a diff, for text and markdown code blocks alike: values as JSON."""
+    path = plain(field.path)
+    if not field.before_present:
+        return f"+ {path} = {value(field.after)}"
+    if not field.after_present:
+        return f"- {path} (was {value(field.before)})"
+    return f"~ {path}: {value(field.before)} → {value(field.after)}"
+
+
+def plan_text(plan: Plan, style: Style) -> str:
+    if not plan.changes:
+        unchanged = plan.summary.unchanged
+        return f"No changes. {unchanged} taxonomy(ies) match the manifests.\n"
+    lines = ["taxsync will perform the following actions:", ""]
+    for change in plan.changes:
+        head = style(headline(change), VOCABULARY[change.action].colour)
+        where = style(f"  # {plain(change.source)}", "2") if change.source else ""
+        lines.append(f"  {head}{where}")
+        lines.extend(f"      {_diff_text(f, style)}" for f in change.diff)
+        tree = node_tree(change)
+        if tree is not None:
+            lines.extend(f"      {line}" for line in tree_text(tree, style))
+        lines.extend(f"      note: {plain(note)}" for note in change.notes)
+        lines.extend(f"      {line}" for line in impact_lines(change, plain))
+    lines += [
+        "",
+        f"Plan: {plan.summary.line(with_zeros=True)}; {plan.summary.unchanged} unchanged.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _diff_text(field: FieldChange, style: Style) -> str:
+    line = diff_line(field)
+    return style(line, DIFF_COLOUR[line[0]])
+
+
+def diff_lines_markdown(field: FieldChange) -> list[str]:
+    """One field of a diff in a markdown ``diff`` block: a changed value is a ``-`` line
+    and a ``+`` line, which GitHub colours (it leaves a ``~`` line plain)."""
+    if field.before_present and field.after_present:
+        path = plain(field.path)
+        return [f"- {path}: {value(field.before)}", f"+ {path}: {value(field.after)}"]
+    return [diff_line(field)]
+
+
+# Makes the link of a change's ``file:line`` (None: no link). Its URLs are only used when
+# they hold nothing but these characters: no markdown, no HTML, no space can come with one.
+SourceLink = Callable[[str], str | None]
+_SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~%/:#-]+")
+
+
+def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
+    """A PR-comment-sized markdown rendering of the plan.
+
+    ``link`` turns a change's ``file:line`` into the URL of that line (the GitHub
+    integration passes one); without it, or when it answers None, the place is plain text.
+    """
+    lines = [
+        "### taxsync plan",
+        "",
+        f"**{plan.summary.line()}** · {plan.summary.unchanged} unchanged",
+    ]
+    if not plan.changes:
+        return "\n".join(lines) + "\n"
+    lines += ["", "| | change | manifest |", "|---|---|---|"]
+    for change in plan.changes:
+        symbol, text = headline(change, md_inline).split(" ", 1)
+        lines.append(f"| `{symbol}` | {text} | {_source_markdown(change.source, link)} |")
+    room = MERMAID_PLAN_LIMIT
+    for change in plan.changes:
+        tree = node_tree(change)
+        if tree is not None:
+            section = tree_markdown(change, tree, room)
+            room -= sum(len(line) for line in section)
+            lines += section
+    for change in plan.changes:
+        impact = impact_lines(change, plain)
+        if not change.diff and not change.notes and not impact:
+            continue
+        body = [line for f in change.diff for line in diff_lines_markdown(f)]
+        body += [f"# note: {plain(note)}" for note in change.notes]
+        body += [f"# {line}" for line in impact]
+        summary = f"<details><summary>{headline(change, md_inline)}</summary>"
+        lines += ["", summary, "", fenced("\n".join(body), "diff") + "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def impact_lines(change: AnyChange, esc: Escape) -> list[str]:
+    """Whom a change affects: the collections that apply its taxonomy, whether a backfill
+    follows, and why it is blocked, if it is."""
+    lines = [f"note: {esc(m)} (not checked: --allow-missing-references)" for m in change.unchecked]
+    if isinstance(change, AttachmentChange):
+        return lines + _attachment_impact(change, esc)
+    if change.blocked:
+        lines.append(f"BLOCKED: {esc(change.blocked)}")
+    lines += [_applied_by_line(applied, esc) for applied in change.applied_by]
+    if change.backfills:
+        lines.append(_backfill_line(change, esc))
+    elif change.applied_by and change.action != "delete":
+        lines.append(
+            "backfill: not planned (documents already enriched keep their labels; "
+            "apply --backfill, or spec.backfill: onChange)"
+        )
+    return lines
+
+
+def _attachment_impact(change: AttachmentChange, esc: Escape) -> list[str]:
+    lines = []
+    if change.taxonomy_id is None:
+        lines.append("uses the new taxonomy's id (its create or replace runs first)")
+    if change.backfills:
+        lines.append(_backfill_line(change, esc))
+    elif change.action == "attach":
+        lines.append(
+            "backfill: not planned (documents already in the collection stay unlabelled; "
+            "apply --backfill, or spec.backfill: onChange)"
+        )
+    return lines
+
+
+def _applied_by_line(applied: AppliedBy, esc: Escape) -> str:
+    docs = f", ~{applied.document_count:,} documents" if applied.document_count is not None else ""
+    target = f", into {esc(applied.target_collection_id)}" if applied.target_collection_id else ""
+    return (
+        f"applied by {esc(applied.collection_name)} ({esc(applied.collection_id)}, "
+        f"phase {applied.execution_phase}{target}{docs})"
+    )
+
+
+def _backfill_line(change: AnyChange, esc: Escape) -> str:
+    return f"backfill after apply: {', '.join(esc(c) for c in change.backfills)}"
+
+
+def _source_markdown(source: str | None, link: SourceLink | None) -> str:
+    if not source:
+        return ""
+    shown = md_inline(source)
+    url = link(source) if link is not None else None
+    if url is None or not _SAFE_URL.fullmatch(url):
+        return shown
+    return f"[{shown}]({url})"
+
+
+def plan_json(plan: Plan) -> str:
+    """The plan as JSON for a terminal or a log: ``plan.to_json()``, hidden characters escaped."""
+    return json_safe(plan.to_json())
