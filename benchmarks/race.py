@@ -30,7 +30,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from taxsync.emulator import Faults, create_app, make_server  # noqa: E402
+from taxsync.emulator import EmulatorOptions, Faults, create_app, make_server  # noqa: E402
 
 API_KEY = "sk_race_local"
 TEMPLATE = REPO_ROOT / "examples" / "taxonomies" / "production" / "product-categories.yaml"
@@ -38,7 +38,7 @@ TEMPLATE = REPO_ROOT / "examples" / "taxonomies" / "production" / "product-categ
 
 def serve(latency_ms: int) -> str:
     """The emulator in a background thread on a free loopback port; returns its URL."""
-    app = create_app(api_key=API_KEY, faults=Faults(latency_ms=latency_ms))
+    app = create_app(EmulatorOptions(api_key=API_KEY, faults=Faults(latency_ms=latency_ms)))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = make_server(app, "127.0.0.1", sock.getsockname()[1])

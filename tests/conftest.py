@@ -8,9 +8,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import pytest
@@ -18,7 +17,7 @@ import uvicorn
 from hypothesis import settings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from taxsync.emulator import EmulatorApp, Faults, Store, create_app, make_server
+from taxsync.emulator import EmulatorApp, EmulatorOptions, Store, create_app, make_server
 
 # CI explores the same examples every run (a red build must be reproducible); developers'
 # runs keep exploring new ones.
@@ -47,6 +46,8 @@ EVERY_NAMESPACE_SEED: dict[str, Any] = {
         }
     }
 }
+# The emulator the fixture starts unless a test says otherwise.
+TEST_OPTIONS = EmulatorOptions(api_key=DEFAULT_TEST_API_KEY, seed=EVERY_NAMESPACE_SEED)
 _STARTUP_TIMEOUT_S = 10.0
 # A fail-safe for waits on something the test itself set in motion: never reached by a
 # passing test, it turns a hang into a failure with a message.
@@ -244,7 +245,7 @@ async def _lose(
 
 
 def _envelope(status: int, message: str, details: dict[str, Any] | None = None) -> Any:
-    from taxsync.emulator.app import error_response
+    from taxsync.emulator.replies import error_response
 
     return error_response(status, message, details)
 
@@ -325,25 +326,12 @@ class EmulatorHandle:
 class StartEmulator(Protocol):
     """The ``emulator`` fixture: starts an emulator and returns its handle.
 
-    The arguments are ``taxsync.emulator.create_app``'s, but ``api_key`` defaults to
-    ``DEFAULT_TEST_API_KEY`` (None accepts any key; the handle then sends the default).
+    Keyword arguments are ``EmulatorOptions`` fields, over ``TEST_OPTIONS`` (whose
+    ``api_key`` is ``DEFAULT_TEST_API_KEY``: None accepts any key, and the handle then
+    sends the default); ``store`` serves an existing store.
     """
 
-    def __call__(
-        self,
-        *,
-        store: Store | None = None,
-        state_path: Path | str | None = None,
-        namespaces: Iterable[str] = (),
-        auto_create_namespaces: bool | None = None,
-        api_key: str | None = DEFAULT_TEST_API_KEY,
-        faults: Faults | None = None,
-        max_page_size: int = 1000,
-        default_page_size: int = 100,
-        ready_after_reads: int | None = 3,
-        ready_after_seconds: float | None = None,
-        seed: Mapping[str, Any] | None = ...,
-    ) -> EmulatorHandle: ...
+    def __call__(self, *, store: Store | None = None, **settings: Any) -> EmulatorHandle: ...
 
 
 @pytest.fixture
@@ -356,11 +344,10 @@ def emulator() -> Iterator[StartEmulator]:
             srv = emulator(max_page_size=2)
             httpx.get(f"{srv.url}/v1/namespaces", headers=srv.headers())
 
-    Keyword arguments are ``taxsync.emulator.create_app``'s (see ``StartEmulator``):
-    ``store`` or ``state_path``, ``api_key`` (default ``"sk_test_emulator"``; pass None to
-    accept any key), ``faults``, ``max_page_size``, ``namespaces`` (pre-declared, making
-    unknown ones 404), ``auto_create_namespaces``, ``ready_after_reads``,
-    ``ready_after_seconds``...
+    Keyword arguments are ``EmulatorOptions`` fields (see ``StartEmulator``), over
+    ``TEST_OPTIONS``: ``state_path``, ``api_key`` (default ``"sk_test_emulator"``; pass
+    None to accept any key), ``faults``, ``max_page_size``, ``namespaces`` (pre-declared,
+    making unknown ones 404), ``seed``..., or ``store`` to serve an existing store.
     The handle has ``.url`` (``"http://127.0.0.1:PORT"``, no trailing slash),
     ``.api_key``, ``.store``, ``.app``, ``.headers(namespace)``, and the traffic the
     emulator received: ``.requests``, ``.writes()``, ``.committed()`` (see ``Seen``),
@@ -372,33 +359,9 @@ def emulator() -> Iterator[StartEmulator]:
     """
     running: list[tuple[uvicorn.Server, threading.Thread, Recorder]] = []
 
-    def start(
-        *,
-        store: Store | None = None,
-        state_path: Path | str | None = None,
-        namespaces: Iterable[str] = (),
-        auto_create_namespaces: bool | None = None,
-        api_key: str | None = DEFAULT_TEST_API_KEY,
-        faults: Faults | None = None,
-        max_page_size: int = 1000,
-        default_page_size: int = 100,
-        ready_after_reads: int | None = 3,
-        ready_after_seconds: float | None = None,
-        seed: Mapping[str, Any] | None = EVERY_NAMESPACE_SEED,
-    ) -> EmulatorHandle:
-        app = create_app(
-            seed=seed,
-            store=store,
-            state_path=state_path,
-            namespaces=namespaces,
-            auto_create_namespaces=auto_create_namespaces,
-            api_key=api_key,
-            faults=faults,
-            max_page_size=max_page_size,
-            default_page_size=default_page_size,
-            ready_after_reads=ready_after_reads,
-            ready_after_seconds=ready_after_seconds,
-        )
+    def start(*, store: Store | None = None, **settings: Any) -> EmulatorHandle:
+        options = replace(TEST_OPTIONS, **settings)
+        app = create_app(options, store=store)
         recorder = Recorder(app)
         # Bind the socket here so the port is known and cannot be taken in between.
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto
@@ -416,7 +379,7 @@ def emulator() -> Iterator[StartEmulator]:
         _wait_until_started(server, thread)
         return EmulatorHandle(
             url=f"http://127.0.0.1:{port}",
-            api_key=api_key or DEFAULT_TEST_API_KEY,
+            api_key=options.api_key or DEFAULT_TEST_API_KEY,
             store=app.store,
             app=app,
             recorder=recorder,

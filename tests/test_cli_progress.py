@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from unittest import mock
 
-from taxsync.cli import _ApplyProgress
+from taxsync.cli.progress import ApplyProgress
 from taxsync.emulator import TaskPolicy
 from taxsync.plan import AttachmentChange, Plan
 from taxsync.render import Style
@@ -36,7 +36,7 @@ def one_change_plan() -> Plan:
 def test_on_a_terminal_the_bar_label_tells_how_the_backfills_stand() -> None:
     screen = _TerminalOut()
     with mock.patch("sys.stderr", screen):
-        progress = _ApplyProgress("text", Style(False))
+        progress = ApplyProgress("text", Style(False))
         progress.apply_started(one_change_plan())
         progress.task_polled("task_1", "PENDING")
         progress.task_polled("task_2", "IN_PROGRESS")

@@ -14,11 +14,18 @@ import httpx
 import pytest
 
 from taxsync import files as files_module
-from taxsync.emulator import Seed, SeedError, StateFileError, Store, TaskPolicy, create_app
-from taxsync.emulator import store as store_module
+from taxsync.emulator import (
+    EmulatorOptions,
+    Seed,
+    SeedError,
+    StateFileError,
+    Store,
+    TaskPolicy,
+    create_app,
+)
 from taxsync.emulator.errors import AlreadyExists, BadRequest, NotFound
 from taxsync.emulator.query import ListQuery
-from taxsync.emulator.store import ReadyPolicy
+from taxsync.emulator.store import ReadyPolicy, persistence, state
 from taxsync.wire import (
     ApplyTaxonomyRequest,
     CollectionResponse,
@@ -323,7 +330,7 @@ def test_failed_write_leaves_old_file_and_no_temp(
         raise OSError("simulated crash between write and rename")
 
     # The temp file is fully written and fsynced; the crash hits before the rename.
-    monkeypatch.setattr(store_module.os, "replace", crash)
+    monkeypatch.setattr(persistence.os, "replace", crash)
     with pytest.raises(StateFileError, match=f"cannot write .*{path}: simulated crash"):
         store.create_taxonomy(NS, create_request("lost"))
     monkeypatch.undo()
@@ -395,7 +402,7 @@ def test_failed_encoding_leaves_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     def broken_encode(self: Any) -> bytes:
         raise RuntimeError("json dump failed")
 
-    monkeypatch.setattr(store_module._State, "encode", broken_encode)
+    monkeypatch.setattr(state.State, "encode", broken_encode)
     with pytest.raises(RuntimeError):
         store.patch_taxonomy(NS, "kept", PatchTaxonomyRequest(description="changed"))
     monkeypatch.undo()
@@ -465,7 +472,7 @@ def test_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
         Store(path)
     path.write_text("[]")
     with pytest.raises(StateFileError, match="not a taxsync state file"):
-        create_app(state_path=path)
+        create_app(EmulatorOptions(state_path=path))
 
 
 def test_unreadable_directory_is_a_clear_error(tmp_path: Path) -> None:

@@ -194,7 +194,7 @@ def test_the_emulator_warns_when_bound_beyond_loopback(
         def run(self) -> None:
             pass
 
-    monkeypatch.setattr(server, "create_app", lambda **kwargs: None)
+    monkeypatch.setattr(server, "create_app", lambda options: None)
     monkeypatch.setattr(server, "make_server", lambda *args: NotServing())
     monkeypatch.setattr(server, "_log_to_stderr", lambda level: None)
     server.serve(host=host)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
     from taxsync.errors import ManifestProblem
+    from taxsync.export import ExportedFile
+    from taxsync.history import History
     from taxsync.live import Neighbourhood
     from taxsync.model import DesiredTaxonomy
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
@@ -605,3 +607,54 @@ def _locator(
         return found.locate(field) if found else str(change.source or change.label)
 
     return locate
+
+
+# --- what the other commands need (the CLI imports no other part of the pipeline) -------
+
+
+def export(
+    settings: Settings, namespaces: Sequence[str], out: Path, *, force: bool
+) -> tuple[list[ExportedFile], list[str]]:
+    """Write one manifest per live taxonomy of ``namespaces`` under ``out`` (every file or
+    none; existing ones only with ``force``); return the files and what ``validate`` would
+    refuse in them."""
+    from taxsync.export import plan_files, problems_in, write_files
+
+    files = plan_files(out, *read_live_and_neighbourhoods(settings, namespaces))
+    write_files(files, force)
+    return files, problems_in(files)
+
+
+def history(settings: Settings, namespace: str, name: str) -> History:
+    """The versions of taxonomy ``name`` and what changed between consecutive ones."""
+    from taxsync.history import history as build_history
+
+    return build_history(namespace, read_versions(settings, namespace, name))
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The JSON Schema of one taxonomy manifest document."""
+    from taxsync.manifest import json_schema
+
+    return json_schema()
+
+
+def task_ended(status: str) -> bool:
+    """Whether a backfill task with this status has ended, well or not."""
+    from taxsync.applier import task_ended as ended
+
+    return ended(status)
+
+
+def github_plan_reporter(environ: Mapping[str, str], comment: bool) -> Reporter:
+    """What ``plan --github`` reports to GitHub Actions (``comment``: the PR comment too)."""
+    from taxsync.github import GitHubContext, PlanReporter
+
+    return PlanReporter(GitHubContext.from_env(environ), comment)
+
+
+def github_apply_reporter(environ: Mapping[str, str]) -> Reporter:
+    """What ``apply --github`` reports to GitHub Actions."""
+    from taxsync.github import ApplyReporter, GitHubContext
+
+    return ApplyReporter(GitHubContext.from_env(environ))

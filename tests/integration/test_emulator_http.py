@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from taxsync.emulator import Faults, Store, local_transport
+from taxsync.emulator import EmulatorOptions, Faults, Store, local_transport
 from taxsync.emulator import server as server_module
 from taxsync.emulator.faults import FaultAction
 from taxsync.wire import ErrorResponse, ListTaxonomiesResponse, NamespaceModel, TaxonomyResponse
@@ -523,7 +523,7 @@ def test_local_transport_turns_dropped_connections_into_transport_errors() -> No
     headers = {"Authorization": "Bearer local", "X-Namespace": NS}
 
     async def scenario(faults: Faults) -> int:
-        transport = local_transport(None, faults=faults)
+        transport = local_transport(EmulatorOptions(faults=faults))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://emulator", headers=headers
         ) as http:
@@ -558,7 +558,9 @@ def test_serve_warns_off_loopback_and_declares_namespaces(
 
     monkeypatch.setattr(server_module, "make_server", fake_make_server)
     monkeypatch.setattr(server_module, "_log_to_stderr", lambda level: None)
-    server_module.serve(host="127.0.0.1", port=0, namespaces=["prod"], api_key="sk_secret")
+    server_module.serve(
+        EmulatorOptions(namespaces=("prod",), api_key="sk_secret"), host="127.0.0.1", port=0
+    )
     assert capsys.readouterr().err == ""
     server_module.serve(host="0.0.0.0", port=0)
     warning = capsys.readouterr().err

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import uvicorn
@@ -20,7 +18,7 @@ from taxsync.emulator.app import (
     create_app,
     logger,
 )
-from taxsync.emulator.faults import Faults
+from taxsync.emulator.options import EmulatorOptions
 
 # What uvicorn logs when an app returns mid-response, which is exactly how the emulator
 # drops a connection on purpose (see app._drop_connection).
@@ -61,27 +59,17 @@ def make_server(
 
 
 def serve(
+    options: EmulatorOptions | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
-    state_path: Path | str | None = None,
-    namespaces: Iterable[str] = (),
-    api_key: str | None = None,
-    faults: Faults | None = None,
-    max_page_size: int = 1000,
-    ready_after_reads: int | None = 3,
-    ready_after_seconds: float | None = None,
     log_level: str = "warning",
-    **app_kwargs: Any,
 ) -> None:
-    """Serve the emulator with uvicorn until interrupted.
+    """Serve the emulator, as ``options`` say, with uvicorn until interrupted.
 
-    ``namespaces`` are created up front and unknown namespaces are then 404, as on the
-    real API; with none, namespaces are created on first use. A non-loopback ``host``
-    prints a warning, since the emulator has no real security. Other keyword arguments
-    (``seed``, ``lenient_taxonomy_refs``, ``applied_taxonomy_delete``,
-    ``refuse_empty_backfill``, ``task_polls``, ``task_outcome``) go to ``create_app``.
-    Raises StateFileError (before listening) if the state file is unreadable, and
-    SeedError if the seed is invalid.
+    With ``options.namespaces``, unknown namespaces are 404, as on the real API; with none,
+    namespaces are created on first use. A non-loopback ``host`` prints a warning, since
+    the emulator has no real security. Raises StateFileError (before listening) if the
+    state file is unreadable, and SeedError if the seed is invalid.
     """
     if not is_loopback(host):
         print(
@@ -89,16 +77,7 @@ def serve(
             "machines; it is a test double with no real security",
             file=sys.stderr,
         )
-    app = create_app(
-        state_path=state_path,
-        namespaces=namespaces,
-        api_key=api_key,
-        faults=faults,
-        max_page_size=max_page_size,
-        ready_after_reads=ready_after_reads,
-        ready_after_seconds=ready_after_seconds,
-        **app_kwargs,
-    )
+    app = create_app(options)
     _log_to_stderr(log_level)
     make_server(app, host, port, log_level).run()
 
@@ -123,15 +102,17 @@ class LocalTransport(httpx.ASGITransport):
             raise httpx.RemoteProtocolError(str(exc), request=request) from None
 
 
-def local_transport(state_path: Path | str | None, **app_kwargs: Any) -> LocalTransport:
+def local_transport(options: EmulatorOptions | Path | str | None = None) -> LocalTransport:
     """The in-process emulator as an ``httpx.AsyncBaseTransport`` (for ``--local``).
 
-    ``state_path`` (e.g. ``.taxsync/local-state.json``) persists state across runs; None
-    keeps it in memory. Namespaces are created on first use unless ``app_kwargs``
-    declares ``namespaces``. Requests still need ``Authorization: Bearer <any key>``.
-    Raises StateFileError at once if the state file is unreadable.
+    ``options`` may be just a state file (e.g. ``.taxsync/local-state.json``), which
+    persists state across runs; None keeps it in memory. Namespaces are created on first
+    use unless the options declare some. Requests still need ``Authorization: Bearer
+    <any key>``. Raises StateFileError at once if the state file is unreadable.
     """
-    return LocalTransport(create_app(state_path=state_path, **app_kwargs))
+    if not isinstance(options, EmulatorOptions):
+        options = EmulatorOptions(state_path=None if options is None else Path(options))
+    return LocalTransport(create_app(options))
 
 
 class _InProcess:

@@ -1,0 +1,109 @@
+"""The commands around the reconcile flow: ``export``, ``history``, ``doctor`` and
+``schema``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from taxsync import reconcile
+from taxsync.cli.options import connection_options
+from taxsync.errors import EXIT_ERROR, EXIT_OK, Interrupted
+from taxsync.reconcile import Reporter, Settings
+
+
+@click.command()
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    required=True,
+    metavar="NS",
+    help="Namespace to export (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder to write <namespace>/<name>.yaml into.",
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@connection_options
+def export(namespaces: tuple[str, ...], out: Path, force: bool, settings: Settings) -> int:
+    """Write one manifest per live taxonomy (with the collections that apply it), to bring
+    existing taxonomies under git."""
+    files, problems = reconcile.export(settings, namespaces, out, force=force)
+    for exported in files:
+        click.echo(f"wrote {exported.path}  ({exported.namespace}/{exported.name})")
+    click.echo(f"Exported {len(files)} taxonomy(ies) from {len(set(namespaces))} namespace(s).")
+    for problem in problems:
+        click.echo(f"warning: {problem} (fix it before planning)", err=True)
+    return EXIT_OK
+
+
+@click.command()
+@click.argument("name")
+@click.option("-n", "--namespace", required=True, metavar="NS", help="The taxonomy's namespace.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@connection_options
+def history(name: str, namespace: str, fmt: str, settings: Settings) -> int:
+    """Show the versions of taxonomy NAME and what changed between consecutive ones."""
+    from taxsync import render
+
+    result = reconcile.history(settings, namespace, name)
+    if fmt == "json":
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        click.echo(render.history_text(result), nl=False)
+    return EXIT_OK
+
+
+@click.command()
+@click.option(
+    "-n", "--namespace", required=True, metavar="NS", help="Where to probe (a scratch one is best)."
+)
+@click.option(
+    "--collections",
+    "collections",
+    multiple=True,
+    metavar="COLLECTION",
+    help="A collection the probe may attach to, detach from and restore (repeatable).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@connection_options
+def doctor(namespace: str, collections: tuple[str, ...], fmt: str, settings: Settings) -> int:
+    """Check the API's contract with a self-cleaning probe in NS; exit 1 if any check differs."""
+    from taxsync import render
+
+    report = reconcile.doctor(
+        settings, namespace, collections=collections, reporter=_DoctorReporter()
+    )
+    click.echo(
+        render.doctor_json(report) if fmt == "json" else render.doctor_text(report), nl=False
+    )
+    if report.interrupted:
+        raise Interrupted("interrupted: the probe stopped; what it created was cleaned up")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+class _DoctorReporter(Reporter):
+    def interrupting(self) -> None:
+        click.echo(
+            "Interrupt: finishing the request in flight, then cleaning up what the probe made.",
+            err=True,
+        )
+
+
+@click.command()
+def schema() -> int:
+    """Print the JSON Schema of a taxonomy manifest."""
+    import json
+
+    click.echo(json.dumps(reconcile.manifest_schema(), indent=2))
+    return EXIT_OK

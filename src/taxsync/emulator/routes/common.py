@@ -1,0 +1,68 @@
+"""What every route reads the same way: the namespace a request names, and its paging."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from taxsync.emulator import bodies
+from taxsync.emulator.errors import NotFound
+from taxsync.emulator.query import ListQuery, Page
+from taxsync.emulator.replies import ErrorReply
+
+if TYPE_CHECKING:
+    from taxsync.emulator.app import EmulatorApp
+
+#: The header a list answers with when X-Namespace names no namespace (COLLECTIONS.md §1).
+UNRESOLVED_HEADER = "X-Namespace-Unresolved"
+
+
+def namespace_of(app: EmulatorApp, request: Request) -> str:
+    """The namespace id named by ``X-Namespace`` (created on first use in auto mode)."""
+    value = request.headers.get("x-namespace", "").strip()
+    if not value:
+        raise ErrorReply(
+            400,
+            "Missing X-Namespace header: send the namespace name or id",
+            {"header": "X-Namespace"},
+        )
+    record = app.store.resolve_namespace(value, create=app.auto_create_namespaces)
+    return str(record["namespace_id"])
+
+
+def list_namespace(app: EmulatorApp, request: Request) -> str | None:
+    """The namespace of a collections or retrievers list; None when X-Namespace does not
+    resolve, which those lists answer with an empty page and a warning, not a 404.
+    Unknown is decided as for every other route (see ``namespace_of``)."""
+    try:
+        return namespace_of(app, request)
+    except NotFound as exc:
+        if (exc.details or {}).get("resource") == "namespace":
+            return None
+        raise
+
+
+def list_query(app: EmulatorApp, request: Request, body: BaseModel | None) -> ListQuery:
+    """The paging a list request asks for, within the app's page sizes."""
+    return bodies.list_query(
+        request, body, default_limit=app.default_page_size, max_limit=app.max_page_size
+    )
+
+
+def unresolved(request: Request, query: ListQuery, counts: dict[str, Any]) -> Response:
+    """A list answer for an X-Namespace that names no namespace: 200 and nothing in it,
+    flagged by a DegradedEntry and a header so it cannot pass for an empty namespace."""
+    namespace = request.headers.get("x-namespace", "").strip()
+    page = Page(results=[], total_count=0, next_cursor=None, page=1, page_size=query.limit)
+    warning = {
+        "resource": "namespace",
+        "id": namespace,
+        "reason": "unresolved",
+        "next_step": "Check the X-Namespace header: it names no namespace this API key can see.",
+        "stage": None,
+    }
+    body = {"results": [], **counts, "pagination": page.pagination(), "warnings": [warning]}
+    return JSONResponse(body, headers={UNRESOLVED_HEADER: "true"})

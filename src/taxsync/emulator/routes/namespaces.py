@@ -1,0 +1,36 @@
+"""The namespace routes: list them, and find one by name or id."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from taxsync.emulator.bodies import optional_body
+from taxsync.emulator.routes.common import list_query
+from taxsync.wire import ListNamespacesRequest
+
+if TYPE_CHECKING:
+    from taxsync.emulator.app import EmulatorApp
+
+
+async def list_namespaces(app: EmulatorApp, request: Request) -> Response:
+    body = await optional_body(request, ListNamespacesRequest)
+    page = app.store.list_namespaces(list_query(app, request, body))
+    return JSONResponse(
+        {
+            "results": page.results,
+            "pagination": page.pagination(),
+            "total_count": page.total_count,
+        }
+    )
+
+
+async def get_namespace(app: EmulatorApp, request: Request) -> Response:
+    # In auto-create mode a namespace exists as soon as anyone names it, here too, so a
+    # reconciler's namespace look-up behaves like its first taxonomy call would. With
+    # declared namespaces (and for unknown ns_ ids) an unknown one is 404.
+    ident = request.path_params["namespace_identifier"]
+    namespace = app.store.resolve_namespace(ident, create=app.auto_create_namespaces)
+    return JSONResponse(namespace)
