@@ -641,7 +641,7 @@ def manifest_schema() -> dict[str, Any]:
 
 def task_ended(status: str) -> bool:
     """Whether a backfill task with this status has ended, well or not."""
-    from taxsync.applier import task_ended as ended
+    from taxsync.plan import task_ended as ended
 
     return ended(status)
 
