@@ -235,7 +235,8 @@ def pr_event(head_repo: str | None = REPO, number: int = PR) -> dict[str, Any]:
         "pull_request": {
             "number": number,
             "head": head,
-            "base": {"repo": {"full_name": REPO}},
+            # The base commit differs from the head: what names the commit must use the head.
+            "base": {"sha": "0123456789fedcba", "repo": {"full_name": REPO}},
         },
         "repository": {"full_name": REPO, "default_branch": "main"},
     }
