@@ -376,6 +376,28 @@ def test_read_only_folder_is_a_config_error_naming_the_path(tmp_path: Path) -> N
         folder.chmod(0o755)
 
 
+def test_a_read_only_folder_fails_the_export_for_real(tmp_path: Path) -> None:
+    """The counterpart of the test above, run whoever runs the suite (as root, CI included,
+    in a child with the capabilities that bypass file permissions dropped)."""
+    from tests.test_export_cli import seed
+    from tests.test_manifest_hardening import _run_unprivileged
+
+    state = tmp_path / "state.json"
+    seed(state, "design", ["colours"])
+    out = tmp_path / "out"
+    (out / "design").mkdir(parents=True)
+    (out / "design").chmod(0o555)
+    try:
+        result = _run_unprivileged(
+            "export", "-n", "design", "--out", str(out), "--local", "--local-state", str(state)
+        )
+    finally:
+        (out / "design").chmod(0o755)
+    assert result.returncode == 1, result
+    assert f"{out / 'design' / 'colours.yaml'}: cannot write: Permission denied" in result.stderr
+    assert list((out / "design").iterdir()) == []
+
+
 def _writable(folder: Path) -> bool:
     probe = folder / ".probe"
     try:

@@ -235,7 +235,8 @@ def pr_event(head_repo: str | None = REPO, number: int = PR) -> dict[str, Any]:
         "pull_request": {
             "number": number,
             "head": head,
-            "base": {"repo": {"full_name": REPO}},
+            # The base commit differs from the head: what names the commit must use the head.
+            "base": {"sha": "0123456789fedcba", "repo": {"full_name": REPO}},
         },
         "repository": {"full_name": REPO, "default_branch": "main"},
     }
@@ -551,13 +552,26 @@ def test_gets_are_retried_but_a_post_is_never_repeated(runner: Runner, fake: Fak
         assert github.upsert_pr_comment(ctx, "### plan\n", api=api) == "created"
 
 
-def test_rate_limits_are_waited_out(runner: Runner, fake: FakeGitHub) -> None:
+def test_rate_limits_are_waited_out(
+    runner: Runner, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = runner.ctx()
     fake.fail["GET"] = [(429, {"Retry-After": "0.3"})]
-    started = time.monotonic()
-    with fast_api(ctx) as api:
+    # What the client asks to wait, not how long the clock says it took: a slow machine
+    # would pass a timing check whatever the client asked for.
+    waits: list[float] = []
+    caller = threading.get_ident()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == caller:
+            waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    with fast_api(ctx) as api:  # its own retry delays are all 0: only Retry-After waits
         assert github.upsert_pr_comment(ctx, "### plan\n", api=api) == "created"
-    assert time.monotonic() - started >= 0.3
+    assert waits == [0.3]  # once, as long as Retry-After said
 
 
 def test_a_comment_edited_with_crlf_is_still_ours(runner: Runner, fake: FakeGitHub) -> None:

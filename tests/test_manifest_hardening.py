@@ -428,6 +428,12 @@ def test_a_device_in_the_tree_is_refused_unread(tmp_path: Path) -> None:
     assert problems(tmp_path) == [f"{device}:1:1: not a regular file (a character device)"]
 
 
+def test_a_device_named_directly_is_refused_unread() -> None:
+    """The counterpart of the test above, which needs root to make a device: this one runs
+    whoever runs the suite (/dev/zero would never end if it were read)."""
+    assert problems(Path("/dev/zero")) == ["/dev/zero:1:1: not a regular file (a character device)"]
+
+
 def test_the_read_is_bounded_whatever_the_file_size_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -666,7 +666,8 @@ def github_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
                 "pull_request": {
                     "number": 7,
                     "head": {"sha": "abcdef1234567890", "repo": {"full_name": REPO}},
-                    "base": {"repo": {"full_name": REPO}},
+                    # The base commit differs from the head: links must use the head.
+                    "base": {"sha": "0123456789fedcba", "repo": {"full_name": REPO}},
                 },
                 "repository": {"full_name": REPO, "default_branch": "main"},
             }

@@ -58,6 +58,8 @@ class ApplyOptions:
     wait_timeout: float = 300.0
     locate: Locator | None = None
     on_task: Callable[[str, str], None] | None = None  # (task id, status) at each poll
+    # Draws the order of each phase; seeded, an apply replays (None: the global generator).
+    rng: random.Random | None = None
 
 
 class _Stale(TaxsyncError):
@@ -79,6 +81,7 @@ async def apply_plan(
     ``stop`` is set (Ctrl-C) no new change starts; in-flight ones finish.
     """
     run = _Run(client, options, stop or asyncio.Event())
+    sample = options.rng.sample if options.rng is not None else random.sample
 
     def report(outcome: ChangeResult) -> None:
         run.result.results.append(outcome)
@@ -89,7 +92,7 @@ async def apply_plan(
         # In an order of our own: two applies racing in lockstep over the same plan order
         # would re-check each head in the same instant and both write; apart, the later one
         # finds the head moved and stops (there is no If-Match to make this airtight).
-        outcomes = await asyncio.gather(*(run.change(c) for c in random.sample(phase, len(phase))))
+        outcomes = await asyncio.gather(*(run.change(c) for c in sample(phase, len(phase))))
         for outcome in outcomes:
             if not _backfills_pending(outcome):
                 report(outcome)

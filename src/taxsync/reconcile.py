@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -536,12 +537,14 @@ def apply(
     saved: bool = False,
     desired: Sequence[DesiredTaxonomy] | None = None,
     reporter: Reporter | None = None,
+    seed: int | None = None,
 ) -> ApplyResult:
     """Carry out ``plan`` and return what became of each change.
 
     ``saved``: the plan was made earlier (``load_plan``); every planned taxonomy's head is
     re-read first and the whole plan refused (``StalePlanError``) if any moved.
     ``desired``: the manifests the plan came from, so API field errors name their lines.
+    ``seed``: the order changes are sent in is drawn from it, so the apply replays.
     A failed change does not stop the others; check ``result.ok``.
     """
     from taxsync.applier import ApplyOptions, apply_plan
@@ -562,6 +565,7 @@ def apply(
         wait_timeout,
         _locator(desired),
         on_task=reporter.task_polled,
+        rng=None if seed is None else random.Random(seed),
     )
 
     async def run(client: MixpeekClient, stop: asyncio.Event) -> ApplyResult:
