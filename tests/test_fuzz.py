@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from taxsync import wire
 from taxsync.client import MixpeekClient, RetryPolicy
 from taxsync.errors import ManifestError, TaxsyncError
-from taxsync.manifest import DesiredTaxonomy, ManifestMetadata, ManifestSpec, load_tree
+from taxsync.manifest import load_tree
+from taxsync.model import DesiredTaxonomy, ManifestMetadata, ManifestSpec
 from tests.helpers import flat, hierarchical
 
 ENVIRON = {"TAXSYNC_VAR_TEAM": "search", "TAXSYNC_VAR_EMPTY": "", "HOME": "/root"}
