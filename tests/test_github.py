@@ -376,7 +376,7 @@ def test_outputs_and_summary_are_no_ops_outside_actions(runner: Runner) -> None:
 
 
 def test_a_full_summary_is_left_alone(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(github, "SUMMARY_LIMIT_BYTES", 2000)
+    monkeypatch.setattr(github.workflow, "SUMMARY_LIMIT_BYTES", 2000)
     runner.summary.write_text("x" * 1900 + "\n")
     github.append_summary(runner.ctx(), "### more\n")
     assert runner.summary.read_text() == "x" * 1900 + "\n"
@@ -385,7 +385,7 @@ def test_a_full_summary_is_left_alone(runner: Runner, monkeypatch: pytest.Monkey
 def test_summary_is_trimmed_to_the_room_left(
     runner: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(github, "SUMMARY_LIMIT_BYTES", 2000)
+    monkeypatch.setattr(github.workflow, "SUMMARY_LIMIT_BYTES", 2000)
     runner.summary.write_text("x" * 500 + "\n")
     github.append_summary(runner.ctx(), "".join(f"line {i} ✓\n" for i in range(500)))
     text = runner.summary.read_text(encoding="utf-8")

@@ -127,7 +127,7 @@ def fake_github(monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
     fake = FakeGitHub()
     transport = httpx.MockTransport(fake)
     monkeypatch.setattr(
-        github, "GitHubApi", functools.partial(github.GitHubApi, transport=transport)
+        github.comment, "GitHubApi", functools.partial(github.GitHubApi, transport=transport)
     )
     return fake
 

@@ -236,7 +236,7 @@ CREATED = httpx.Response(201, json={"id": 7, "body": "hi"})
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The GitHub client's waits, recorded instead of taken."""
     taken: list[float] = []
-    monkeypatch.setattr(github.time, "sleep", taken.append)
+    monkeypatch.setattr(_http.time, "sleep", taken.append)
     return taken
 
 

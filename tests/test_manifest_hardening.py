@@ -28,9 +28,11 @@ from taxsync.errors import ManifestError
 from taxsync.manifest import (
     MAX_ALIAS_VALUES_PER_FILE,
     MAX_FILE_BYTES,
-    SECRET_VARIABLES,
+    aliases,
     load_tree,
 )
+from taxsync.manifest.document import Document
+from taxsync.redact import SECRET_VARIABLES
 from tests.helpers import flat, hierarchical, write
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -606,7 +608,7 @@ def _run_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
     """``taxsync ARGS`` in a child that file permissions apply to: as root (CI), with the
     capabilities that bypass them (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) dropped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXPEEK_", "TAXSYNC_"))}
-    env["PYTHONPATH"] = str(Path(manifest.__file__).parent.parent)
+    env["PYTHONPATH"] = str(Path(manifest.__file__).parents[2])
     command = [sys.executable, "-m", "taxsync", *args]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
@@ -670,7 +672,7 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts values converted; more than a bound of work fails the test (instead of
     letting a planted bug run for minutes)."""
     count = [0]
-    real = manifest._Document.convert
+    real = Document.convert
     bound = 2 * MAX_ALIAS_VALUES_PER_FILE
 
     def convert(self: Any, node: Any, path: Any = ()) -> Any:
@@ -679,7 +681,7 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             raise AssertionError(f"converted more than {bound} values")
         return real(self, node, path)
 
-    monkeypatch.setattr(manifest._Document, "convert", convert)
+    monkeypatch.setattr(Document, "convert", convert)
     return count
 
 
@@ -711,7 +713,7 @@ def test_a_bomb_is_refused_before_any_value_is_converted(
 def test_alias_bombs_add_up_per_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conversions: list[int]
 ) -> None:
-    monkeypatch.setattr(manifest, "MAX_ALIAS_VALUES_PER_RUN", 150_000)
+    monkeypatch.setattr(aliases, "MAX_ALIAS_VALUES_PER_RUN", 150_000)
     for i in range(4):  # ~75,000 each: every file is under its own limit
         write(tmp_path, f"{i}.yaml", _bomb(5, f"t{i}"))
     (found,) = problems(tmp_path)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from taxsync.manifest import DesiredTaxonomy, load_tree
+from taxsync.manifest import load_tree
+from taxsync.model import DesiredTaxonomy
 from taxsync.planner import PlanOptions, plan, shard_of
 from tests.helpers import (
     desired_flat,

@@ -11,7 +11,8 @@ import pytest
 
 from taxsync.errors import ManifestError
 from taxsync.live import Neighbourhood, neighbourhood
-from taxsync.manifest import DesiredTaxonomy, load_tree
+from taxsync.manifest import load_tree
+from taxsync.model import DesiredTaxonomy
 from taxsync.plan import AttachmentChange, Change, Plan
 from taxsync.planner import PlanOptions, plan
 from tests.helpers import desired_flat, desired_hierarchical, flat, live_flat, write

@@ -1,8 +1,9 @@
-"""HTTP policy shared by taxsync's two API clients (Mixpeek in client.py, GitHub in github.py).
+"""HTTP policy shared by taxsync's two API clients (Mixpeek in client.py, GitHub in github/).
 
 What is safe to send again, what a server's ``Retry-After`` asks for, and where a
 credential may travel. The clients keep their own transports, budgets and messages; the
-rules here are plain functions so they can be tested as tables.
+rules here are plain functions so they can be tested as tables, and ``send_with_retries``
+applies them on a fixed schedule of waits for a synchronous client.
 
 The one rule behind the retry classification: an idempotent request may be repeated
 after any transient failure, but a request that is not (a write that creates something)
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -72,6 +74,38 @@ def parse_retry_after(value: str | None) -> float | None:
     if math.isnan(seconds):
         return 0.0
     return max(0.0, seconds)
+
+
+def send_with_retries(
+    send: Callable[[], httpx.Response],
+    *,
+    idempotent: bool,
+    delays: Sequence[float],
+    max_server_wait: float,
+    unprocessed: Collection[int] = UNPROCESSED,
+) -> httpx.Response:
+    """Send a request once, then once more after each of ``delays`` while it may be retried.
+
+    Returns the first answer that is final (or the last one); a transport error that may
+    not be retried, or that ends the schedule, propagates. Between attempts the wait is the
+    schedule's, or the server's ``Retry-After`` when longer, capped at ``max_server_wait``
+    so a step never hangs on one answer.
+    """
+    for delay in delays:
+        try:
+            response = send()
+        except httpx.TransportError as exc:
+            if not retryable_transport_error(exc, idempotent=idempotent):
+                raise
+        else:
+            if not retryable_status(
+                response.status_code, idempotent=idempotent, unprocessed=unprocessed
+            ):
+                return response
+            asked = parse_retry_after(response.headers.get("Retry-After")) or 0.0
+            delay = max(delay, min(asked, max_server_wait))
+        time.sleep(delay)
+    return send()  # the last attempt: its answer, or its error, stands
 
 
 def is_loopback(host: str) -> bool:

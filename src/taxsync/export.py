@@ -27,7 +27,7 @@ from taxsync import normalize, wire
 from taxsync.errors import ConfigError, ManifestError
 from taxsync.files import replace_file, write_atomic
 from taxsync.live import SYSTEM_COLLECTIONS, LiveCollection, Neighbourhood, non_default
-from taxsync.manifest import _NOT_IN_NAMES, load_tree
+from taxsync.manifest import NOT_IN_NAMES, load_tree
 from taxsync.model import API_VERSION, KIND
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -121,7 +121,7 @@ def collection_ident(collection: LiveCollection, around: Neighbourhood) -> str:
         found is not None
         and found.collection_id == collection.collection_id
         and len(name) <= _COLLECTION_MAX_CHARS
-        and not _NOT_IN_NAMES.search(name)
+        and not NOT_IN_NAMES.search(name)
         and "${" not in name  # the loader would expand it
     ):
         return name
