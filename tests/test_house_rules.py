@@ -43,11 +43,11 @@ def test_no_class_or_function_is_over_the_limit() -> None:
     long = []
     for path in sources():
         for node in ast.walk(parsed(path)):
-            size = (node.end_lineno or 0) - getattr(node, "lineno", 0) + 1
-            if isinstance(node, ast.ClassDef) and size > MAX_CLASS_LINES:
-                long.append(f"{where(path, node)} class {node.name} ({size} lines)")
-            is_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            if is_function and size > MAX_FUNCTION_LINES:
+            if not isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            size = (node.end_lineno or node.lineno) - node.lineno + 1
+            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+            if size > limit:
                 long.append(f"{where(path, node)} {node.name} ({size} lines)")
     assert long == []
 
@@ -120,6 +120,10 @@ def test_every_raise_names_its_own_error_type() -> None:
     assert bare == []
 
 
+# How code reached (or cited) the contract beside the repository before it moved into tests/.
+OUTSIDE_MARKS = ("mixpeek-api", "TAXONOMIES.md", "COLLECTIONS.md", 'parent / "shared"')
+
+
 @pytest.mark.parametrize("root", [SRC, TESTS], ids=["src", "tests"])
 def test_nothing_reads_a_folder_beside_the_repository(root: Path) -> None:
     """A user's clone has nothing beside it: the contract the tests need lives in tests/."""
@@ -128,6 +132,6 @@ def test_nothing_reads_a_folder_beside_the_repository(root: Path) -> None:
         if path == Path(__file__).resolve():
             continue
         text = path.read_text(encoding="utf-8")
-        if "mixpeek-api" in text or ('"shared"' in text and ".parent" in text):
+        if any(mark in text for mark in OUTSIDE_MARKS):
             readers.append(str(path.relative_to(root.parent)))
     assert readers == []

@@ -24,7 +24,7 @@ from taxsync.wire.base import (
     ResponseModel,
 )
 
-#: Collection fields a PATCH may not change: 400, not 422 (COLLECTIONS.md §3.5, §10). The
+#: Collection fields a PATCH may not change: 400, not 422 (docs/api-contract.md#patch-a-collection). The
 #: first four are documented as immutable ("clone instead"); the rest are server-assigned.
 COLLECTION_READ_ONLY_FIELDS: tuple[str, ...] = (
     "source",

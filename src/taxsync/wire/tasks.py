@@ -123,7 +123,7 @@ class ApplyTaxonomyResponse(ResponseModel):
 
 class TaskResponse(ResponseModel):
     """A task. ``status`` and ``task_type`` are kept as plain strings: the API adds values,
-    and a reader must not fail on one it does not know (COLLECTIONS.md §4.2)."""
+    and a reader must not fail on one it does not know (docs/api-contract.md#task-statuses)."""
 
     task_id: str
     task_type: str

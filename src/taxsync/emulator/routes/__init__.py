@@ -63,8 +63,8 @@ def routes(app: EmulatorApp) -> list[Route]:
 
 
 def slash_in_segment(scope: Scope) -> Scope:
-    """Route ``/v1/taxonomies/a%2Fb`` as taxonomy ``a/b``, as the real service does
-    (TAXONOMIES.md §1), not as the longer path ``/v1/taxonomies/a/b``.
+    """Route ``/v1/taxonomies/a%2Fb`` as taxonomy ``a/b``, as taxsync assumes the real
+    service does (docs/api-contract.md#identifiers-in-paths), not as the longer path ``/v1/taxonomies/a/b``.
 
     ASGI servers decode ``%2F`` in ``path``; the raw path still has it, so the routing path
     is rebuilt from it with ``/`` (and ``%``) inside a segment kept encoded.

@@ -16,7 +16,8 @@ from taxsync.emulator.replies import ErrorReply
 if TYPE_CHECKING:
     from taxsync.emulator.app import EmulatorApp
 
-#: The header a list answers with when X-Namespace names no namespace (COLLECTIONS.md §1).
+#: The header a list answers with when X-Namespace names no namespace
+#: (docs/api-contract.md#unresolved-namespaces).
 UNRESOLVED_HEADER = "X-Namespace-Unresolved"
 
 

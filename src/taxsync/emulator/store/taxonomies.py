@@ -273,8 +273,8 @@ def _taxonomy_view(entry: dict[str, Any], record: dict[str, Any], now: float) ->
         "config": record["config"],
         "nodes": None,
         "ready": _is_ready(record, now),
-        # The record's creation time on every version (TAXONOMIES.md §3.6): the API does not
-        # date versions.
+        # The record's creation time on every version (docs/api-contract.md#timestamps-across-versions):
+        # the API does not date versions.
         "created_at": entry["versions"][0]["created_at"],
         "metadata": record["metadata"],
     }
