@@ -34,7 +34,7 @@ HOOK_ID = "taxsync-validate"
 INSTALL_TIMEOUT_S = 600  # a cold pip cache downloads taxsync's dependencies
 RUN_TIMEOUT_S = 120
 
-# The README's .pre-commit-config.yaml snippet, with this checkout in place of the URL.
+# docs/manifest.md's .pre-commit-config.yaml snippet, with this checkout in place of the URL.
 DOCUMENTED_CONFIG = """\
 repos:
   - repo: {repo}

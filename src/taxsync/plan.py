@@ -71,7 +71,6 @@ TASK_SUCCEEDED = "COMPLETED"
 TASK_FAILED: frozenset[str] = frozenset(
     {"FAILED", "COMPLETED_WITH_ERRORS", "CANCELED", "INTERRUPTED", "SKIPPED"}
 )
-TASK_ACTIVE: frozenset[str] = frozenset({"PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING"})
 
 
 def task_ended(status: str) -> bool:

@@ -49,7 +49,6 @@ from taxsync.wire.retrievers import (
 )
 from taxsync.wire.tasks import (
     BACKFILL_TASK_TYPE,
-    TASK_ACTIVE_STATUSES,
     TASK_TERMINAL_STATUSES,
     ApplyTaxonomyRequest,
     ApplyTaxonomyResponse,
@@ -134,7 +133,6 @@ __all__ = [
     "SourceConfigOutput",
     "StageConfigOutput",
     "StepAnalyticsConfig",
-    "TASK_ACTIVE_STATUSES",
     "TASK_TERMINAL_STATUSES",
     "TAXONOMY_APPLICATION_DEFAULTS",
     "TaskResponse",

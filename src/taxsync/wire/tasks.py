@@ -36,15 +36,14 @@ TaskStatus = Literal[
     "SUSPENDED",
     "DEACTIVATED",
 ]
-#: Statuses after which a task never changes again (the enum docstring's list).
+#: Statuses after which a task never changes again (the enum docstring's list; the
+#: emulator ends its tasks in these). How taxsync reads them: ``plan.TASK_FAILED``.
 TASK_TERMINAL_STATUSES: tuple[str, ...] = (
     "COMPLETED",
     "COMPLETED_WITH_ERRORS",
     "FAILED",
     "CANCELED",
 )
-#: Statuses a client keeps polling.
-TASK_ACTIVE_STATUSES: tuple[str, ...] = ("PENDING", "QUEUED", "IN_PROGRESS", "PROCESSING")
 
 TaskType = Literal[
     "api_namespaces_create",
