@@ -15,7 +15,7 @@ NS = "production"
 
 
 def around(*collections: LiveCollection, retrievers: tuple[str, ...] = ()) -> Neighbourhood:
-    return Neighbourhood(collections=collections, retriever_ids=frozenset(retrievers))
+    return Neighbourhood(collections=collections, retrievers=dict.fromkeys(retrievers, ""))
 
 
 def col(ident: str, name: str, *applies: str, docs: int | None = 100) -> LiveCollection:

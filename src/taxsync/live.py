@@ -103,8 +103,7 @@ class Neighbourhood:
     """The collections and retrievers of one namespace."""
 
     collections: tuple[LiveCollection, ...] = ()
-    retriever_ids: frozenset[str] = frozenset()
-    retriever_names: frozenset[str] = frozenset()
+    retrievers: Mapping[str, str] = field(default_factory=dict)  # id → name ("" for none)
     _by_ident: dict[str, LiveCollection] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,7 +117,12 @@ class Neighbourhood:
         return self._by_ident.get(ident)
 
     def has_retriever(self, ident: str) -> bool:
-        return ident in self.retriever_ids or ident in self.retriever_names
+        return ident in self.retrievers or ident in self.retrievers.values()
+
+    @property
+    def collection_names(self) -> dict[str, str]:
+        """Each collection's name, by id."""
+        return {c.collection_id: c.name for c in self.collections}
 
     def applying(self, taxonomy_id: str | None) -> list[LiveCollection]:
         """The collections that apply ``taxonomy_id``, by name."""
@@ -135,10 +139,9 @@ def neighbourhood(
     retrievers = list(retrievers)
     return Neighbourhood(
         collections=tuple(LiveCollection.from_wire(c) for c in collections),
-        retriever_ids=frozenset(
-            str(r["retriever_id"]) for r in retrievers if r.get("retriever_id")
-        ),
-        retriever_names=frozenset(
-            str(r["retriever_name"]) for r in retrievers if r.get("retriever_name")
-        ),
+        retrievers={
+            str(r["retriever_id"]): str(r.get("retriever_name") or "")
+            for r in retrievers
+            if r.get("retriever_id")
+        },
     )
