@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from taxsync import github, render
+from taxsync import github, names, references, render
 from taxsync.live import neighbourhood
 from taxsync.model import SourceLocation
-from taxsync.plan import Plan
+from taxsync.plan import Plan, ResolvedName
 from taxsync.planner import PlanOptions, plan
 from taxsync.wire import TaxonomyResponse
 from tests import helpers
@@ -97,7 +97,10 @@ def sample_plan() -> Plan:
         applied_to=({"collection": "products", "execution_phase": 2}, {"collection": "images"}),
         backfill=True,
     )
-    desired[1] = replace(desired[1], applied_to=({"collection": "col_images", "priority": 3},))
+    # Brand-new names its retriever by name: the plan shows the id the name resolved to.
+    named = {**desired[1].config, "retriever_id": {"name": "clip"}}
+    applied = ({"collection": "col_images", "priority": 3},)
+    desired[1] = replace(desired[1], config=named, applied_to=applied)
     products = {"taxonomy_id": "tax_products", "execution_phase": 1, "priority": 0}
     theirs = {"taxonomy_id": "tax_theirs", "execution_phase": 3}
     around = {
@@ -115,12 +118,16 @@ def sample_plan() -> Plan:
                     None,
                 ),
             ],
-            [],
+            [{"retriever_id": "ret_clip8f3k", "retriever_name": "clip"}],
         ),
         "staging": neighbourhood([], []),
     }
     options = PlanOptions(prune=True, api_url="https://api.mixpeek.com")
-    return plan(desired, live, options, around)
+    resolution = names.resolve(desired[1], around["production"])
+    desired[1] = resolution.desired
+    resolved = tuple(ResolvedName(path=p, kind=k, name=n, id=i) for p, k, n, i in resolution.names)
+    checked = references.Checked(desired, {desired[1].key: resolved}, {})
+    return checked.annotate(plan(desired, live, options, around))
 
 
 def _collection(

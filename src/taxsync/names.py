@@ -41,7 +41,7 @@ def slots(config: Mapping[str, Any], applied_to: Sequence[Mapping[str, Any]] = (
     found = [
         Slot(path, kind)
         for path, kind in _config_slots(config)
-        if _at(config, path[1:]) is not None
+        if value_at(config, path[1:]) is not None
     ]
     for index, entry in enumerate(applied_to):
         if entry.get("target_collection_id") is not None:
@@ -88,11 +88,11 @@ def resolve(desired: DesiredTaxonomy, around: Neighbourhood) -> Resolution:
     names: list[tuple[str, Kind, str, str]] = []
     problems: list[ManifestProblem] = []
     for slot in slots(desired.config, desired.applied_to or ()):
-        value = _at(spec, slot.path)
+        value = value_at(spec, slot.path)
         if not is_name(value):
             continue
         name = value["name"]
-        ident, why = _look_up(slot.kind, name, around)
+        ident, why = look_up(slot.kind, name, around)
         if ident is None:
             message = f"{slot.kind} {name!r} {why} in namespace {desired.namespace}"
             line, col = desired.position(slot.spec_path)
@@ -100,7 +100,7 @@ def resolve(desired: DesiredTaxonomy, around: Neighbourhood) -> Resolution:
                 ManifestProblem(desired.source.file, line, col, f"spec.{slot.spec_path}", message)
             )
             continue
-        spec = _with(spec, slot.path, ident)
+        spec = with_value(spec, slot.path, ident)
         names.append((slot.spec_path, slot.kind, name, ident))
     if names:
         applied = tuple(spec["appliedTo"]) if desired.applied_to is not None else None
@@ -108,7 +108,7 @@ def resolve(desired: DesiredTaxonomy, around: Neighbourhood) -> Resolution:
     return Resolution(desired, tuple(names), tuple(problems))
 
 
-def _look_up(kind: Kind, name: str, around: Neighbourhood) -> tuple[str | None, str]:
+def look_up(kind: Kind, name: str, around: Neighbourhood) -> tuple[str | None, str]:
     """The id of the one ``kind`` called ``name``, or None and why not."""
     known = around.retrievers if kind == "retriever" else around.collection_names
     matches = sorted(ident for ident, its_name in known.items() if its_name == name)
@@ -136,7 +136,7 @@ def to_names(
     spec: dict[str, Any] = {"config": dict(config), "appliedTo": [dict(e) for e in applied_to]}
     kept: list[Slot] = []
     for slot in slots(config, applied_to):
-        ident = _at(spec, slot.path)
+        ident = value_at(spec, slot.path)
         if not isinstance(ident, str):
             continue
         name = _name_of(slot.kind, ident, around)
@@ -145,7 +145,7 @@ def to_names(
         if unique_only and not _unique(slot.kind, name, around):
             kept.append(slot)
             continue
-        spec = _with(spec, slot.path, {"name": name})
+        spec = with_value(spec, slot.path, {"name": name})
     return spec["config"], spec["appliedTo"], kept
 
 
@@ -166,7 +166,8 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _at(tree: Any, path: FieldPath) -> Any:
+def value_at(tree: Any, path: FieldPath) -> Any:
+    """The value at ``path`` in plain data, or None where there is none."""
     for part in path:
         if isinstance(part, int):
             if not isinstance(tree, list) or part >= len(tree):
@@ -177,7 +178,7 @@ def _at(tree: Any, path: FieldPath) -> Any:
     return tree
 
 
-def _with(tree: Any, path: FieldPath, value: Any) -> Any:
+def with_value(tree: Any, path: FieldPath, value: Any) -> Any:
     """A copy of ``tree`` with ``value`` at ``path`` (only the containers on the way are
     copied)."""
     if not path:
@@ -185,8 +186,8 @@ def _with(tree: Any, path: FieldPath, value: Any) -> Any:
     head, rest = path[0], path[1:]
     if isinstance(tree, list):
         out_list = list(tree)
-        out_list[int(head)] = _with(out_list[int(head)], rest, value)
+        out_list[int(head)] = with_value(out_list[int(head)], rest, value)
         return out_list
     out = dict(tree)
-    out[head] = _with(out.get(head), rest, value)
+    out[head] = with_value(out.get(head), rest, value)
     return out

@@ -113,6 +113,17 @@ class NodeSides(BaseModel):
     after: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class ResolvedName(BaseModel):
+    """A reference a manifest makes by name, and the id it resolved to in the namespace."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str  # the dotted spec path: config.retriever_id, appliedTo[0].target_collection_id
+    kind: Literal["collection", "retriever"]
+    name: str
+    id: str
+
+
 class _ChangeCommon(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +142,9 @@ class _ChangeCommon(BaseModel):
     # Ids the manifest names that its namespace lacks, let through by
     # --allow-missing-references: shown as notes, not re-checked by apply.
     unchecked: list[str] = Field(default_factory=list)
+    # The references the manifest makes by name: apply refuses the plan as stale when one
+    # of them resolves to another id by then.
+    names: list[ResolvedName] = Field(default_factory=list)
 
 
 class TaxonomyChange(_ChangeCommon):

@@ -32,7 +32,6 @@ from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanEr
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
-    from taxsync.errors import ManifestProblem
     from taxsync.export import ExportedFile
     from taxsync.history import History
     from taxsync.live import Neighbourhood
@@ -401,7 +400,6 @@ def plan_manifests(
     ``ahead``: the reads ``plan_tree`` started while the manifests loaded, with the client
     and event loop they run in; the plan takes those answers instead of asking again."""
     from taxsync import references
-    from taxsync.errors import ManifestError
     from taxsync.planner import covered_namespaces
     from taxsync.planner import plan as make_plan
 
@@ -418,23 +416,11 @@ def plan_manifests(
                 client.read_live(wanted, concurrency=settings.concurrency),
                 client.read_neighbourhood(wanted, concurrency=settings.concurrency),
             )
-        missing = references.missing(selected, around)
-        problems = references.attachment_problems(selected, around)
-        if choices.check_references:
-            problems = [p for found in missing.values() for p in found] + problems
-        if problems:
-            raise ManifestError(problems)
-        return _with_notes(make_plan(selected, live, options, around), missing)
+        ready = references.checked(selected, around, choices.check_references)
+        return ready.annotate(make_plan(ready.desired, live, options, around))
 
     with _reported(reporter):
         return _run(settings, build, ahead=ahead)
-
-
-def _with_notes(plan: Plan, missing: Mapping[tuple[str, str], list[ManifestProblem]]) -> Plan:
-    """Missing references let through (``check_references=False``) stay visible."""
-    for change in plan.changes:
-        change.unchecked.extend(p.message for p in missing.get((change.namespace, change.name), []))
-    return plan
 
 
 def plan_tree(

@@ -1,4 +1,5 @@
-"""Which ids a manifest names, and which of them its namespace lacks: checked at plan time.
+"""Which ids and names a manifest names, and which of them its namespace lacks: checked, and
+names resolved, at plan time.
 
 A typo in ``retriever_id`` or a ``collection_id`` would otherwise be found only when the API
 refuses the write, or not at all. Pure: the neighbourhood is read by the caller.
@@ -10,9 +11,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from taxsync.errors import ManifestProblem
+from taxsync.errors import ManifestError, ManifestProblem
 from taxsync.live import SYSTEM_COLLECTIONS, Neighbourhood
 from taxsync.model import DesiredTaxonomy
+from taxsync.names import resolve
+from taxsync.plan import AnyChange, AttachmentChange, Plan, ResolvedName
 
 Kind = Literal["retriever", "collection"]
 
@@ -107,3 +110,61 @@ def _exists(ref: Reference, around: Neighbourhood) -> bool:
     if ref.kind == "retriever":
         return around.has_retriever(ref.ident)
     return around.collection(ref.ident) is not None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Manifests ready to plan: names resolved to ids in their namespaces, what each name
+    resolved to, and the missing ids let through (``check_references`` off)."""
+
+    desired: list[DesiredTaxonomy]
+    names: Mapping[tuple[str, str], tuple[ResolvedName, ...]]
+    missing: Mapping[tuple[str, str], list[ManifestProblem]]
+
+    def annotate(self, plan: Plan) -> Plan:
+        """Each change with the names its manifest resolved and the ids let through."""
+        for change in plan.changes:
+            key = (change.namespace, change.name)
+            change.unchecked.extend(p.message for p in self.missing.get(key, []))
+            change.names.extend(n for n in self.names.get(key, ()) if _concerns(change, n))
+        return plan
+
+
+def checked(
+    desired: Sequence[DesiredTaxonomy],
+    neighbourhoods: Mapping[str, Neighbourhood],
+    check_references: bool = True,
+) -> Checked:
+    """Resolve every name and check every reference against the namespaces read; all the
+    problems together in one ``ManifestError`` (missing ids only with ``check_references``)."""
+    resolved: list[DesiredTaxonomy] = []
+    names: dict[tuple[str, str], tuple[ResolvedName, ...]] = {}
+    problems: list[ManifestProblem] = []
+    for taxonomy in desired:
+        around = neighbourhoods.get(taxonomy.namespace)
+        if around is None:
+            resolved.append(taxonomy)
+            continue
+        resolution = resolve(taxonomy, around)
+        resolved.append(resolution.desired)
+        problems += resolution.problems
+        names[taxonomy.key] = tuple(
+            ResolvedName(path=path, kind=kind, name=name, id=ident)
+            for path, kind, name, ident in resolution.names
+        )
+    absent = missing(resolved, neighbourhoods)
+    problems += attachment_problems(resolved, neighbourhoods)
+    if check_references:
+        problems += [p for found in absent.values() for p in found]
+    if problems:
+        raise ManifestError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.col or 0)))
+    return Checked(resolved, names, absent if not check_references else {})
+
+
+def _concerns(change: AnyChange, name: ResolvedName) -> bool:
+    """A taxonomy change shows the names of its config; an attachment change the target
+    collection its entry names."""
+    if isinstance(change, AttachmentChange):
+        target = (change.application or {}).get("target_collection_id")
+        return name.path.startswith("appliedTo") and name.id == target
+    return name.path.startswith("config")

@@ -33,6 +33,7 @@ from taxsync.model import (
     SourceLocation,
     is_managed,
 )
+from taxsync.names import look_up
 from taxsync.plan import AnyChange, AttachmentChange, Plan, Summary, TaxonomyChange
 from taxsync.planner import (
     PlanOptions,
@@ -144,6 +145,8 @@ def stale_reasons(
     reasons = []
     taxonomies = _taxonomy_changes(plan)
     for change in plan.changes:
+        if around is not None:
+            reasons.extend(_names_moved(change, around.get(change.namespace)))
         if isinstance(change, AttachmentChange):
             reasons.extend(_attachment_stale(change, taxonomies, live, around))
             continue
@@ -157,6 +160,20 @@ def stale_reasons(
         elif head.version != change.base_version:
             reasons.append(
                 f"{change.label} is at v{head.version}, the plan was made at v{change.base_version}"
+            )
+    return reasons
+
+
+def _names_moved(change: AnyChange, around: Neighbourhood | None) -> list[str]:
+    """The references by name that resolve to another id now than when planned."""
+    reasons = []
+    for named in change.names:
+        now, why = look_up(named.kind, named.name, around or Neighbourhood())
+        if now != named.id:
+            moved = f"now resolves to {now}" if now is not None else why
+            reasons.append(
+                f"{change.label}: {named.kind} {named.name!r} ({named.path}) {moved}; the plan "
+                f"resolved it to {named.id}"
             )
     return reasons
 
@@ -449,13 +466,15 @@ def _comparable(change: TaxonomyChange) -> dict[str, Any]:
     # there if any collection still applies its taxonomy.
     # Backfills are checked against the collections that apply the taxonomy, above; ids let
     # through unchecked are the plan's own notes.
-    ignored = {"source", "applied_by", "blocked", "backfills", "unchecked"}
+    # What names resolved to is checked against the namespace, as a stale plan.
+    ignored = {"source", "applied_by", "blocked", "backfills", "unchecked", "names"}
     return change.model_dump(mode="json", exclude=ignored)
 
 
 def _comparable_attachment(change: AttachmentChange) -> dict[str, Any]:
-    # All but the manifest location: the collection, settings, diff, notes and backfills.
-    return change.model_dump(mode="json", exclude={"source"})
+    # All but the manifest location (and names: checked as a stale plan): the collection,
+    # settings, diff, notes and backfills.
+    return change.model_dump(mode="json", exclude={"source", "names"})
 
 
 def _by_name(

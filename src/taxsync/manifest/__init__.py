@@ -141,6 +141,4 @@ def _load_file(
         problems.extend(document.problems)
         if document.problems:
             continue
-        taxonomy = validated(value, document, node, problems)
-        if taxonomy is not None:
-            yield taxonomy
+        yield from validated(value, document, node, problems)

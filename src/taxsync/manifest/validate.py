@@ -7,6 +7,7 @@ or cycles, ``appliedTo`` entries listed once, and one declaration per taxonomy i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,6 +18,8 @@ from pydantic import ValidationError
 from taxsync import wire
 from taxsync.errors import ManifestProblem
 from taxsync.manifest.document import Document
+from taxsync.manifest.environments import per_namespace
+from taxsync.manifest.references import Stand_ins, names_back, names_out, shown
 from taxsync.model import (
     API_VERSION,
     MANAGED_KEY,
@@ -34,28 +37,53 @@ from taxsync.model import (
 
 def validated(
     value: Any, document: Document, node: yaml.Node, problems: list[ManifestProblem]
-) -> DesiredTaxonomy | None:
+) -> list[DesiredTaxonomy]:
+    """The taxonomies one converted document declares (one per namespace it lists), or
+    none, with its problems added to ``problems``."""
     if not isinstance(value, dict):
         document.problem(node, (), "a manifest document must be a mapping")
         problems.extend(document.problems)
-        return None
+        return []
+    variants = per_namespace(value, document)
+    problems.extend(document.problems)
+    found: list[DesiredTaxonomy] = []
+    for one, view in variants:
+        own: list[ManifestProblem] = []
+        taxonomy = _validated_one(one, view, own)
+        problems.extend(p for p in own if p not in problems)  # shared parts: said once
+        if taxonomy is not None:
+            found.append(taxonomy)
+    return found if len(found) == len(variants) else []
+
+
+def _validated_one(
+    value: dict[str, Any], document: Document, problems: list[ManifestProblem]
+) -> DesiredTaxonomy | None:
     config = value.get("spec", {}).get("config") if isinstance(value.get("spec"), dict) else None
     if isinstance(config, dict) and "taxonomy_type" not in config:
         _add(problems, document, ("spec", "config"), "taxonomy_type is required in manifests")
         return None
+    swapped = names_out(value, document)
+    if swapped is None:
+        problems.extend(document.problems)
+        return None
+    value, stand_ins = swapped
     try:
         manifest = TaxonomyManifest.model_validate(value)
     except ValidationError as exc:
         for error in exc.errors():
             loc = strip_union_tags(error["loc"])
-            _add(problems, document, loc, _describe(error))
+            _add(problems, document, loc, shown(_describe(error), stand_ins))
         return None
     before = len(problems)
     _check_names(manifest, document, problems)
     _check_semantics(manifest, document, problems)
     if len(problems) > before:
+        problems[before:] = [
+            dataclasses.replace(p, message=shown(p.message, stand_ins)) for p in problems[before:]
+        ]
         return None
-    return _desired(manifest, document)
+    return _desired(manifest, document, stand_ins)
 
 
 def _describe(error: Any) -> str:
@@ -235,7 +263,9 @@ class _SpecPositions(Mapping[str, Position]):
         return len(self._built())
 
 
-def _desired(manifest: TaxonomyManifest, document: Document) -> DesiredTaxonomy:
+def _desired(
+    manifest: TaxonomyManifest, document: Document, stand_ins: Stand_ins
+) -> DesiredTaxonomy:
     spec_positions = _SpecPositions(document.positions)
     # Changes and duplicate errors point at the taxonomy's name, the line a reviewer looks for.
     line, col = document.positions.get(("metadata", "name"), document.positions.get((), (1, 1)))
@@ -245,13 +275,16 @@ def _desired(manifest: TaxonomyManifest, document: Document) -> DesiredTaxonomy:
         description=manifest.spec.description,
         metadata=dict(manifest.spec.metadata or {}),
         # Only what the manifest declares is sent; the server fills its own defaults.
-        config=manifest.spec.config.model_dump(mode="json", exclude_unset=True)
-        | {"taxonomy_type": manifest.spec.config.taxonomy_type},
+        config=names_back(
+            manifest.spec.config.model_dump(mode="json", exclude_unset=True)
+            | {"taxonomy_type": manifest.spec.config.taxonomy_type},
+            stand_ins,
+        ),
         source=SourceLocation(document.file, line, col),
         previous_names=tuple(manifest.metadata.previousNames),
         wait=manifest.spec.wait,
         backfill=manifest.spec.backfill == "onChange",
-        applied_to=_applied_to(manifest.spec.appliedTo),
+        applied_to=names_back(_applied_to(manifest.spec.appliedTo), stand_ins),
         positions=spec_positions,
     )
 

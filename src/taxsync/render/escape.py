@@ -10,10 +10,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 # The colour of a diff line (and of a node of a tree), by its leading symbol.
 DIFF_COLOUR = {"+": "32", "~": "33", "-": "31", ">": "36"}

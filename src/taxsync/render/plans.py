@@ -7,8 +7,7 @@ line), and JSON.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
 from taxsync.plan import (
     VOCABULARY,
@@ -17,11 +16,8 @@ from taxsync.plan import (
     AttachmentChange,
     FieldChange,
     Plan,
+    ResolvedName,
 )
-
-if TYPE_CHECKING:
-    pass
-
 from taxsync.render.escape import (
     DIFF_COLOUR,
     Escape,
@@ -73,14 +69,40 @@ def _collection(change: AttachmentChange, esc: Escape) -> str:
     return f"collection {esc(name)} ({esc(ident)})" if name else f"collection {esc(ident)}"
 
 
-def diff_line(field: FieldChange) -> str:
-    """One field of a diff, for text and markdown code blocks alike: values as JSON."""
-    path = plain(field.path)
+Named = Mapping[str, ResolvedName]  # the change's references by name, by spec path
+
+
+def diff_line(field: FieldChange, named: Named | None = None) -> str:
+    """One field of a diff, for text and markdown code blocks alike: values as JSON, and a
+    reference the manifest makes by name as ``name (id)``."""
+    path, after = plain(field.path), _after(field, named)
     if not field.before_present:
-        return f"+ {path} = {value(field.after)}"
+        return f"+ {path} = {after}"
     if not field.after_present:
         return f"- {path} (was {value(field.before)})"
-    return f"~ {path}: {value(field.before)} → {value(field.after)}"
+    return f"~ {path}: {value(field.before)} → {after}"
+
+
+def _after(field: FieldChange, named: Named | None) -> str:
+    name = (named or {}).get(field.path)
+    if name is not None and field.after == name.id:
+        return f"{plain(name.name)} ({plain(name.id)})"
+    return value(field.after)
+
+
+def name_lines(change: AnyChange) -> list[str]:
+    """The references by name no diff line shows (inside a node, or unchanged): each with
+    the id it resolved to."""
+    shown = {f.path for f in change.diff}
+    return [
+        f"name {plain(n.path)}: {plain(n.name)} ({plain(n.id)})"
+        for n in change.names
+        if n.path not in shown
+    ]
+
+
+def _named(change: AnyChange) -> dict[str, ResolvedName]:
+    return {n.path: n for n in change.names}
 
 
 def plan_text(plan: Plan, style: Style) -> str:
@@ -92,7 +114,9 @@ def plan_text(plan: Plan, style: Style) -> str:
         head = style(headline(change), VOCABULARY[change.action].colour)
         where = style(f"  # {plain(change.source)}", "2") if change.source else ""
         lines.append(f"  {head}{where}")
-        lines.extend(f"      {_diff_text(f, style)}" for f in change.diff)
+        named = _named(change)
+        lines.extend(f"      {_diff_text(f, style, named)}" for f in change.diff)
+        lines.extend(f"      {line}" for line in name_lines(change))
         tree = node_tree(change)
         if tree is not None:
             lines.extend(f"      {line}" for line in tree_text(tree, style))
@@ -105,18 +129,18 @@ def plan_text(plan: Plan, style: Style) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _diff_text(field: FieldChange, style: Style) -> str:
-    line = diff_line(field)
+def _diff_text(field: FieldChange, style: Style, named: Named) -> str:
+    line = diff_line(field, named)
     return style(line, DIFF_COLOUR[line[0]])
 
 
-def diff_lines_markdown(field: FieldChange) -> list[str]:
+def diff_lines_markdown(field: FieldChange, named: Named | None = None) -> list[str]:
     """One field of a diff in a markdown ``diff`` block: a changed value is a ``-`` line
     and a ``+`` line, which GitHub colours (it leaves a ``~`` line plain)."""
     if field.before_present and field.after_present:
         path = plain(field.path)
-        return [f"- {path}: {value(field.before)}", f"+ {path}: {value(field.after)}"]
-    return [diff_line(field)]
+        return [f"- {path}: {value(field.before)}", f"+ {path}: {_after(field, named)}"]
+    return [diff_line(field, named)]
 
 
 # Makes the link of a change's ``file:line`` (None: no link). Its URLs are only used when
@@ -151,9 +175,11 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
             lines += section
     for change in plan.changes:
         impact = impact_lines(change, plain)
-        if not change.diff and not change.notes and not impact:
+        if not change.diff and not change.notes and not impact and not change.names:
             continue
-        body = [line for f in change.diff for line in diff_lines_markdown(f)]
+        named = _named(change)
+        body = [line for f in change.diff for line in diff_lines_markdown(f, named)]
+        body += [f"# {line}" for line in name_lines(change)]
         body += [f"# note: {plain(note)}" for note in change.notes]
         body += [f"# {line}" for line in impact]
         summary = f"<details><summary>{headline(change, md_inline)}</summary>"

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from taxsync.plan import (
     AnyChange,
     TaxonomyChange,
 )
-
-if TYPE_CHECKING:
-    pass
-
 from taxsync.render.escape import (
     DIFF_COLOUR,
     Escape,
