@@ -6,6 +6,11 @@ shows no create, new version, replace or delete (only the adoption ``update`` th
 an unmanaged taxonomy as managed). With the namespace's collections, a taxonomy that
 collections apply gets ``spec.appliedTo`` listing them as they are, so the plan shows no
 attach, reconfigure or detach either.
+
+With them too, every collection and retriever the taxonomy names is written by name
+(``retriever_id: {name: clip}``) where that name is its kind's alone in the namespace: an
+export of staging, retargeted to production, then plans against production's own ids. An
+id is kept where the name is not unique (or cannot be written), with a comment saying why.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 import re
 import stat
@@ -23,12 +29,12 @@ from typing import Any
 
 import yaml
 
-from taxsync import normalize, wire
+from taxsync import names, normalize, wire
 from taxsync.errors import ConfigError, ManifestError
 from taxsync.files import replace_file, write_atomic
 from taxsync.live import SYSTEM_COLLECTIONS, LiveCollection, Neighbourhood, non_default
 from taxsync.manifest import NOT_IN_NAMES, load_tree
-from taxsync.model import API_VERSION, KIND
+from taxsync.model import API_VERSION, KIND, FieldPath
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -55,27 +61,92 @@ class ExportedFile:
     text: str
 
 
+# A note on the line of a value: where in the document, and what it says.
+Note = tuple[FieldPath, str]
+
+
 def manifest_for(
     namespace: str, live: wire.TaxonomyResponse, around: Neighbourhood | None = None
 ) -> dict[str, Any]:
     """The manifest document that describes a live taxonomy (with ``around``, the
-    namespace's collections: its ``appliedTo`` if any of them applies it)."""
+    namespace's collections and retrievers: its ``appliedTo`` if any of them applies it,
+    and references by name)."""
+    return _document(namespace, live, around)[0]
+
+
+def _document(
+    namespace: str, live: wire.TaxonomyResponse, around: Neighbourhood | None
+) -> tuple[dict[str, Any], list[Note]]:
+    """The manifest document, and the notes for the lines that keep an id."""
     spec: dict[str, Any] = {}
     if live.description is not None:
         spec["description"] = live.description
     user = normalize.user_metadata(live.metadata)
     if user:
         spec["metadata"] = user
-    spec["config"] = declared_config(live.config)
+    config = declared_config(live.config)
     applied = applied_to(live.taxonomy_id, around) if around is not None else []
+    notes: list[Note] = []
+    if around is not None:
+        config, applied, notes = by_name(config, applied, around)
+    spec["config"] = config
     if applied:
         spec["appliedTo"] = applied
-    return {
+    document = {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": live.taxonomy_name, "namespace": namespace},
         "spec": spec,
     }
+    return document, [(("spec", *path), note) for path, note in notes]
+
+
+def by_name(
+    config: dict[str, Any], applied: list[dict[str, Any]], around: Neighbourhood
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[Note]]:
+    """The config and ``appliedTo`` entries with each reference written ``{name: …}`` where
+    the name is unique among things of its kind and loads as written, and a note for each
+    reference kept as an id because its name is not (paths relative to the spec)."""
+    named_config, named_applied, kept = names.to_names(config, applied, around, unique_only=True)
+    ids: dict[str, Any] = {"config": config, "appliedTo": applied}
+    spec: dict[str, Any] = {"config": named_config, "appliedTo": named_applied}
+    notes: list[Note] = []
+    for slot in kept:
+        known = _known(slot.kind, around)
+        name = known.get(names.value_at(ids, slot.path), "")
+        count = sum(1 for its_name in known.values() if its_name == name)
+        notes.append((slot.path, f"{count} {slot.kind}s are named {_quoted(name)}: the id is kept"))
+    for slot in names.slots(config, applied):
+        written = names.value_at(spec, slot.path)
+        if names.is_name(written) and NOT_IN_NAMES.search(written["name"]):
+            # A name with a control character does not load; the id means the same and does.
+            spec = names.with_value(spec, slot.path, names.value_at(ids, slot.path))
+            why = f"the name {_quoted(written['name'])} holds a control character: the id is kept"
+            notes.append((slot.path, why))
+    return spec["config"], spec["appliedTo"], notes
+
+
+def _known(kind: names.Kind, around: Neighbourhood) -> Mapping[str, str]:
+    return around.retrievers if kind == "retriever" else around.collection_names
+
+
+# The longest name a note quotes whole.
+_NOTE_NAME_MAX_CHARS = 60
+
+
+def _quoted(name: str) -> str:
+    """A name as a comment may hold it: quoted, cut short, every character that is not
+    printable (line breaks of any kind, controls, bidi controls) written as an escape, so
+    a name never ends the comment, starts a line or hides text."""
+    if len(name) > _NOTE_NAME_MAX_CHARS:
+        name = name[:_NOTE_NAME_MAX_CHARS] + "..."
+    text = json.dumps(name, ensure_ascii=False)
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def declared_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,16 +232,62 @@ def plan_files(
         taxonomies = sorted(live[namespace], key=lambda t: t.taxonomy_name)
         stems = unique_stems([t.taxonomy_name for t in taxonomies], STEM_MAX_BYTES)
         for taxonomy, stem in zip(taxonomies, stems, strict=True):
-            document = manifest_for(namespace, taxonomy, (neighbourhoods or {}).get(namespace))
-            text = yaml.safe_dump(
-                _literal(document), sort_keys=False, allow_unicode=True, width=100
-            )
+            around = (neighbourhoods or {}).get(namespace)
+            text = to_yaml(*_document(namespace, taxonomy, around))
             files.append(
                 ExportedFile(
                     out / folder / f"{stem}{SUFFIX}", namespace, taxonomy.taxonomy_name, text
                 )
             )
     return files
+
+
+def to_yaml(document: Mapping[str, Any], notes: Sequence[Note] = ()) -> str:
+    """The document as YAML, each note a comment at the end of its value's line.
+
+    Each noted value is dumped first as a mark (a plain word the document holds nowhere
+    else), then the mark is swapped for the value written as a one-line YAML scalar and
+    the comment. A mark not alone at the end of its line gets the value alone.
+    """
+    literal = _literal(document)
+    plain = _dump(literal)
+    if not notes:
+        return plain
+    prefix = "taxsync_note_"
+    while prefix in plain:
+        prefix += "_"
+    marked = literal
+    for index, (path, _) in enumerate(notes):
+        marked = names.with_value(marked, path, f"{prefix}{index}x")
+    text = _dump(marked)
+    for index, (path, note) in enumerate(notes):
+        mark = f"{prefix}{index}x"
+        value = _scalar(names.value_at(literal, path))
+        comment = f"{value}  # {note}" if text.count(f"{mark}\n") == 1 else value
+        text = text.replace(mark, comment, 1)
+    return text
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, with a reference by name written on its key's line: ``{name: clip}``."""
+
+    def represent_dict(self, data: Any) -> yaml.MappingNode:
+        if names.is_name(data):
+            return self.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+        return super().represent_dict(data)
+
+
+_Dumper.add_representer(dict, _Dumper.represent_dict)
+
+
+def _dump(document: Any) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _scalar(value: Any) -> str:
+    """A value as a YAML scalar on one line (quoted and escaped where it has to be)."""
+    flow = yaml.safe_dump([value], default_flow_style=True, allow_unicode=True, width=2**31)
+    return flow.strip()[1:-1]
 
 
 def _literal(value: Any) -> Any:
