@@ -733,3 +733,82 @@ def test_exported_applied_to_loads_and_plans_no_attach_reconfigure_or_detach(
     missing = references.missing(loaded, neighbourhoods).values()
     assert [p for found in missing for p in found if p.path.startswith("spec.appliedTo")] == []
     assert planner.plan(loaded, live, PlanOptions(), neighbourhoods).changes == []
+
+
+# --- references by name -----------------------------------------------------------------------
+
+
+def test_references_are_written_by_name_where_the_name_is_unique(tmp_path: Path) -> None:
+    places = live_tree()
+    around_places = neighbourhood(
+        [collection("col_world", "world"), collection("col_europe", "europe")],
+        [{"retriever_id": "ret_clip_v1", "retriever_name": "clip"}],
+    )
+    (exported,) = plan_files(tmp_path, {"design": [places]}, {"design": around_places})
+    assert "    - collection_id: {name: world}\n" in exported.text
+    assert "      parent_collection_id: {name: world}\n" in exported.text
+    write_files([exported], force=False)
+    (loaded,) = load_tree(tmp_path, {})
+    nodes = loaded.config["hierarchical_nodes"]
+    assert [n["collection_id"] for n in nodes] == [{"name": "world"}, {"name": "europe"}]
+    assert nodes[1]["parent_collection_id"] == {"name": "world"}
+
+
+# Names that would end a comment, start a line, hide text or be read as a variable.
+HOSTILE_NAMES = [
+    'cat"\n# injected: true',
+    "line\u2028separator\u2029para\x85next",
+    "bidi\u202eevil",
+    "cr\rlf",
+    "${TAXSYNC_VAR_X} #",
+    "n" * 300,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_shared_name_keeps_the_id_with_a_one_line_comment_whatever_the_name(
+    tmp_path: Path, name: str
+) -> None:
+    live = live_flat()
+    around_products = neighbourhood(
+        [collection("col_products_v1", name), collection("col_twin", name)], []
+    )
+    (exported,) = plan_files(tmp_path, {"design": [live]}, {"design": around_products})
+    (without,) = plan_files(tmp_path, {"design": [live]})
+    # The comment adds no line, and the document reads as it would without it.
+    assert exported.text.count("\n") == without.text.count("\n")
+    assert yaml.safe_load(exported.text) == yaml.safe_load(without.text)
+    (line,) = [x for x in exported.text.splitlines() if "collection_id: col_products_v1" in x]
+    assert line.startswith('      collection_id: col_products_v1  # 2 collections are named "')
+    assert line.endswith('": the id is kept')
+    assert line.isprintable() and len(line) < 160
+    write_files([exported], force=False)
+    (loaded,) = load_tree(tmp_path, {})
+    assert loaded.config["source_collection"]["collection_id"] == "col_products_v1"
+
+
+def test_a_unique_name_with_a_control_character_keeps_the_id_with_a_comment(
+    tmp_path: Path,
+) -> None:
+    around_products = neighbourhood([collection("col_products_v1", "bell\x07")], [])
+    (exported,) = plan_files(tmp_path, {"design": [live_flat()]}, {"design": around_products})
+    assert (
+        '      collection_id: col_products_v1  # the name "bell\\u0007" holds a control character:'
+        " the id is kept\n"
+    ) in exported.text
+    write_files([exported], force=False)
+    assert load_tree(tmp_path, {})[0].config["source_collection"]["collection_id"] == (
+        "col_products_v1"
+    )
+
+
+def test_a_name_with_dollar_braces_is_written_as_text(tmp_path: Path) -> None:
+    name = "cost-${TAXSYNC_VAR_X}"
+    around_products = neighbourhood([collection("col_products_v1", name)], [])
+    config = manifest_for("design", live_flat(), around_products)["spec"]["config"]
+    assert config["source_collection"]["collection_id"] == {"name": name}
+    (exported,) = plan_files(tmp_path, {"design": [live_flat()]}, {"design": around_products})
+    assert "collection_id: {name: 'cost-$${TAXSYNC_VAR_X}'}\n" in exported.text
+    write_files([exported], force=False)
+    (loaded,) = load_tree(tmp_path, {"TAXSYNC_VAR_X": "expanded"})
+    assert loaded.config["source_collection"]["collection_id"] == {"name": name}
