@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from taxsync import names
 from taxsync.emulator import SeedError, Store, load_seed
+from taxsync.live import neighbourhood
+from taxsync.manifest import load_tree
 from taxsync.wire import CollectionResponse, RetrieverModelOutput
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -87,17 +90,31 @@ def test_the_example_seed_covers_every_reference_of_the_example_manifests(tmp_pa
     store = Store(tmp_path / "state.json")
     store.seed(load_seed(EXAMPLE_SEED))
     wanted: set[tuple[str, str, str]] = set()
-    for path in sorted(EXAMPLE_MANIFESTS.rglob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            namespace = document["metadata"]["namespace"]
-            config = document["spec"]["config"]
-            wanted |= {(namespace, kind, ident) for kind, ident in _references(config)}
-            if config.get("retriever_id"):
-                # The retriever's inputs are the ones the taxonomy maps (docs/api-contract.md#retrievers).
-                schema = store.get_retriever(namespace, config["retriever_id"])["input_schema"]
-                mapped = {m["input_key"] for m in config.get("input_mappings") or []}
-                required = {key for key, field in schema.items() if field.get("required")}
-                assert required <= mapped <= set(schema), (path, schema, mapped)
+    resolved: dict[tuple[str, str], set[str]] = {}  # (kind, name) -> the ids it has
+    for desired in load_tree(EXAMPLE_MANIFESTS, {}):
+        namespace = desired.namespace
+        around = neighbourhood(
+            store.list_collections(namespace).results, store.list_retrievers(namespace).results
+        )
+        resolution = names.resolve(desired, around)
+        assert resolution.problems == (), resolution.problems
+        for _, kind, name, ident in resolution.names:
+            resolved.setdefault((kind, name), set()).add(ident)
+        config = resolution.desired.config
+        wanted |= {(namespace, kind, ident) for kind, ident in _references(config)}
+        if config.get("retriever_id"):
+            # The retriever's inputs are the ones the taxonomy maps (docs/api-contract.md#retrievers).
+            schema = store.get_retriever(namespace, config["retriever_id"])["input_schema"]
+            mapped = {m["input_key"] for m in config.get("input_mappings") or []}
+            required = {key for key, field in schema.items() if field.get("required")}
+            assert required <= mapped <= set(schema), (desired.source, schema, mapped)
+    # product-categories names the same retriever and collection in both namespaces, and
+    # each namespace has ids of its own for them, as Mixpeek gives.
+    assert resolved[("retriever", "catalog_clip_v1")] == {"ret_clip_v1", "ret_stg_clip_v1"}
+    assert resolved[("collection", "catalog_categories")] == {
+        "col_catalog_categories",
+        "col_stg_catalog_categories",
+    }
     assert len(wanted) >= 12  # the examples name this many; a broken walk finds fewer
     for namespace, kind, ident in sorted(wanted):
         if kind == "collection":

@@ -190,7 +190,7 @@ def test_served_seed_and_switches(served_with_switches: str) -> None:
     auth = {"Authorization": "Bearer any", "X-Namespace": "production"}
     with httpx.Client(base_url=url, headers=auth, timeout=10) as http:
         # The seed's other namespace exists too, though only production was declared.
-        staging = http.get("/v1/retrievers/ret_safety_text", headers={"X-Namespace": "staging"})
+        staging = http.get("/v1/retrievers/ret_stg_safety_text", headers={"X-Namespace": "staging"})
         assert staging.json()["retriever_name"] == "safety_text"
         assert http.get("/v1/collections/employees").json()["document_count"] == 1250
         unresolved = http.post("/v1/collections/list", headers={"X-Namespace": "nowhere"})
@@ -242,9 +242,12 @@ def test_local_seed_writes_the_state_file_idempotently(tmp_path: Path) -> None:
 
     store = Store(state)
     assert store.count_collections("production") == 7 and store.count_collections("staging") == 3
-    assert store.get_retriever("staging", "ret_clip_v1")["collection_ids"] == [
-        "col_catalog_categories"
+    # The same names in both namespaces, under ids of each namespace's own.
+    assert store.get_retriever("staging", "ret_stg_clip_v1")["collection_ids"] == [
+        "col_stg_catalog_categories"
     ]
+    assert store.get_retriever("production", "ret_clip_v1")["retriever_name"] == "catalog_clip_v1"
+    assert store.get_retriever("staging", "ret_stg_clip_v1")["retriever_name"] == "catalog_clip_v1"
 
 
 def test_local_seed_defaults_to_the_project_state_file(tmp_path: Path) -> None:
