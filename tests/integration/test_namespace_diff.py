@@ -23,10 +23,13 @@ def ident(namespace: str, kind: str, name: str) -> str:
     return f"{'col' if kind == 'collections' else 'ret'}_{namespace}_{name}"
 
 
-def seed(namespace: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+def seed(namespace: str, extra: dict[str, str]) -> dict[str, Any]:
+    """The namespace's collections and retrievers; ``extra``: more collections, by the
+    last part of their id."""
+    named = {n: n for n in NAMES["collections"]} | extra
     collections = [
-        {"collection_id": ident(namespace, "collections", n), "collection_name": n}
-        for n in (*NAMES["collections"], *extra)
+        {"collection_id": ident(namespace, "collections", part), "collection_name": name}
+        for part, name in named.items()
     ]
     retrievers = [
         {"retriever_id": ident(namespace, "retrievers", n), "retriever_name": n}
@@ -35,7 +38,8 @@ def seed(namespace: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"collections": collections, "retrievers": retrievers}
 
 
-def start(emulator: StartEmulator, extra: tuple[str, ...] = ()) -> EmulatorHandle:
+def start(emulator: StartEmulator, extra: dict[str, str] | None = None) -> EmulatorHandle:
+    extra = extra or {}
     return emulator(namespaces=[A, B], seed={"namespaces": {A: seed(A, extra), B: seed(B, extra)}})
 
 
@@ -256,3 +260,45 @@ def test_an_unknown_namespace_is_a_one_line_error(emulator: StartEmulator) -> No
         "Error: namespace 'nowhere' does not exist in the Mixpeek organisation "
         "(taxsync does not create namespaces)\n"
     )
+
+
+# Reaches the terminal as colour, reverses the line, and is a workflow command in a step log.
+HOSTILE = "evil\x1b[31m\u202e::error::x ##[group]"
+
+
+def test_strings_from_the_api_are_shown_inert(emulator: StartEmulator) -> None:
+    srv = start(emulator, extra={"hostile": HOSTILE})
+    for namespace, description, priority in ((A, HOSTILE, 1), (B, "Brands", 2)):
+        brands = create(srv, namespace, "brands", flat(namespace), description=description)
+        apply_to(srv, namespace, "hostile", {"taxonomy_id": brands, "priority": priority})
+
+    text, as_json = diff(srv), diff(srv, "--format", "json")
+
+    assert (text.code, as_json.code) == (2, 2), text.output + as_json.output
+    for out in (text.out, as_json.out):
+        assert "##[" not in out and "\x1b" not in out and "\u202e" not in out, out
+        assert not any(line.lstrip().startswith("::") for line in out.splitlines()), out
+    # In the path, the name is plain text (no "::" at all); in a value, JSON.
+    assert (
+        "appliedTo.evil\\u001b[31m\\u202e:\\u003aerror:\\u003ax ##\\u005bgroup].priority: 1 → 2"
+        in text.out
+    )
+    assert (
+        '~ description: "evil\\u001b[31m\\u202e::error::x ##\\u005bgroup]" → "Brands"' in text.out
+    )
+    assert json.loads(as_json.out)["differing"][0]["diff"] == [
+        {
+            "path": f"appliedTo.{HOSTILE}.priority",
+            "before": 1,
+            "after": 2,
+            "before_present": True,
+            "after_present": True,
+        },
+        {
+            "path": "description",
+            "before": HOSTILE,
+            "after": "Brands",
+            "before_present": True,
+            "after_present": True,
+        },
+    ]
