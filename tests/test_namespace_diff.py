@@ -121,7 +121,7 @@ def test_applications_compare_by_collection_name_with_their_settings() -> None:
     ]
     unapplied = diff([flat(A)], [flat(B)], applied(A), around(B))
     assert paths(unapplied) == {
-        "products": [("appliedTo", {"images": {"target_collection_id": {"name": "employees"}}}, {})]
+        "products": [("appliedTo.images", {"target_collection_id": {"name": "employees"}}, None)]
     }
 
 
