@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from taxsync.live import LiveCollection, Neighbourhood
-from taxsync.namespace_diff import NamespaceDiff, compare
+from taxsync.namespace_diff import NamespaceDiff, comparable, compare
 from taxsync.render import Style, namespace_diff_json, namespace_diff_text
 from taxsync.wire import TaxonomyResponse
 
@@ -109,7 +109,8 @@ def test_applications_compare_by_collection_name_with_their_settings() -> None:
                 "images",
                 {"taxonomy_id": f"tax_{ns}_products", **target, **entry},
             ),
-            ("_direct_upsert", "_direct_upsert", {"taxonomy_id": f"tax_{ns}_products"}),
+            # A system collection (taxsync never attaches to it) applies staging's only.
+            ("_direct_upsert", "_direct_upsert", {"taxonomy_id": f"tax_{A}_products"}),
         )
 
     explicit_default = applied(A, execution_phase=1, priority=0)
@@ -140,11 +141,18 @@ def test_collections_sharing_a_name_are_told_apart_by_id() -> None:
 def test_a_node_name_that_reads_like_another_nodes_id_keeps_the_keys_apart() -> None:
     live = tree(A)
     nodes = live.config["hierarchical_nodes"]
-    nodes[1]["collection_id"] = "managers"  # no collection has this id: it stays an id
-    result = diff([live], [tree(B)])
+    nodes[1]["collection_id"] = "employees"  # no collection has this id: it stays an id
 
-    assert [d.name for d in result.differing] == ["org"]
-    assert result.differing[0].diff  # both nodes are compared, none lost to the other
+    compared = comparable(live, around(A))["config"]["hierarchical_nodes"]
+
+    assert compared == {
+        "{'name': 'employees'}": {"collection_id": {"name": "employees"}, "label": "Employees"},
+        "employees": {
+            "collection_id": "employees",
+            "parent_collection_id": {"name": "employees"},
+            "label": "Managers",
+        },
+    }
 
 
 def test_taxonomies_in_one_namespace_only_and_the_count_of_the_same() -> None:
