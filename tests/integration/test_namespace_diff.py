@@ -262,6 +262,18 @@ def test_an_unknown_namespace_is_a_one_line_error(emulator: StartEmulator) -> No
     )
 
 
+def test_an_api_error_is_a_one_line_error(emulator: StartEmulator) -> None:
+    srv = start(emulator)
+    srv.answer(lambda seen: seen.path == "/v1/collections/list", 403, "no access to collections")
+
+    result = diff(srv)
+
+    assert result.code == 1, result.output
+    assert result.out == ""
+    assert result.err.startswith("Error: ") and "no access to collections" in result.err
+    assert len(result.err.splitlines()) == 1, result.err
+
+
 # Reaches the terminal as colour, reverses the line, and is a workflow command in a step log.
 HOSTILE = "evil\x1b[31m\u202e::error::x ##[group]"
 
