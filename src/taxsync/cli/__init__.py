@@ -74,6 +74,7 @@ for _command in (
     plan_apply.apply,
     utilities.export,
     utilities.history,
+    utilities.diff,
     utilities.doctor,
     utilities.schema,
     local.local,
