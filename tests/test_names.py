@@ -153,3 +153,10 @@ def test_ids_become_names_where_the_name_is_unique() -> None:
 def test_a_retriever_without_a_name_stays_an_id() -> None:
     named, _, _ = names.to_names({"retriever_id": "ret_2"}, [], AROUND)
     assert named["retriever_id"] == "ret_2"
+
+
+def test_a_name_does_not_make_the_manifest_own_its_attachments(tmp_path: Path) -> None:
+    """Without ``appliedTo`` a manifest leaves attachments alone, names or not."""
+    taxonomy = loaded(tmp_path, MANIFEST.split("  appliedTo:")[0])
+    assert taxonomy.config["retriever_id"] == {"name": "clip"}
+    assert taxonomy.applied_to is None
