@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_CHANGES = 2  # only `plan --detailed-exitcode` with a non-empty plan
+EXIT_CHANGES = (
+    2  # `plan --detailed-exitcode` with a non-empty plan; `diff` of namespaces that differ
+)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 

@@ -38,28 +38,41 @@ class Slot:
 
 def slots(config: Mapping[str, Any], applied_to: Sequence[Mapping[str, Any]] = ()) -> list[Slot]:
     """Every place of a config (and of ``appliedTo`` entries) that holds a reference now."""
-    found = [
-        Slot(path, kind)
-        for path, kind in _config_slots(config)
-        if value_at(config, path[1:]) is not None
-    ]
-    for index, entry in enumerate(applied_to):
-        if entry.get("target_collection_id") is not None:
-            found.append(Slot(("appliedTo", index, "target_collection_id"), "collection"))
-    return found
+    return [slot for slot, _ in held(config, applied_to)]
 
 
-def _config_slots(config: Mapping[str, Any]) -> Iterator[tuple[FieldPath, Kind]]:
-    yield ("config", "retriever_id"), "retriever"
-    yield ("config", "source_collection", "collection_id"), "collection"
+def held(
+    config: Mapping[str, Any], applied_to: Sequence[Mapping[str, Any]] = ()
+) -> Iterator[tuple[Slot, Any]]:
+    """Each place that holds a reference, with what it holds (read straight from the
+    config: every manifest of a tree goes through here)."""
+    if config.get("retriever_id") is not None:
+        yield Slot(("config", "retriever_id"), "retriever"), config["retriever_id"]
+    source = config.get("source_collection")
+    if isinstance(source, Mapping) and source.get("collection_id") is not None:
+        yield (
+            Slot(("config", "source_collection", "collection_id"), "collection"),
+            source["collection_id"],
+        )
     for index, node in enumerate(_list(config.get("hierarchical_nodes"))):
         if isinstance(node, Mapping):
-            node_path: FieldPath = ("config", "hierarchical_nodes", index)
-            yield (*node_path, "collection_id"), "collection"
-            yield (*node_path, "retriever_id"), "retriever"
-            yield (*node_path, "parent_collection_id"), "collection"
-    for index, _ in enumerate(_list(config.get("inference_collections"))):
-        yield ("config", "inference_collections", index), "collection"
+            for key, kind in _NODE_REFERENCES:
+                if node.get(key) is not None:
+                    yield Slot(("config", "hierarchical_nodes", index, key), kind), node[key]
+    for index, ident in enumerate(_list(config.get("inference_collections"))):
+        if ident is not None:
+            yield Slot(("config", "inference_collections", index), "collection"), ident
+    for index, entry in enumerate(applied_to):
+        if entry.get("target_collection_id") is not None:
+            slot = Slot(("appliedTo", index, "target_collection_id"), "collection")
+            yield slot, entry["target_collection_id"]
+
+
+_NODE_REFERENCES: tuple[tuple[str, Kind], ...] = (
+    ("collection_id", "collection"),
+    ("retriever_id", "retriever"),
+    ("parent_collection_id", "collection"),
+)
 
 
 def is_name(value: Any) -> bool:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.history import History
     from taxsync.live import Neighbourhood
     from taxsync.model import DesiredTaxonomy
+    from taxsync.namespace_diff import NamespaceDiff
     from taxsync.plan import ApplyResult, Change, ChangeResult, Plan
     from taxsync.planner import PlanOptions
     from taxsync.read_ahead import ReadAhead
@@ -303,6 +304,15 @@ def read_live_and_neighbourhoods(
         )
 
     return _run(settings, read)
+
+
+def diff_namespaces(settings: Settings, a: str, b: str) -> NamespaceDiff:
+    """How the live taxonomies of namespace ``a`` differ from those of ``b``, references
+    compared by the names of what they point at (``taxsync.namespace_diff``)."""
+    from taxsync.namespace_diff import compare
+
+    live, around = read_live_and_neighbourhoods(settings, [a, b])
+    return compare(a, live[a], around[a], b, live[b], around[b])
 
 
 def read_versions(settings: Settings, namespace: str, name: str) -> list[TaxonomyResponse]:

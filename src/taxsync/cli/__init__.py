@@ -2,7 +2,7 @@
 ``taxsync.render``, choose the exit code.
 
 The only package that imports click: ``plan_apply`` (validate, plan, apply, and apply's
-progress), ``utilities`` (export, history, doctor, schema), ``local`` (the emulator),
+progress), ``utilities`` (export, history, diff, doctor, schema), ``local`` (the emulator),
 ``options`` (shared options) and ``report`` (errors). Heavy modules (pydantic, httpx,
 PyYAML, the emulator) are imported inside the commands, so ``taxsync --version`` starts
 fast.
@@ -74,6 +74,7 @@ for _command in (
     plan_apply.apply,
     utilities.export,
     utilities.history,
+    utilities.diff,
     utilities.doctor,
     utilities.schema,
     local.local,

@@ -1,5 +1,5 @@
-"""The commands around the reconcile flow: ``export``, ``history``, ``doctor`` and
-``schema``."""
+"""The commands around the reconcile flow: ``export``, ``history``, ``diff``, ``doctor``
+and ``schema``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from taxsync import reconcile
-from taxsync.cli.options import connection_options
-from taxsync.errors import EXIT_ERROR, EXIT_OK, Interrupted
+from taxsync.cli.options import connection_options, style
+from taxsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Interrupted
 from taxsync.reconcile import Reporter, Settings
 
 
@@ -60,6 +60,26 @@ def history(name: str, namespace: str, fmt: str, settings: Settings) -> int:
     else:
         click.echo(render.history_text(result), nl=False)
     return EXIT_OK
+
+
+@click.command()
+@click.argument("namespace_a", metavar="NS_A")
+@click.argument("namespace_b", metavar="NS_B")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@connection_options
+def diff(namespace_a: str, namespace_b: str, fmt: str, settings: Settings) -> int:
+    """Compare the live taxonomies of namespaces NS_A and NS_B by name, references by the
+    names of what they point at; exit 2 if they differ."""
+    from taxsync import render
+
+    result = reconcile.diff_namespaces(settings, namespace_a, namespace_b)
+    if fmt == "json":
+        click.echo(render.namespace_diff_json(result), nl=False)
+    else:
+        click.echo(render.namespace_diff_text(result, style()), nl=False)
+    return EXIT_OK if result.equal else EXIT_CHANGES
 
 
 @click.command()

@@ -28,12 +28,13 @@ def names_out(value: dict[str, Any], document: Document) -> tuple[dict[str, Any]
     config = spec["config"]
     applied: list[Any] = spec["appliedTo"] if isinstance(spec.get("appliedTo"), list) else []
     entries = [e for e in applied if isinstance(e, dict)]
+    usable = entries if len(entries) == len(applied) else []
+    mappings = [(s, v) for s, v in names.held(config, usable) if isinstance(v, dict)]
+    if not mappings:  # the common case: ids only, nothing to swap
+        return value, {}
     stand_ins: Stand_ins = {}
     tree: dict[str, Any] = {"config": config, "appliedTo": applied}
-    for slot in names.slots(config, entries if len(entries) == len(applied) else ()):
-        written = names.value_at(tree, slot.path)
-        if not isinstance(written, dict):
-            continue
+    for slot, written in mappings:
         path: FieldPath = ("spec", *slot.path)
         if not names.is_name(written) or not written["name"]:
             document.problem_at(_position(document, path), path, _MALFORMED[slot.kind])
@@ -41,12 +42,10 @@ def names_out(value: dict[str, Any], document: Document) -> tuple[dict[str, Any]
         stand_in = _stand_in(slot.kind, written["name"])
         stand_ins[stand_in] = written["name"]
         tree = names.with_value(tree, slot.path, stand_in)
-    if not stand_ins:
-        return value, {}
-    return {
-        **value,
-        "spec": {**spec, "config": tree["config"], "appliedTo": tree["appliedTo"]},
-    }, stand_ins
+    swapped = {**spec, "config": tree["config"]}
+    if "appliedTo" in spec:
+        swapped["appliedTo"] = tree["appliedTo"]
+    return {**value, "spec": swapped}, stand_ins
 
 
 _MALFORMED = {

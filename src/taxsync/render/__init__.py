@@ -4,9 +4,11 @@ markdown and JSON. Rendering only: everything shown comes ready from the plan.
 - ``escape``: escaping for each kind of output, and the terminal's colours;
 - ``plans``: a plan as text, markdown (the pull-request comment) and JSON;
 - ``trees``: the node trees of hierarchical taxonomies (text and Mermaid);
-- ``results``: apply results, history and doctor's report.
+- ``results``: apply results, history and doctor's report;
+- ``diffs``: ``taxsync diff``, two namespaces compared.
 """
 
+from taxsync.render.diffs import diff_summary, namespace_diff_json, namespace_diff_text
 from taxsync.render.escape import Escape, Style, fenced, json_safe, md_inline, plain, value, visible
 from taxsync.render.plans import (
     SourceLink,
@@ -59,6 +61,7 @@ __all__ = [
     "apply_summary",
     "compare_nodes",
     "diff_line",
+    "diff_summary",
     "diff_lines_markdown",
     "doctor_json",
     "doctor_text",
@@ -69,6 +72,8 @@ __all__ = [
     "json_safe",
     "md_inline",
     "mermaid_text",
+    "namespace_diff_json",
+    "namespace_diff_text",
     "node_tree",
     "plain",
     "plan_json",
