@@ -29,7 +29,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO_ROOT / "examples" / "taxonomies" / "production" / "product-categories.yaml"
+EXAMPLE = REPO_ROOT / "examples" / "taxonomies" / "product-categories.yaml"
 HOOK_ID = "taxsync-validate"
 INSTALL_TIMEOUT_S = 600  # a cold pip cache downloads taxsync's dependencies
 RUN_TIMEOUT_S = 120
@@ -47,8 +47,9 @@ repos:
 
 # Where the consumer repositories keep their one manifest.
 MANIFEST = "taxonomies/prod/products.yaml"
-# Its broken version: the example with a top_k above the API's maximum.
-GOOD_TOP_K = "    top_k: 3\n"
+# Its broken version: the example with a top_k above the API's maximum (in its production
+# override, so the error points at the override's line).
+GOOD_TOP_K = "        top_k: 3\n"
 
 
 def _git_env() -> dict[str, str]:
@@ -161,7 +162,7 @@ def broken_manifest() -> tuple[str, str]:
     lines = good_manifest().splitlines(keepends=True)
     number = lines.index(GOOD_TOP_K) + 1
     lines[number - 1] = GOOD_TOP_K.replace("3", "99")
-    return "".join(lines), f"Error: {MANIFEST}:{number}:5: spec.config.top_k: must be <= 50"
+    return "".join(lines), f"Error: {MANIFEST}:{number}:9: spec.config.top_k: must be <= 50"
 
 
 # A repository's usual non-manifest YAML: a workflow (hidden folder: taxsync skips it) and
