@@ -7,7 +7,7 @@ line), and JSON.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from taxsync.plan import (
     VOCABULARY,
@@ -162,18 +162,23 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
     ]
     if not plan.changes:
         return "\n".join(lines) + "\n"
+    changes = sorted(plan.changes, key=lambda c: c.namespace)  # stable: as planned within
+    several = len({c.namespace for c in changes}) > 1
     lines += ["", "| | change | manifest |", "|---|---|---|"]
-    for change in plan.changes:
+    for index, change in enumerate(changes):
+        if several and (index == 0 or changes[index - 1].namespace != change.namespace):
+            lines.append(f"| | **{md_inline(change.namespace)}** | |")
         symbol, text = headline(change, md_inline).split(" ", 1)
         lines.append(f"| `{symbol}` | {text} | {_source_markdown(change.source, link)} |")
+    lines += _spread_lines(changes, link)
     room = MERMAID_PLAN_LIMIT
-    for change in plan.changes:
+    for change in changes:
         tree = node_tree(change)
         if tree is not None:
             section = tree_markdown(change, tree, room)
             room -= sum(len(line) for line in section)
             lines += section
-    for change in plan.changes:
+    for change in changes:
         impact = impact_lines(change, plain)
         if not change.diff and not change.notes and not impact and not change.names:
             continue
@@ -185,6 +190,24 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
         summary = f"<details><summary>{headline(change, md_inline)}</summary>"
         lines += ["", summary, "", fenced("\n".join(body), "diff") + "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def _spread_lines(changes: Sequence[AnyChange], link: SourceLink | None) -> list[str]:
+    """A line per manifest that declares one taxonomy in several namespaces (its changes
+    share a ``file:line`` across namespaces): which of them this plan changes."""
+    spread: dict[tuple[str, str], list[str]] = {}
+    for change in changes:
+        if change.source:
+            found = spread.setdefault((change.source, change.name), [])
+            if change.namespace not in found:
+                found.append(change.namespace)
+    lines = [
+        f"{_source_markdown(source, link)} declares {md_inline(name)} in several namespaces; "
+        f"this plan changes it in {', '.join(md_inline(n) for n in namespaces)}"
+        for (source, name), namespaces in spread.items()
+        if len(namespaces) > 1
+    ]
+    return ["", *lines] if lines else []
 
 
 def impact_lines(change: AnyChange, esc: Escape) -> list[str]:
