@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT / "src"))
 from taxsync.emulator import EmulatorOptions, Faults, create_app, make_server  # noqa: E402
 
 API_KEY = "sk_race_local"
-TEMPLATE = REPO_ROOT / "examples" / "taxonomies" / "production" / "product-categories.yaml"
+TEMPLATE = REPO_ROOT / "benchmarks" / "templates" / "flat.yaml"
 
 
 def serve(latency_ms: int) -> str:

@@ -49,7 +49,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The benchmark's manifests are variations of the shipped examples: realistic, and kept valid
 # by the test that validates the example tree.
-EXAMPLES = REPO_ROOT / "examples" / "taxonomies" / "production"
+# Manifests written with ids only, so a tree measures loading as it was before names.
+TEMPLATES = REPO_ROOT / "benchmarks" / "templates"
 API_KEY = "sk_benchmark_local"
 HIGH_CONCURRENCY = 16
 BASELINE_THREADS = 10
@@ -82,8 +83,8 @@ def build_tree(root: Path, prefix: str, taxonomies: int, namespaces: int) -> dic
     """
     names = namespace_names(prefix, namespaces)
     per_namespace = dict.fromkeys(names, 0)
-    flat = yaml.safe_load((EXAMPLES / "product-categories.yaml").read_text(encoding="utf-8"))
-    tree = next(yaml.safe_load_all((EXAMPLES / "org-hierarchy.yaml").read_text(encoding="utf-8")))
+    flat = yaml.safe_load((TEMPLATES / "flat.yaml").read_text(encoding="utf-8"))
+    tree = next(yaml.safe_load_all((TEMPLATES / "hierarchical.yaml").read_text(encoding="utf-8")))
     for ns in names:
         (root / ns).mkdir(parents=True, exist_ok=True)
     for index in range(taxonomies):

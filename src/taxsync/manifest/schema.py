@@ -72,11 +72,18 @@ def _environments(definitions: dict[str, Any]) -> None:
     metadata["required"] = [r for r in metadata["required"] if r != "namespace"]
     metadata["oneOf"] = [{"required": ["namespace"]}, {"required": ["namespaces"]}]
     spec = definitions["ManifestSpec"]
-    partial = {
-        "type": "object",
-        "properties": copy.deepcopy(spec["properties"]),
-        "additionalProperties": False,
+    # A partial spec: any key may be left out, and null removes it. Its config is merged
+    # over the shared config, so no key of it is required either.
+    properties: dict[str, Any] = {
+        key: {"anyOf": [copy.deepcopy(value), {"type": "null"}]}
+        for key, value in spec["properties"].items()
     }
+    properties["config"] = {
+        "type": "object",
+        "description": "Merged over the shared config: mappings merge, lists and scalars "
+        "replace, null removes.",
+    }
+    partial = {"type": "object", "properties": properties, "additionalProperties": False}
     spec["properties"]["overrides"] = {
         "title": "Overrides",
         "description": "Per namespace of metadata.namespaces, a partial spec merged over this "
