@@ -75,6 +75,23 @@ _NODE_REFERENCES: tuple[tuple[str, Kind], ...] = (
 )
 
 
+def any_mapping(config: Mapping[str, Any], applied_to: Sequence[Mapping[str, Any]] = ()) -> bool:
+    """Whether any place that holds a reference holds a mapping (a name, or a mistake).
+    A shortcut for the loader: most manifests hold ids only, and ``held`` costs more."""
+    source = config.get("source_collection")
+    return (
+        isinstance(config.get("retriever_id"), dict)
+        or (isinstance(source, dict) and isinstance(source.get("collection_id"), dict))
+        or any(
+            isinstance(node, dict)
+            and any(isinstance(node.get(k), dict) for k, _ in _NODE_REFERENCES)
+            for node in _list(config.get("hierarchical_nodes"))
+        )
+        or any(isinstance(c, dict) for c in _list(config.get("inference_collections")))
+        or any(isinstance(e.get("target_collection_id"), dict) for e in applied_to)
+    )
+
+
 def is_name(value: Any) -> bool:
     """Whether a value is a reference by name: a one-key mapping ``{name: NAME}``."""
     return isinstance(value, Mapping) and list(value) == ["name"] and isinstance(value["name"], str)

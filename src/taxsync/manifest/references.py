@@ -29,9 +29,9 @@ def names_out(value: dict[str, Any], document: Document) -> tuple[dict[str, Any]
     applied: list[Any] = spec["appliedTo"] if isinstance(spec.get("appliedTo"), list) else []
     entries = [e for e in applied if isinstance(e, dict)]
     usable = entries if len(entries) == len(applied) else []
-    mappings = [(s, v) for s, v in names.held(config, usable) if isinstance(v, dict)]
-    if not mappings:  # the common case: ids only, nothing to swap
+    if not names.any_mapping(config, usable):  # the common case: ids only, nothing to swap
         return value, {}
+    mappings = [(s, v) for s, v in names.held(config, usable) if isinstance(v, dict)]
     stand_ins: Stand_ins = {}
     tree: dict[str, Any] = {"config": config, "appliedTo": applied}
     for slot, written in mappings:
