@@ -114,6 +114,8 @@ def resolve(desired: DesiredTaxonomy, around: Neighbourhood) -> Resolution:
     """``desired`` with each ``{name: …}`` replaced by the id of what it names in its
     namespace. An unknown or ambiguous name is a problem (with a close name, if there is
     one), and stays as written."""
+    if not any_mapping(desired.config, desired.applied_to or ()):
+        return Resolution(desired, (), ())  # ids only: what most manifests hold
     spec: dict[str, Any] = {"config": desired.config, "appliedTo": list(desired.applied_to or ())}
     names: list[tuple[str, Kind, str, str]] = []
     problems: list[ManifestProblem] = []
