@@ -112,7 +112,7 @@ def by_name(
     spec: dict[str, Any] = {"config": named_config, "appliedTo": named_applied}
     notes: list[Note] = []
     for slot in kept:
-        known = _known(slot.kind, around)
+        known = around.names_of(slot.kind)
         name = known.get(names.value_at(ids, slot.path), "")
         count = sum(1 for its_name in known.values() if its_name == name)
         notes.append((slot.path, f"{count} {slot.kind}s are named {_quoted(name)}: the id is kept"))
@@ -124,10 +124,6 @@ def by_name(
             why = f"the name {_quoted(written['name'])} holds a control character: the id is kept"
             notes.append((slot.path, why))
     return spec["config"], spec["appliedTo"], notes
-
-
-def _known(kind: names.Kind, around: Neighbourhood) -> Mapping[str, str]:
-    return around.retrievers if kind == "retriever" else around.collection_names
 
 
 # The longest name a note quotes whole.

@@ -105,10 +105,12 @@ class Neighbourhood:
     collections: tuple[LiveCollection, ...] = ()
     retrievers: Mapping[str, str] = field(default_factory=dict)  # id → name ("" for none)
     _by_ident: dict[str, LiveCollection] = field(default_factory=dict, compare=False, repr=False)
+    _collection_names: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for collection in self.collections:
             self._by_ident.setdefault(collection.name, collection)
+            self._collection_names[collection.collection_id] = collection.name
         for collection in self.collections:  # an id wins over a name that looks like one
             self._by_ident[collection.collection_id] = collection
 
@@ -119,10 +121,9 @@ class Neighbourhood:
     def has_retriever(self, ident: str) -> bool:
         return ident in self.retrievers or ident in self.retrievers.values()
 
-    @property
-    def collection_names(self) -> dict[str, str]:
-        """Each collection's name, by id."""
-        return {c.collection_id: c.name for c in self.collections}
+    def names_of(self, kind: str) -> Mapping[str, str]:
+        """Each collection's (``kind="collection"``) or retriever's name, by id."""
+        return self.retrievers if kind == "retriever" else self._collection_names
 
     def applying(self, taxonomy_id: str | None) -> list[LiveCollection]:
         """The collections that apply ``taxonomy_id``, by name."""

@@ -119,8 +119,7 @@ def resolve(desired: DesiredTaxonomy, around: Neighbourhood) -> Resolution:
     spec: dict[str, Any] = {"config": desired.config, "appliedTo": list(desired.applied_to or ())}
     names: list[tuple[str, Kind, str, str]] = []
     problems: list[ManifestProblem] = []
-    for slot in slots(desired.config, desired.applied_to or ()):
-        value = value_at(spec, slot.path)
+    for slot, value in held(desired.config, desired.applied_to or ()):
         if not is_name(value):
             continue
         name = value["name"]
@@ -142,7 +141,7 @@ def resolve(desired: DesiredTaxonomy, around: Neighbourhood) -> Resolution:
 
 def look_up(kind: Kind, name: str, around: Neighbourhood) -> tuple[str | None, str]:
     """The id of the one ``kind`` called ``name``, or None and why not."""
-    known = around.retrievers if kind == "retriever" else around.collection_names
+    known = around.names_of(kind)
     matches = sorted(ident for ident, its_name in known.items() if its_name == name)
     if len(matches) == 1:
         return matches[0], ""
@@ -167,8 +166,7 @@ def to_names(
     kind has), and the slots left as ids because of that."""
     spec: dict[str, Any] = {"config": dict(config), "appliedTo": [dict(e) for e in applied_to]}
     kept: list[Slot] = []
-    for slot in slots(config, applied_to):
-        ident = value_at(spec, slot.path)
+    for slot, ident in held(config, applied_to):
         if not isinstance(ident, str):
             continue
         name = _name_of(slot.kind, ident, around)
@@ -182,12 +180,12 @@ def to_names(
 
 
 def _name_of(kind: Kind, ident: str, around: Neighbourhood) -> str | None:
-    known = around.retrievers if kind == "retriever" else around.collection_names
+    known = around.names_of(kind)
     return known.get(ident) or None
 
 
 def _unique(kind: Kind, name: str, around: Neighbourhood) -> bool:
-    known = around.retrievers if kind == "retriever" else around.collection_names
+    known = around.names_of(kind)
     return sum(1 for its_name in known.values() if its_name == name) == 1
 
 

@@ -16,10 +16,10 @@ from taxsync.manifest.document import Document
 from taxsync.model import FieldPath
 
 _PREFIX = {"collection": "col_", "retriever": "ret_"}
-Stand_ins = dict[str, str]  # stand-in id → the name it stands for
+StandIns = dict[str, str]  # stand-in id → the name it stands for
 
 
-def names_out(value: dict[str, Any], document: Document) -> tuple[dict[str, Any], Stand_ins] | None:
+def names_out(value: dict[str, Any], document: Document) -> tuple[dict[str, Any], StandIns] | None:
     """``value`` with each reference by name swapped for a stand-in id; None (with a
     problem) when a reference is neither an id nor ``{name: NAME}``."""
     spec = value.get("spec")
@@ -32,7 +32,7 @@ def names_out(value: dict[str, Any], document: Document) -> tuple[dict[str, Any]
     if not names.any_mapping(config, usable):  # the common case: ids only, nothing to swap
         return value, {}
     mappings = [(s, v) for s, v in names.held(config, usable) if isinstance(v, dict)]
-    stand_ins: Stand_ins = {}
+    stand_ins: StandIns = {}
     tree: dict[str, Any] = {"config": config, "appliedTo": applied}
     for slot, written in mappings:
         path: FieldPath = ("spec", *slot.path)
@@ -54,7 +54,7 @@ _MALFORMED = {
 }
 
 
-def names_back(value: Any, stand_ins: Stand_ins) -> Any:
+def names_back(value: Any, stand_ins: StandIns) -> Any:
     """``value`` with each stand-in id back as the ``{name: …}`` it stood for."""
     if not stand_ins:
         return value
@@ -67,7 +67,7 @@ def names_back(value: Any, stand_ins: Stand_ins) -> Any:
     return value
 
 
-def shown(message: str, stand_ins: Stand_ins) -> str:
+def shown(message: str, stand_ins: StandIns) -> str:
     """A validation message as the manifest reads: stand-ins shown as the names they are."""
     for stand_in, name in stand_ins.items():
         message = message.replace(stand_in, f"{{name: {name}}}")

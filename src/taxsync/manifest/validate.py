@@ -19,7 +19,7 @@ from taxsync import wire
 from taxsync.errors import ManifestProblem
 from taxsync.manifest.document import Document
 from taxsync.manifest.environments import per_namespace
-from taxsync.manifest.references import Stand_ins, names_back, names_out, shown
+from taxsync.manifest.references import StandIns, names_back, names_out, shown
 from taxsync.model import (
     API_VERSION,
     MANAGED_KEY,
@@ -264,7 +264,7 @@ class _SpecPositions(Mapping[str, Position]):
 
 
 def _desired(
-    manifest: TaxonomyManifest, document: Document, stand_ins: Stand_ins
+    manifest: TaxonomyManifest, document: Document, stand_ins: StandIns
 ) -> DesiredTaxonomy:
     spec_positions = _SpecPositions(document.positions)
     # Changes and duplicate errors point at the taxonomy's name, the line a reviewer looks for.

@@ -10,6 +10,7 @@ from taxsync.history import History
 from taxsync.plan import (
     STATUSES,
     ApplyResult,
+    AttachmentChange,
     ChangeResult,
 )
 
@@ -60,7 +61,9 @@ def apply_json(result: ApplyResult) -> str:
             "message": r.message or None,
             "taxonomy_id": r.taxonomy_id,
             "version": r.version,
-            "collection_id": getattr(r.change, "collection_id", None),
+            "collection_id": (
+                r.change.collection_id if isinstance(r.change, AttachmentChange) else None
+            ),
             "tasks": r.tasks,
         }
         for r in result.results
