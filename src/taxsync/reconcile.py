@@ -333,15 +333,20 @@ def doctor(
     *,
     collections: Sequence[str] = (),
     reporter: Reporter | None = None,
+    consent: Callable[[Sequence[str]], bool] | None = None,
 ) -> DoctorReport:
     """Probe the API's contract in ``namespace`` (see ``taxsync.doctor``); never raises for
     a differing assumption: check ``report.ok``. ``collections``: the only collections the
-    probe may touch (their applications are restored exactly). Ctrl-C stops the probe and
-    still cleans up (``report.interrupted``)."""
-    from taxsync.doctor import Probe
+    probe may touch (their applications are restored exactly). A namespace holding
+    taxonomies taxsync manages is written to only if ``consent(their names)`` says yes
+    (else ``ConfigError``, nothing written). Ctrl-C or SIGTERM stops the probe and still
+    cleans up (``report.interrupted``); a second is only told, a third aborts the clean-up."""
+    from taxsync.doctor import Probe, patient
 
     async def run(client: MixpeekClient, stop: asyncio.Event) -> DoctorReport:
-        return await Probe(client, namespace, collections, stop).run()
+        probe = Probe(client, namespace, collections, stop, consent)
+        with patient(probe.state, reporter.interrupting if reporter is not None else None):
+            return await probe.run()
 
     return _run(settings, run, reporter)
 
