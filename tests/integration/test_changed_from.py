@@ -114,9 +114,7 @@ def test_nothing_changed_reads_nothing(server: EmulatorHandle, repo: Path) -> No
     assert "left out 4: alpha, beta, delta, gamma" in done.out
 
 
-def test_a_manifest_moved_between_namespaces_plans_both(
-    server: EmulatorHandle, repo: Path
-) -> None:
+def test_a_manifest_moved_between_namespaces_plans_both(server: EmulatorHandle, repo: Path) -> None:
     write(repo, "taxonomies/alpha/other.yaml", flat("other", "alpha"))
     base = commit(repo, "alpha has two manifests")
     applied(server, repo)

@@ -74,7 +74,5 @@ def changed_markdown(plan: Plan) -> list[str]:
         body.append(f"@@ {headline(change)}{where} @@")
         body += [diff for field in change.diff for diff in diff_lines_markdown(field)]
     summary = f"<details><summary>{len(plan.pending)} pending before this change</summary>"
-    explain = (
-        f"The manifests at `{md_inline(_commit(plan))}` would make these changes too: {_WHY}."
-    )
+    explain = f"The manifests at `{md_inline(_commit(plan))}` would make these changes too: {_WHY}."
     return lines + ["", summary, "", explain, "", fenced("\n".join(body), "diff") + "</details>"]
