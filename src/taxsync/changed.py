@@ -85,7 +85,12 @@ def find_changes(root: Path, ref: str) -> Changes:
         raise GitError(f"--changed-from: {root} is not in a git checkout")
     found = _git(where, "rev-parse", "--show-toplevel")
     if found.returncode != 0:
-        raise GitError(f"--changed-from: {root} is not in a git checkout")
+        said = found.stderr.decode(errors="replace")
+        # A checkout owned by another user (a container's) is refused by git itself.
+        why = (
+            " (git: dubious ownership; see git config safe.directory)" if "dubious" in said else ""
+        )
+        raise GitError(f"--changed-from: {root} is not in a git checkout{why}")
     top = Path(found.stdout.decode().strip())
     named = _git(top, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
     if named.returncode != 0:
