@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FORMAT_VERSION = 4  # 2: the digest; 3: attachments; 4: two change types, node trees
+FORMAT_VERSION = 5  # 2: the digest; 3: attachments; 4: two change types, node trees; 5: pending
 
 # What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
 TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
@@ -252,6 +252,11 @@ class Plan(BaseModel):
     prune: bool = False
     summary: Summary = Field(default_factory=Summary)
     changes: list[Change] = Field(default_factory=list)
+    # With --changed-from: the commit compared with, the changes its manifests would make too
+    # (drift, or a merge not applied: apply makes them as well), the namespaces not planned.
+    changed_from: str | None = None
+    pending: list[Change] = Field(default_factory=list)
+    left_out: list[str] = Field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:

@@ -24,6 +24,7 @@ import random
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -409,11 +410,13 @@ def plan_manifests(
     *,
     reporter: Reporter | None = None,
     ahead: ReadAhead | None = None,
+    baseline: Sequence[DesiredTaxonomy] | None = None,
 ) -> Plan:
     """Read the covered namespaces and plan ``desired`` against them (see ``PlanChoices``).
 
     ``ahead``: the reads ``plan_tree`` started while the manifests loaded, with the client
-    and event loop they run in; the plan takes those answers instead of asking again."""
+    and event loop they run in; the plan takes those answers instead of asking again.
+    ``baseline``: the manifests before this change; what they would do too is ``pending``."""
     from taxsync import references
     from taxsync.planner import covered_namespaces
     from taxsync.planner import plan as make_plan
@@ -432,7 +435,12 @@ def plan_manifests(
                 client.read_neighbourhood(wanted, concurrency=settings.concurrency),
             )
         ready = references.checked(selected, around, choices.check_references)
-        return ready.annotate(make_plan(ready.desired, live, options, around))
+        made = ready.annotate(make_plan(ready.desired, live, options, around))
+        if baseline is not None:
+            from taxsync.changed import split_against
+
+            made = split_against(made, baseline, live, around, options)
+        return made
 
     with _reported(reporter):
         return _run(settings, build, ahead=ahead)
@@ -446,20 +454,34 @@ def plan_tree(
     out: Path | None = None,
     reporter: Reporter | None = None,
     environ: Mapping[str, str] | None = None,
+    changed_from: str | None = None,
 ) -> Plan:
     """Load the manifests at ``path`` and plan them; save the plan as JSON to ``out``.
 
     The namespaces the plan covers are read while the manifests still load (``ReadAhead``).
+    ``changed_from``: a git revision; plan only what changed since (``taxsync.changed``).
     """
     from taxsync.read_ahead import ReadAhead
 
-    with ReadAhead.open(settings, choices.options(), connect) as ahead:
-        if ahead is not None:
-            with _reported(reporter):
-                desired = ahead.load_manifests(Path(path), environ)
-        else:
-            desired = load_manifests(path, environ, reporter)
-        the_plan = plan_manifests(desired, settings, choices, reporter=reporter, ahead=ahead)
+    if changed_from is not None:
+        from taxsync.changed import plan_changed
+
+        with _reported(reporter):
+            load, make = (
+                partial(load_manifests, environ=environ),
+                partial(plan_manifests, settings=settings),
+            )
+            the_plan = plan_changed(
+                Path(path), changed_from, choices, load, make, settings.target_url
+            )
+    else:
+        with ReadAhead.open(settings, choices.options(), connect) as ahead:
+            if ahead is not None:
+                with _reported(reporter):
+                    desired = ahead.load_manifests(Path(path), environ)
+            else:
+                desired = load_manifests(path, environ, reporter)
+            the_plan = plan_manifests(desired, settings, choices, reporter=reporter, ahead=ahead)
     if out is not None:
         from taxsync.files import write_atomic
         from taxsync.render import plan_json
@@ -475,6 +497,7 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
     from pydantic import ValidationError
 
     from taxsync import verify
+    from taxsync.changed import with_pending
     from taxsync.plan import FORMAT_VERSION, Plan
 
     with _reported(reporter):
@@ -491,6 +514,8 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
                 f"{path}: plan format {the_plan.format_version} is not supported "
                 f"(this taxsync writes {FORMAT_VERSION}): make the plan again"
             )
+        _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
+        the_plan = with_pending(the_plan)  # applied alike, so that apply converges
         _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
     return the_plan
 
