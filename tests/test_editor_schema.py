@@ -105,8 +105,8 @@ def test_committed_schema_uses_only_keywords_draft_07_editors_understand() -> No
                 if key in ("properties", "$defs", "definitions", "patternProperties"):
                     for name, sub in value.items():  # names, not keywords
                         walk(sub, f"{where}/{key}/{name}")
-                elif key in ("enum", "const", "default", "examples"):
-                    continue  # values, not schemas
+                elif key in ("enum", "const", "default", "examples", "defaultSnippets"):
+                    continue  # values (and the editor's snippets), not schemas
                 else:
                     if key not in DRAFT_07_KEYWORDS:
                         unknown.add(f"{where}/{key}")
