@@ -5,6 +5,7 @@ break a line of the report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -136,18 +137,17 @@ def test_plan_against_the_emulator_teaches_the_same_and_sends_nothing(
     assert run.code == 1, run.output
     first, second, count = run.err.splitlines()
     assert first.endswith("spec.wiat: unknown key 'wiat'; did you mean 'wait'?")
-    assert second.endswith("is not a taxonomy type (flat, hierarchical); did you mean 'hierarchical'?")
+    assert second.endswith(
+        "is not a taxonomy type (flat, hierarchical); did you mean 'hierarchical'?"
+    )
     assert count == "  (2 problems in all)"
     assert srv.writes() == []
 
 
 def test_a_newline_in_a_seed_field_never_breaks_the_error_line(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
-    twice = '{"collection_id": "col_%s", "collection_name": "a\\nb c"}'
-    seed.write_text(
-        '{"namespaces": {"prod": {"collections": [%s, %s]}}}' % (twice % "a", twice % "b"),
-        encoding="utf-8",
-    )
+    twice = [{"collection_id": f"col_{x}", "collection_name": "a\nb c"} for x in "ab"]
+    seed.write_text(json.dumps({"namespaces": {"prod": {"collections": twice}}}))
     run = run_cli("local", "seed", str(seed), "--local-state", str(tmp_path / "state.json"))
     assert run.code == 1
     assert run.err.count("\n") == 1, run.err
@@ -158,8 +158,8 @@ def test_a_seed_error_keeps_its_detail_lines_and_escapes_a_newline_in_a_key(
     tmp_path: Path,
 ) -> None:
     seed = tmp_path / "seed.json"
-    bad = '{"collection_id": "col_a", "collection_name": "ab"}'
-    seed.write_text('{"namespaces": {"prod\\nfake": {"collections": [%s]}}}' % bad)
+    bad = {"collection_id": "col_a", "collection_name": "ab"}
+    seed.write_text(json.dumps({"namespaces": {"prod\nfake": {"collections": [bad]}}}))
     run = run_cli("local", "seed", str(seed), "--local-state", str(tmp_path / "state.json"))
     assert run.code == 1
     assert run.err.splitlines() == [
