@@ -41,6 +41,7 @@ from taxsync.plan import (
     TaxonomyAction,
     TaxonomyChange,
 )
+from taxsync.read_back import recheck_attachments
 from taxsync.wire import TaxonomyResponse
 
 DEFAULT_CONCURRENCY = 8
@@ -98,6 +99,7 @@ async def apply_plan(
                 report(outcome)
     for outcome in await asyncio.gather(*(run.backfill(r) for r in run.backfilling)):
         report(outcome)
+    await recheck_attachments(client, run.result.results, on_result)
     run.result.interrupted = run.stop.is_set()
     order = {id(c): i for i, c in enumerate(plan.changes)}
     run.result.results.sort(key=lambda r: order[id(r.change)])
