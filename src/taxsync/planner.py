@@ -100,8 +100,23 @@ def plan(
         api_url=options.api_url,
         namespaces=namespaces,
         prune=options.prune,
+        backfill_on_change=backfill_intent(changes, desired, options),
         summary=Summary.of(changes, unchanged),
         changes=changes,
+    )
+
+
+def backfill_intent(
+    changes: Sequence[AnyChange], desired: Sequence[DesiredTaxonomy], options: PlanOptions
+) -> list[str]:
+    """The taxonomies of ``changes`` (``namespace/name``) planned with backfills on."""
+    asked = {d.key for d in desired if d.backfill}
+    return sorted(
+        {
+            f"{c.namespace}/{c.name}"
+            for c in changes
+            if options.backfill or (c.namespace, c.name) in asked
+        }
     )
 
 
