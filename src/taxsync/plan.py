@@ -250,6 +250,10 @@ class Plan(BaseModel):
     api_url: str | None = None
     namespaces: list[str] = Field(default_factory=list)
     prune: bool = False
+    # The taxonomies (``namespace/name``) planned with backfills on (``--backfill``, or their
+    # manifest's ``spec.backfill: onChange``): a saved plan's backfills are planned again
+    # with exactly this intent.
+    backfill_on_change: list[str] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
     changes: list[Change] = Field(default_factory=list)
     # With --changed-from: the commit compared with, the changes its manifests would make too

@@ -40,6 +40,7 @@ from taxsync.planner import (
     attachment_changes,
     compare,
     delete_change,
+    in_neighbourhood,
 )
 from taxsync.planner import plan as replan_namespace
 from taxsync.wire import TaxonomyApplicationConfigInput, TaxonomyConfig, TaxonomyResponse
@@ -249,16 +250,10 @@ def live_problems(
     taxonomies = _taxonomy_changes(plan)
     for change in plan.changes:
         if isinstance(change, AttachmentChange):
-            problems.extend(_attachment_problems(change, taxonomies, live, around))
+            backfill = _backfill_intended(plan, change)
+            problems.extend(_attachment_problems(change, taxonomies, live, around, backfill))
             continue
-        if change.backfills and around is not None:
-            applying = {c.collection_id for c in _applying(around, change)}
-            strays = [c for c in change.backfills if c not in applying]
-            if strays:
-                problems.append(
-                    f"{change.label!r} would backfill {', '.join(map(repr, strays))}, which "
-                    "do(es) not apply it"
-                )
+        problems.extend(_backfill_problems(plan, change, around))
         head = _by_id(live, change.namespace, change.taxonomy_id) if change.taxonomy_id else None
         try:
             replanned = _replan(change, head)
@@ -275,15 +270,46 @@ def live_problems(
     return problems
 
 
+def _backfill_problems(
+    plan: Plan, change: TaxonomyChange, around: Mapping[str, Neighbourhood] | None
+) -> list[str]:
+    """A taxonomy change's backfills must be exactly those the planner makes for it, with
+    the backfill intent the plan records, from the collections that apply it now (none
+    that the plan detaches it from)."""
+    near = around.get(change.namespace) if around is not None else None
+    bare = change.model_copy(update={"backfills": []})
+    planned = in_neighbourhood(bare, near, _backfill_intended(plan, change)).backfills
+    detached = {
+        c.collection_id
+        for c in plan.attachment_changes
+        if c.action == "detach" and (c.namespace, c.name) == (change.namespace, change.name)
+    }
+    expected = [b for b in planned if b not in detached]
+    if change.backfills == expected:
+        return []
+    said = ", ".join(map(repr, change.backfills)) or "nothing"
+    return [
+        f"{change.label!r} would backfill {said}; taxsync plans "
+        f"{', '.join(map(repr, expected)) or 'no backfill'} for it"
+    ]
+
+
+def _backfill_intended(plan: Plan, change: AnyChange) -> bool:
+    """Whether the plan was made with backfills on for this change's taxonomy."""
+    return f"{change.namespace}/{change.name}" in plan.backfill_on_change
+
+
 def _attachment_problems(
     change: AttachmentChange,
     taxonomies: Mapping[tuple[str, str], TaxonomyChange],
     live: Mapping[str, Sequence[TaxonomyResponse]],
     around: Mapping[str, Neighbourhood] | None,
+    backfill: bool,
 ) -> list[str]:
-    """An attach, reconfigure or detach planned again from its own settings against the live
-    collection and taxonomy: it must come out as saved, and be of a taxonomy that taxsync
-    manages or that this plan creates, adopts, replaces or deletes."""
+    """An attach, reconfigure or detach planned again from its own settings (and the
+    plan's backfill intent) against the live collection and taxonomy: it must come out as
+    saved, and be of a taxonomy that taxsync manages or that this plan creates, adopts,
+    replaces or deletes."""
     label = change.label
     collection = _collection(around, change) if around is not None else None
     if collection is None:
@@ -315,7 +341,7 @@ def _attachment_problems(
                 f"{label!r} ({change.action}) is of a taxonomy taxsync does not manage (and the "
                 "plan does not adopt it)"
             ]
-        replanned = _replan_attachment(change, head, None, collection)
+        replanned = _replan_attachment(change, head, None, collection, backfill)
     elif taxonomy.action == "delete":
         head = _by_id(live, change.namespace, taxonomy.taxonomy_id)
         replanned = _replan_detach_deleted(change, head, collection) if head else None
@@ -323,7 +349,7 @@ def _attachment_problems(
         head = _by_id(live, change.namespace, taxonomy.taxonomy_id)
         if taxonomy.action != "create" and head is None:
             return [f"{label!r}: the taxonomy it is of cannot be read"]
-        replanned = _replan_attachment(change, head, taxonomy, collection)
+        replanned = _replan_attachment(change, head, taxonomy, collection, backfill)
     if replanned is None or _comparable_attachment(replanned) != _comparable_attachment(change):
         return [
             f"{label!r} ({change.action}) is not what taxsync plans from its own settings and "
@@ -337,9 +363,11 @@ def _replan_attachment(
     head: TaxonomyResponse | None,
     taxonomy: TaxonomyChange | None,
     collection: LiveCollection,
+    backfill: bool,
 ) -> AttachmentChange | None:
     """What the planner makes of a manifest whose ``appliedTo`` asks for exactly this
-    change's settings in its collection (a detach: not listing it), against live state.
+    change's settings in its collection (a detach: not listing it), against live state,
+    with the backfill intent the plan records.
 
     ``taxonomy``: the plan's change to the taxonomy itself, if any; ``head``: the live
     taxonomy the manifest describes (None for a create)."""
@@ -364,7 +392,7 @@ def _replan_attachment(
         applied_to=applied_to,
     )
     around = Neighbourhood(collections=(collection,))
-    planned = attachment_changes(desired, head, taxonomy, around, backfill=bool(change.backfills))
+    planned = attachment_changes(desired, head, taxonomy, around, backfill=backfill)
     return next((c for c in planned if c.collection_id == collection.collection_id), None)
 
 
@@ -455,16 +483,11 @@ def _desired(
     )
 
 
-def _applying(around: Mapping[str, Neighbourhood], change: TaxonomyChange) -> list[LiveCollection]:
-    near = around.get(change.namespace)
-    return near.applying(change.taxonomy_id) if near is not None else []
-
-
 def _comparable(change: TaxonomyChange) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
     # Nor whom a change affects: that is re-read at apply time, and a delete is refused
     # there if any collection still applies its taxonomy.
-    # Backfills are checked against the collections that apply the taxonomy, above; ids let
+    # Backfills are planned again on their own, above (they need the collections); ids let
     # through unchecked are the plan's own notes.
     # What names resolved to is checked against the namespace, as a stale plan.
     ignored = {"source", "applied_by", "blocked", "backfills", "unchecked", "names"}
