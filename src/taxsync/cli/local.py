@@ -40,7 +40,7 @@ _SERVE_OPTIONS = [
         "namespaces",
         multiple=True,
         metavar="NAME",
-        help="Pre-create this namespace (repeatable); then unknown namespaces are 404.",
+        help="Create this namespace (repeatable); the seed's are created too, no other.",
     ),
     click.option(
         "--api-key",

@@ -22,7 +22,8 @@ UNRESOLVED_HEADER = "X-Namespace-Unresolved"
 
 
 def namespace_of(app: EmulatorApp, request: Request) -> str:
-    """The namespace id named by ``X-Namespace`` (created on first use in auto mode)."""
+    """The namespace id named by ``X-Namespace``; NotFound when it names none (never
+    created on the fly)."""
     value = request.headers.get("x-namespace", "").strip()
     if not value:
         raise ErrorReply(
@@ -30,14 +31,14 @@ def namespace_of(app: EmulatorApp, request: Request) -> str:
             "Missing X-Namespace header: send the namespace name or id",
             {"header": "X-Namespace"},
         )
-    record = app.store.resolve_namespace(value, create=app.auto_create_namespaces)
+    record = app.store.get_namespace(value)
     return str(record["namespace_id"])
 
 
 def list_namespace(app: EmulatorApp, request: Request) -> str | None:
-    """The namespace of a collections or retrievers list; None when X-Namespace does not
-    resolve, which those lists answer with an empty page and a warning, not a 404.
-    Unknown is decided as for every other route (see ``namespace_of``)."""
+    """The namespace of a taxonomies, collections or retrievers list; None when
+    X-Namespace does not resolve, which those lists answer with an empty page and a
+    warning (``unresolved``), not a 404."""
     try:
         return namespace_of(app, request)
     except NotFound as exc:

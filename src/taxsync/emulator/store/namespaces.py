@@ -34,25 +34,15 @@ class Namespaces(PersistentStore):
                 return _public_namespace(existing)
             return self._create_namespace(name, description)
 
-    def resolve_namespace(self, ident: str, *, create: bool = False) -> dict[str, Any]:
-        """Find a namespace by name or ``ns_`` id; with ``create``, create it by name.
-
-        An unknown ``ns_...`` value is never created: it names an id, not a namespace.
-        """
+    def get_namespace(self, ident: str) -> dict[str, Any]:
+        """The namespace with that name or ``ns_`` id; NotFound otherwise. Naming a
+        namespace never creates it (only the seed, ``namespaces`` and
+        ``ensure_namespace`` do), so a misspelt one is unresolved as on the real API."""
         with self._transaction():
             found = self._state.find_namespace(ident)
             if found is not None:
                 return _public_namespace(found)
-        if not create or ident.startswith("ns_"):
-            raise NotFound(
-                f"Namespace '{ident}' not found",
-                {"resource": "namespace", "id": ident},
-            )
-        return self.ensure_namespace(ident)
-
-    def get_namespace(self, ident: str) -> dict[str, Any]:
-        """The namespace with that name or id; NotFound otherwise."""
-        return self.resolve_namespace(ident, create=False)
+        raise NotFound(f"Namespace '{ident}' not found", {"resource": "namespace", "id": ident})
 
     def list_namespaces(self, query: ListQuery | None = None) -> Page:
         """A page of namespaces in creation order (or the query's sort)."""
