@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 #: The header a list answers with when X-Namespace names no namespace
 #: (docs/api-contract.md#unresolved-namespaces).
 UNRESOLVED_HEADER = "X-Namespace-Unresolved"
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def namespace_of(app: EmulatorApp, request: Request) -> str:
@@ -45,6 +47,15 @@ def list_namespace(app: EmulatorApp, request: Request) -> str | None:
         if (exc.details or {}).get("resource") == "namespace":
             return None
         raise
+
+
+async def list_body(request: Request, model: type[_M]) -> _M | None:
+    """The optional body of a list whose GET alias takes none (collections, retrievers,
+    namespaces): read on ``POST .../list`` only; a body sent with the GET is not read,
+    its filters included."""
+    if request.method != "POST":
+        return None
+    return await bodies.optional_body(request, model)
 
 
 def list_query(app: EmulatorApp, request: Request, body: BaseModel | None) -> ListQuery:

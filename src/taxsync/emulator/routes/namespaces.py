@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from taxsync.emulator.bodies import optional_body
-from taxsync.emulator.routes.common import list_query
+from taxsync.emulator.routes.common import list_body, list_query
 from taxsync.wire import ListNamespacesRequest
 
 if TYPE_CHECKING:
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 
 
 async def list_namespaces(app: EmulatorApp, request: Request) -> Response:
-    body = await optional_body(request, ListNamespacesRequest)
+    body = await list_body(request, ListNamespacesRequest)
     page = app.store.list_namespaces(list_query(app, request, body))
     return JSONResponse(
         {

@@ -55,8 +55,10 @@ class Namespaces(PersistentStore):
 
     def seed(self, seed: Seed) -> tuple[int, int]:
         """Put a seed's collections and retrievers into their namespaces (created if need
-        be), replacing those of the same id; taxonomies and tasks are kept. Seeding the
-        same seed twice changes nothing. Returns (collections, retrievers) seeded.
+        be): what the seed declares is added or updated, and what requests made is kept
+        (taxonomies, tasks, and the taxonomy entries collections gained by PATCH, see
+        ``reseeded``). Seeding the same seed twice changes nothing. Returns (collections,
+        retrievers) seeded.
         """
         named = {n: c for n, c in seed.namespaces.items() if n != EVERY_NAMESPACE}
         for name in named:
@@ -113,19 +115,35 @@ class Namespaces(PersistentStore):
                 {"resource": catalog.kind, catalog.name_key: name},
             )
         old = catalog.by_id(ns_id, ident)
-        data = clone(data)
         now = iso(self._clock())
         if old is None:
+            data = clone(data)
             data.setdefault("created_at", now)
             data.setdefault("updated_at", now)
             catalog.add({"namespace_id": ns_id, "seq": self._state.next_seq(), "data": data})
-        elif _without_times(old["data"]) != _without_times(data):
-            data.setdefault("created_at", old["data"].get("created_at"))
-            data.setdefault("updated_at", now)
-            catalog.replace(old, data)
         else:
-            return  # the same seed again: keep it as it is, timestamps included
+            merged = reseeded(old["data"], data)
+            if _without_times(old["data"]) == _without_times(merged):
+                return  # the same seed again: keep it as it is, timestamps included
+            merged["updated_at"] = data.get("updated_at") or now
+            catalog.replace(old, merged)
         self._dirty = True
+
+
+def reseeded(live: dict[str, Any], seeded: dict[str, Any]) -> dict[str, Any]:
+    """A collection or retriever seeded again: the fields the seed declares take its values,
+    the others keep their live ones. ``taxonomy_applications`` merge by ``taxonomy_id``:
+    an entry the seed declares replaces the live one for that taxonomy (or is appended),
+    and live entries the seed does not name stay, so re-seeding keeps what apply attached.
+    """
+    merged = clone({**live, **seeded})
+    declared = seeded.get("taxonomy_applications")
+    kept = live.get("taxonomy_applications")
+    if declared is not None and kept:
+        by_taxonomy = {entry["taxonomy_id"]: entry for entry in declared}
+        entries = [by_taxonomy.pop(entry["taxonomy_id"], entry) for entry in kept]
+        merged["taxonomy_applications"] = clone([*entries, *by_taxonomy.values()])
+    return merged
 
 
 def _public_namespace(record: dict[str, Any]) -> dict[str, Any]:
