@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from taxsync.emulator import Store
 from tests.conftest import StartEmulator
@@ -231,3 +234,40 @@ def test_a_seeded_entry_updates_its_taxonomys_and_keeps_the_others(
     assert httpx.get(f"{srv.url}/v1/collections/products", headers=srv.headers(NS)).json() == (
         before
     )
+
+
+# --- the README's quickstart --------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_quickstart_runs_and_reseeding_after_apply_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its taxsync commands, in order, against a fresh state file: the seed holds every
+    namespace the examples use (the emulator creates none), and seeding again after the
+    apply leaves nothing to do."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Quickstart.*?```sh\n(.*?)```", readme, re.S)
+    assert block is not None
+    commands = [
+        shlex.split(line.split("#")[0])[1:]
+        for line in block.group(1).splitlines()
+        if line.startswith("taxsync ")
+    ]
+    assert [c[:2] for c in commands] == [
+        ["validate", "examples/taxonomies"],
+        ["local", "seed"],
+        ["plan", "--local"],
+        ["apply", "--local"],
+        ["plan", "--local"],
+    ]
+    monkeypatch.chdir(REPO_ROOT)
+    state = {"TAXSYNC_LOCAL_STATE": str(tmp_path / "local-state.json")}
+    for command in commands:
+        done = run_cli(*command, env=state)
+        assert done.code == 0, (command, done.output)
+    seed, last_plan = commands[1], commands[-1]
+    assert run_cli(*seed, env=state).code == 0
+    again = run_cli(*last_plan, env=state)
+    assert again.code == 0, again.output
