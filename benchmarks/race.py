@@ -36,9 +36,13 @@ API_KEY = "sk_race_local"
 TEMPLATE = REPO_ROOT / "benchmarks" / "templates" / "flat.yaml"
 
 
-def serve(latency_ms: int) -> str:
-    """The emulator in a background thread on a free loopback port; returns its URL."""
-    app = create_app(EmulatorOptions(api_key=API_KEY, faults=Faults(latency_ms=latency_ms)))
+def serve(latency_ms: int, namespaces: list[str]) -> str:
+    """The emulator, holding ``namespaces``, in a background thread on a free loopback port;
+    returns its URL."""
+    options = EmulatorOptions(
+        api_key=API_KEY, namespaces=tuple(namespaces), faults=Faults(latency_ms=latency_ms)
+    )
+    app = create_app(options)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = make_server(app, "127.0.0.1", sock.getsockname()[1])
@@ -97,7 +101,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency-ms", type=int, default=20)
     args = parser.parse_args()
-    url = serve(args.latency_ms)
+    url = serve(args.latency_ms, [f"race-{index}" for index in range(args.rounds)])
     total_duplicates = total_reported = 0
     for index in range(args.rounds):
         duplicates, reported = one_round(url, f"race-{index}", args.taxonomies)

@@ -105,19 +105,22 @@ def build_tree(root: Path, prefix: str, taxonomies: int, namespaces: int) -> dic
     return per_namespace
 
 
-# What the templates name, seeded into every namespace the emulator creates: plans check
-# that it exists, and read it with each namespace.
+# What the templates name, seeded into every namespace: plans check that it exists, and read
+# it with each namespace. The emulator creates no namespace on the fly: the seed names them.
 SEED_COLLECTIONS = ("col_catalog_categories", "col_employees", "col_managers", "col_executives")
 SEED_RETRIEVERS = ("ret_clip_v1", "ret_face_matcher", "ret_exec_faces")
 
 
-def write_seed(path: Path) -> Path:
+def write_seed(path: Path, namespaces: int) -> Path:
     collections = [
         {"collection_id": c, "collection_name": c.removeprefix("col_"), "document_count": 1000}
         for c in SEED_COLLECTIONS
     ]
     retrievers = [{"retriever_id": r} for r in SEED_RETRIEVERS]
-    seed = {"namespaces": {"*": {"collections": collections, "retrievers": retrievers}}}
+    every = {"collections": collections, "retrievers": retrievers}
+    prefixes = ("seq", "default", "c16", "ns")  # the trees ``online`` applies
+    named = {ns: {} for p in prefixes for ns in namespace_names(p, namespaces)}
+    seed = {"namespaces": {"*": every, **named}}
     path.write_text(yaml.safe_dump(seed), encoding="utf-8")
     return path
 
@@ -237,7 +240,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def emulator(
-    taxsync: list[str], latency_ms: float, page_size: int, workdir: Path, timeout: float = 20.0
+    taxsync: list[str],
+    latency_ms: float,
+    page_size: int,
+    workdir: Path,
+    namespaces: int,
+    timeout: float = 20.0,
 ) -> Iterator[str]:
     """Run ``taxsync local serve`` on a free loopback port; yield its URL; always stop it."""
     port = free_port()
@@ -254,7 +262,7 @@ def emulator(
         "--max-page-size",
         str(page_size),
         "--seed",
-        str(write_seed(workdir / "seed.yaml")),
+        str(write_seed(workdir / "seed.yaml", namespaces)),
     ]
     if latency_ms > 0:
         argv += ["--faults", f"latency={latency_ms:g}ms"]
@@ -606,7 +614,10 @@ class Benchmark:
     def execute(self) -> None:
         self.startup()
         self.validate()
-        with emulator(self.taxsync, self.args.latency_ms, self.args.page_size, self.workdir) as url:
+        args = self.args
+        with emulator(
+            self.taxsync, args.latency_ms, args.page_size, self.workdir, args.namespaces
+        ) as url:
             self.online(url)
 
 

@@ -47,8 +47,13 @@ EVERY_NAMESPACE_SEED: dict[str, Any] = {
         }
     }
 }
+# The namespaces the fixture's emulator holds unless a test says otherwise (no request
+# creates one, as on the real API).
+TEST_NAMESPACES = ("production", "staging", "alpha", "beta", "gamma")
 # The emulator the fixture starts unless a test says otherwise.
-TEST_OPTIONS = EmulatorOptions(api_key=DEFAULT_TEST_API_KEY, seed=EVERY_NAMESPACE_SEED)
+TEST_OPTIONS = EmulatorOptions(
+    api_key=DEFAULT_TEST_API_KEY, namespaces=TEST_NAMESPACES, seed=EVERY_NAMESPACE_SEED
+)
 _STARTUP_TIMEOUT_S = 10.0
 # A fail-safe for waits on something the test itself set in motion: never reached by a
 # passing test, it turns a hang into a failure with a message.

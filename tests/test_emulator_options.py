@@ -38,7 +38,7 @@ def test_local_serve_defaults_are_the_emulator_defaults(served: list[dict[str, A
         }
     ]
     options = served[0]["options"]
-    assert options.refuse_empty_backfill and options.auto_creates_namespaces
+    assert options.refuse_empty_backfill and options.namespaces == ()
 
 
 def test_every_local_serve_flag_reaches_its_option(
@@ -101,7 +101,6 @@ def test_every_local_serve_flag_reaches_its_option(
             "port": 0,
         }
     ]
-    assert not served[0]["options"].auto_creates_namespaces
 
 
 def test_a_bad_fault_spec_is_one_error_line(served: list[dict[str, Any]]) -> None:
@@ -134,4 +133,3 @@ def test_options_keep_one_shape_and_never_show_the_key() -> None:
     options = EmulatorOptions(state_path="s.json", namespaces=["a"], api_key="sk_hidden_key")
     assert options.state_path == Path("s.json") and options.namespaces == ("a",)
     assert "sk_hidden_key" not in repr(options)
-    assert EmulatorOptions(namespaces=["a"], auto_create_namespaces=True).auto_creates_namespaces

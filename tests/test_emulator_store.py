@@ -165,15 +165,16 @@ def test_delete_removes_every_version() -> None:
     store.create_taxonomy(NS, create_request("cats"))  # the name is free again
 
 
-def test_namespaces_by_name_or_id_and_auto_create() -> None:
+def test_namespaces_by_name_or_id_and_only_ensure_creates_one() -> None:
     store = Store(None)
     with pytest.raises(NotFound):
-        store.resolve_namespace("prod")
-    created = store.resolve_namespace("prod", create=True)
+        store.get_namespace("prod")
+    created = store.ensure_namespace("prod")
     assert created["namespace_id"].startswith("ns_")
     assert store.get_namespace(created["namespace_id"]) == created
-    with pytest.raises(NotFound):  # an unknown id is never auto-created
-        store.resolve_namespace("ns_doesnotexist", create=True)
+    assert store.get_namespace("prod") == created
+    with pytest.raises(NotFound):
+        store.get_namespace("ns_doesnotexist")
     with pytest.raises(BadRequest):
         store.ensure_namespace("x" * 65)
 
@@ -378,10 +379,15 @@ def test_a_folder_where_the_temporary_file_must_go_is_a_state_file_error(
 
 
 def test_the_emulator_answers_a_failed_save_with_the_file_it_could_not_write(
-    tmp_path: Path, emulator: Any
+    tmp_path: Path, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / ("s" * 240 + ".json")
-    srv = emulator(state_path=path)
+    path = tmp_path / "state.json"
+    srv = emulator(state_path=path)  # its namespaces are saved: the disk fills up afterwards
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files_module, "replace_file", disk_full)
     response = httpx.post(
         f"{srv.url}/v1/taxonomies",
         json={"taxonomy_name": "cats", "config": flat_config()},

@@ -268,6 +268,11 @@ def attachment_changes(
     A taxonomy this plan creates or replaces has no id yet: its attachment changes carry
     none, and apply uses the id its change gives it (a replace re-points the entries it
     finds first, so they are compared as they are now).
+
+    When an ``appliedTo`` collection does not exist (let through by
+    ``--allow-missing-references``), nothing is detached: the missing one may be a
+    misspelling of a collection whose entry would otherwise look unwanted. The changes
+    planned (and the taxonomy's own) say so among the references let through.
     """
     assert desired.applied_to is not None
     live_id = current.taxonomy_id if current is not None else None
@@ -279,9 +284,12 @@ def attachment_changes(
         "taxonomy_type": desired.taxonomy_type,
     }
     wanted: dict[str, tuple[int, dict[str, Any]]] = {}
+    absent = []
     for index, entry in enumerate(desired.applied_to):
         found = around.collection(entry["collection"])
-        if found is not None:  # a missing one is a reference error (or let through)
+        if found is None:  # a reference error, or let through
+            absent.append(entry["collection"])
+        else:
             wanted.setdefault(found.collection_id, (index, entry))
     changes: list[AttachmentChange] = []
     for collection in sorted(around.collections, key=lambda c: (c.name, c.collection_id)):
@@ -292,9 +300,21 @@ def attachment_changes(
         common["collection_id"] = collection.collection_id
         common["collection_name"] = collection.name
         entry_change = _entry_change(desired, have, want, common, backfill)
-        if entry_change is not None:
+        if entry_change is not None and not (absent and entry_change.action == "detach"):
             changes.append(entry_change)
+    if absent:
+        note = _kept_entries_note(absent)
+        for planned in [*changes, *([change] if change is not None else [])]:
+            planned.unchecked.append(note)
     return changes
+
+
+def _kept_entries_note(absent: Sequence[str]) -> str:
+    names = ", ".join(absent)
+    return (
+        "no entry of this taxonomy is detached while appliedTo names a missing collection "
+        f"({names})"
+    )
 
 
 def _entry_change(

@@ -74,7 +74,7 @@ def test_export_then_plan_shows_only_adoption(tmp_path: Path, emulator: StartEmu
 
 
 def test_export_does_not_overwrite_without_force(tmp_path: Path, emulator: StartEmulator) -> None:
-    srv = emulator()
+    srv = emulator(seed=DESIGN_SEED)
     api = Api(srv)
     api.create("design", HANDMADE_FLAT)
     out = tmp_path / "exported"
@@ -197,7 +197,7 @@ def test_wait_polls_until_inference_is_ready(tmp_path: Path, emulator: StartEmul
 def test_export_warns_about_what_validate_would_refuse(
     tmp_path: Path, emulator: StartEmulator
 ) -> None:
-    srv = emulator()
+    srv = emulator(seed=DESIGN_SEED)
     api = Api(srv)
     legacy = {**HANDMADE_FLAT, "config": {**HANDMADE_FLAT["config"], "retriever_id": "legacy-one"}}
     api.create("design", legacy)

@@ -225,7 +225,7 @@ def expected_shard(namespace: str, count: int) -> int:
 def test_shards_select_exactly_their_namespaces(
     tmp_path: Path, emulator: StartEmulator, count: int
 ) -> None:
-    srv = emulator()
+    srv = emulator(namespaces=GREEK)
     root = tmp_path / "m"
     for ns in GREEK:
         write(root, f"{ns}.yaml", flat("products", ns))

@@ -647,7 +647,6 @@ def test_unresolved_namespace_lists_are_empty_and_flagged(http: tuple[Any, httpx
         # Only the lists degrade this way; single-resource routes stay 404.
         assert_error(typo.get("/v1/collections/products"), 404, "NotFoundError")
         assert_error(typo.get("/v1/retrievers/ret_clip_v1"), 404, "NotFoundError")
-        assert_error(typo.get("/v1/taxonomies"), 404, "NotFoundError")
     with client(srv) as known:
         resolved = known.post("/v1/collections/list")
         assert "x-namespace-unresolved" not in resolved.headers
@@ -655,8 +654,8 @@ def test_unresolved_namespace_lists_are_empty_and_flagged(http: tuple[Any, httpx
         assert_error(headless.get("/v1/collections"), 400, "BadRequestError")
 
 
-def test_auto_created_namespaces_resolve_but_unknown_ids_do_not(emulator: Any) -> None:
-    srv = emulator(seed=None)  # no declared namespaces: names are created on first use
+def test_an_empty_declared_namespace_resolves_but_unknown_ids_do_not(emulator: Any) -> None:
+    srv = emulator(namespaces=["fresh"], seed=None)
     with client(srv, namespace="fresh") as fresh:
         page = ok(fresh.post("/v1/collections/list"))
         assert page["results"] == [] and page["warnings"] == []

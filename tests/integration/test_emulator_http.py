@@ -288,7 +288,7 @@ def test_missing_namespace_header_is_400(emulator: Any) -> None:
 def test_declared_namespaces_make_unknown_ones_404(emulator: Any) -> None:
     srv = emulator(namespaces=["production", "staging"])
     with client(srv, namespace="nope") as http:
-        error = assert_error(http.get("/v1/taxonomies"), 404, "NotFoundError")
+        error = assert_error(http.get("/v1/taxonomies/product_categories"), 404, "NotFoundError")
         assert error["details"] == {"resource": "namespace", "id": "nope"}
         listed = http.get("/v1/namespaces").json()
         assert [n["namespace_name"] for n in listed["results"]] == ["production", "staging"]
@@ -307,15 +307,18 @@ def test_declared_namespaces_make_unknown_ones_404(emulator: Any) -> None:
         assert len(page["results"]) == 1 and page["pagination"]["next_cursor"]
 
 
-def test_namespaces_are_created_on_first_use_by_default(emulator: Any) -> None:
-    srv = emulator()
+def test_no_request_creates_a_namespace(emulator: Any) -> None:
+    """Not a look-up, a list, a read nor a write: the namespaces are those declared."""
+    srv = emulator(namespaces=["production"], seed=None)
     with client(srv, namespace="fresh") as http:
-        assert http.get("/v1/taxonomies").json()["total_count"] == 0
-        looked_up = http.get("/v1/namespaces/looked-up")  # a look-up is a use too
-        assert looked_up.status_code == 200
+        listed = http.get("/v1/taxonomies")
+        assert listed.status_code == 200 and listed.json()["total_count"] == 0
+        assert listed.headers["x-namespace-unresolved"] == "true"
+        assert_error(http.post("/v1/taxonomies", json=flat()), 404, "NotFoundError")
+        assert_error(http.get("/v1/namespaces/looked-up"), 404, "NotFoundError")
         assert_error(http.get("/v1/namespaces/ns_0123456789abcdef"), 404, "NotFoundError")
         names = [n["namespace_name"] for n in http.get("/v1/namespaces").json()["results"]]
-    assert names == ["fresh", "looked-up"]
+    assert names == ["production"]
 
 
 # --- readiness and paging -------------------------------------------------------------------
@@ -494,6 +497,8 @@ def test_local_transport_serves_and_persists_in_process(tmp_path: Path) -> None:
     state = tmp_path / ".taxsync" / "local-state.json"
     headers = {"Authorization": "Bearer local", "X-Namespace": NS}
 
+    Store(state).ensure_namespace(NS)  # as `taxsync local seed` would
+
     async def scenario() -> tuple[dict[str, Any], int]:
         transport = local_transport(state)
         async with httpx.AsyncClient(
@@ -523,7 +528,7 @@ def test_local_transport_turns_dropped_connections_into_transport_errors() -> No
     headers = {"Authorization": "Bearer local", "X-Namespace": NS}
 
     async def scenario(faults: Faults) -> int:
-        transport = local_transport(EmulatorOptions(faults=faults))
+        transport = local_transport(EmulatorOptions(namespaces=[NS], faults=faults))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://emulator", headers=headers
         ) as http:
@@ -567,6 +572,5 @@ def test_serve_warns_off_loopback_and_declares_namespaces(
     assert "0.0.0.0" in warning and "warning" in warning
     declared, open_mode = (server.app for server in made)
     assert all(server.ran for server in made)
-    assert declared.auto_create_namespaces is False
     assert [n["namespace_name"] for n in declared.store.list_namespaces().results] == ["prod"]
-    assert open_mode.auto_create_namespaces is True
+    assert open_mode.store.list_namespaces().results == []  # none declared, none made

@@ -112,7 +112,7 @@ def sdk_client(url: str, api_key: str, namespace: str = NS) -> mixpeek.ApiClient
 
 @pytest.fixture
 def sdk(emulator: Any) -> Iterator[Sdk]:
-    server = emulator(max_page_size=2, ready_after_reads=1)
+    server = emulator(namespaces=[NS], max_page_size=2, ready_after_reads=1)
     with sdk_client(server.url, server.api_key) as api:
         yield Sdk(server, TaxonomiesApi(api), NamespacesApi(api))
 
@@ -228,7 +228,7 @@ def test_patch_versions_and_delete(sdk: Sdk) -> None:
 
 
 def test_namespaces_deserialise(sdk: Sdk) -> None:
-    create(sdk, FLAT)  # creates "production" on first use
+    create(sdk, FLAT)
     listed = sdk.namespaces.list_namespaces(include_total=True)
     assert isinstance(listed, ListNamespacesResponse)
     assert [n.namespace_name for n in listed.results] == [NS]
@@ -251,7 +251,8 @@ def test_declared_namespaces_make_unknown_ones_404(emulator: Any) -> None:
         details = envelope(excinfo.value).error.details
         assert details == {"resource": "namespace", "id": "elsewhere"}
         with pytest.raises(NotFoundException):
-            TaxonomiesApi(api).list_taxonomies()
+            TaxonomiesApi(api).get_taxonomy_taxonomies("product_categories")
+        assert TaxonomiesApi(api).list_taxonomies().results == []  # unresolved: flagged, empty
 
 
 def test_conflict_is_409_already_exists(sdk: Sdk) -> None:
@@ -311,7 +312,9 @@ def test_validation_errors_are_422_with_details(sdk: Sdk) -> None:
 
 def test_hand_written_client_retries_injected_throttling(emulator: Any) -> None:
     """``Mixpeek._request`` honours the emulator's 429/503 Retry-After and gets through."""
-    server = emulator(faults=Faults(rate_429=0.4, rate_503=0.2, retry_after_seconds=0, seed=4))
+    server = emulator(
+        namespaces=[NS], faults=Faults(rate_429=0.4, rate_503=0.2, retry_after_seconds=0, seed=4)
+    )
     client = Mixpeek(server.api_key, namespace=NS, base_url=f"{server.url}/v1")
     for i in range(5):
         created = client._request("POST", "/taxonomies", body={**FLAT, "taxonomy_name": f"t{i}"})

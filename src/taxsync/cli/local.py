@@ -40,7 +40,7 @@ _SERVE_OPTIONS = [
         "namespaces",
         multiple=True,
         metavar="NAME",
-        help="Pre-create this namespace (repeatable); then unknown namespaces are 404.",
+        help="Create this namespace (repeatable); the seed's are created too, no other.",
     ),
     click.option(
         "--api-key",
@@ -176,8 +176,8 @@ def serve(host: str, port: int, options: EmulatorOptions) -> int:
 def seed(seed_file: Path, local_state: Path | None) -> int:
     """Write the collections and retrievers of a seed FILE into the embedded emulator's state.
 
-    Re-seeding replaces the seeded collections and retrievers of the same id and keeps
-    everything else (taxonomies, tasks, other collections).
+    Re-seeding adds or updates what the seed declares and keeps everything else
+    (taxonomies, tasks, other collections, and the taxonomy entries apply attached).
     """
     from taxsync.emulator import SeedError, Store, StoreError, load_seed
 

@@ -46,7 +46,6 @@ class EmulatorApp:
     def __init__(self, store: Store, options: EmulatorOptions) -> None:
         self.store = store
         self.faults = options.faults or Faults()
-        self.auto_create_namespaces = options.auto_creates_namespaces
         self.max_page_size = options.max_page_size
         self.default_page_size = options.default_page_size
         self.ready_policy = ReadyPolicy(
@@ -64,8 +63,7 @@ class EmulatorApp:
     def __repr__(self) -> str:
         # Deliberately leaves the API key out.
         return (
-            f"EmulatorApp(store={self.store.path!s}, auto_create_namespaces="
-            f"{self.auto_create_namespaces}, max_page_size={self.max_page_size}, "
+            f"EmulatorApp(store={self.store.path!s}, max_page_size={self.max_page_size}, "
             f"applied_taxonomy_delete={self.applied_taxonomy_delete!r}, "
             f"faults={self.faults.describe()!r})"
         )

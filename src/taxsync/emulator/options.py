@@ -25,10 +25,10 @@ class EmulatorOptions:
     """How an emulator behaves; the defaults are those of ``taxsync local serve``.
 
     State: ``state_path`` persists it in a JSON file several processes may share (None:
-    in memory). ``namespaces`` are created up front; unknown namespaces are then 404
-    unless ``auto_create_namespaces`` says otherwise (None: True only when no namespaces
-    are given). In auto-create mode any use of a namespace name creates it. ``seed`` (a
-    Seed, its data, or a seed file) puts collections and retrievers in place.
+    in memory). ``namespaces`` are created up front, and so is every namespace the
+    ``seed`` (a Seed, its data, or a seed file) names, with its collections and
+    retrievers. No request ever creates a namespace: an ``X-Namespace`` naming none is
+    unresolved, as on the real API (lists answer empty and flagged, other routes 404).
 
     Requests: ``api_key`` is the only bearer token accepted (None: any non-empty one).
     ``faults`` injects latency, throttling, errors and lost connections. List pages hold
@@ -50,7 +50,6 @@ class EmulatorOptions:
 
     state_path: Path | None = None
     namespaces: tuple[str, ...] = ()
-    auto_create_namespaces: bool | None = None
     seed: SeedSource | None = None
     api_key: str | None = None
     faults: Faults | None = None
@@ -77,13 +76,6 @@ class EmulatorOptions:
             raise ValueError(
                 f"applied_taxonomy_delete must be one of {', '.join(APPLIED_DELETE_MODES)}"
             )
-
-    @property
-    def auto_creates_namespaces(self) -> bool:
-        """Whether a namespace is created when first named (see the class docstring)."""
-        if self.auto_create_namespaces is not None:
-            return self.auto_create_namespaces
-        return not self.namespaces
 
     def __repr__(self) -> str:
         # Deliberately leaves the API key out.

@@ -66,8 +66,8 @@ def serve(
 ) -> None:
     """Serve the emulator, as ``options`` say, with uvicorn until interrupted.
 
-    With ``options.namespaces``, unknown namespaces are 404, as on the real API; with none,
-    namespaces are created on first use. A non-loopback ``host`` prints a warning, since
+    Namespaces are those ``options.namespaces`` and the seed name; an unknown one is
+    unresolved, as on the real API. A non-loopback ``host`` prints a warning, since
     the emulator has no real security. Raises StateFileError (before listening) if the
     state file is unreadable, and SeedError if the seed is invalid.
     """
@@ -106,8 +106,9 @@ def local_transport(options: EmulatorOptions | Path | str | None = None) -> Loca
     """The in-process emulator as an ``httpx.AsyncBaseTransport`` (for ``--local``).
 
     ``options`` may be just a state file (e.g. ``.taxsync/local-state.json``), which
-    persists state across runs; None keeps it in memory. Namespaces are created on first
-    use unless the options declare some. Requests still need ``Authorization: Bearer
+    persists state across runs; None keeps it in memory. Namespaces are those the state
+    file holds (``taxsync local seed`` puts them there) and the options declare. Requests
+    still need ``Authorization: Bearer
     <any key>``. Raises StateFileError at once if the state file is unreadable.
     """
     if not isinstance(options, EmulatorOptions):

@@ -38,6 +38,7 @@ _BY_PATH: dict[str, dict[str, Handler]] = {
     "/v1/collections": {"GET": collections.list_collections},
     "/v1/collections/list": {"POST": collections.list_collections},
     "/v1/collections/{collection_identifier}/apply-taxonomy": {"POST": collections.apply_taxonomy},
+    "/v1/collections/{collection_identifier}/features": {"GET": collections.get_features},
     "/v1/collections/{collection_identifier}": {
         "GET": collections.get_collection,
         "PATCH": collections.patch_collection,

@@ -1,5 +1,5 @@
-"""The collection routes: list, read, PATCH (names and taxonomy_applications), and
-apply-taxonomy, which starts a backfill task."""
+"""The collection routes: list, read, describe features, PATCH (names and
+taxonomy_applications), and apply-taxonomy, which starts a backfill task."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from starlette.responses import JSONResponse, Response
 from taxsync.emulator.bodies import (
     BOOL,
     first,
-    optional_body,
     patch_collection_body,
     query_value,
     required_body,
 )
-from taxsync.emulator.routes.common import list_namespace, list_query, namespace_of, unresolved
+from taxsync.emulator.features import describe_features
+from taxsync.emulator.routes.common import (
+    list_body,
+    list_namespace,
+    list_query,
+    namespace_of,
+    unresolved,
+)
 from taxsync.wire import ApplyTaxonomyRequest, ListCollectionsRequest
 
 if TYPE_CHECKING:
@@ -25,7 +31,7 @@ if TYPE_CHECKING:
 
 
 async def list_collections(app: EmulatorApp, request: Request) -> Response:
-    body = await optional_body(request, ListCollectionsRequest)
+    body = await list_body(request, ListCollectionsRequest)
     query = list_query(app, request, body)
     # The GET alias takes ``search`` and ``include_system`` as query parameters.
     search = first(query.search, request.query_params.get("search") or None)
@@ -53,6 +59,12 @@ async def get_collection(app: EmulatorApp, request: Request) -> Response:
     ns = namespace_of(app, request)
     ident = request.path_params["collection_identifier"]
     return JSONResponse(app.store.get_collection(ns, ident))
+
+
+async def get_features(app: EmulatorApp, request: Request) -> Response:
+    ns = namespace_of(app, request)
+    collection = app.store.get_collection(ns, request.path_params["collection_identifier"])
+    return JSONResponse(describe_features(collection))
 
 
 async def patch_collection(app: EmulatorApp, request: Request) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 #: (docs/api-contract.md#unresolved-namespaces).
 UNRESOLVED_HEADER = "X-Namespace-Unresolved"
 
+_M = TypeVar("_M", bound=BaseModel)
+
 
 def namespace_of(app: EmulatorApp, request: Request) -> str:
-    """The namespace id named by ``X-Namespace`` (created on first use in auto mode)."""
+    """The namespace id named by ``X-Namespace``; NotFound when it names none (never
+    created on the fly)."""
     value = request.headers.get("x-namespace", "").strip()
     if not value:
         raise ErrorReply(
@@ -30,20 +33,29 @@ def namespace_of(app: EmulatorApp, request: Request) -> str:
             "Missing X-Namespace header: send the namespace name or id",
             {"header": "X-Namespace"},
         )
-    record = app.store.resolve_namespace(value, create=app.auto_create_namespaces)
+    record = app.store.get_namespace(value)
     return str(record["namespace_id"])
 
 
 def list_namespace(app: EmulatorApp, request: Request) -> str | None:
-    """The namespace of a collections or retrievers list; None when X-Namespace does not
-    resolve, which those lists answer with an empty page and a warning, not a 404.
-    Unknown is decided as for every other route (see ``namespace_of``)."""
+    """The namespace of a taxonomies, collections or retrievers list; None when
+    X-Namespace does not resolve, which those lists answer with an empty page and a
+    warning (``unresolved``), not a 404."""
     try:
         return namespace_of(app, request)
     except NotFound as exc:
         if (exc.details or {}).get("resource") == "namespace":
             return None
         raise
+
+
+async def list_body(request: Request, model: type[_M]) -> _M | None:
+    """The optional body of a list whose GET alias takes none (collections, retrievers,
+    namespaces): read on ``POST .../list`` only; a body sent with the GET is not read,
+    its filters included."""
+    if request.method != "POST":
+        return None
+    return await bodies.optional_body(request, model)
 
 
 def list_query(app: EmulatorApp, request: Request, body: BaseModel | None) -> ListQuery:

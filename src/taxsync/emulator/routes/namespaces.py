@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from taxsync.emulator.bodies import optional_body
-from taxsync.emulator.routes.common import list_query
+from taxsync.emulator.routes.common import list_body, list_query
 from taxsync.wire import ListNamespacesRequest
 
 if TYPE_CHECKING:
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 
 
 async def list_namespaces(app: EmulatorApp, request: Request) -> Response:
-    body = await optional_body(request, ListNamespacesRequest)
+    body = await list_body(request, ListNamespacesRequest)
     page = app.store.list_namespaces(list_query(app, request, body))
     return JSONResponse(
         {
@@ -28,9 +27,5 @@ async def list_namespaces(app: EmulatorApp, request: Request) -> Response:
 
 
 async def get_namespace(app: EmulatorApp, request: Request) -> Response:
-    # In auto-create mode a namespace exists as soon as anyone names it, here too, so a
-    # reconciler's namespace look-up behaves like its first taxonomy call would. With
-    # declared namespaces (and for unknown ns_ ids) an unknown one is 404.
-    ident = request.path_params["namespace_identifier"]
-    namespace = app.store.resolve_namespace(ident, create=app.auto_create_namespaces)
-    return JSONResponse(namespace)
+    # An unknown name or id is 404: looking a namespace up never creates it.
+    return JSONResponse(app.store.get_namespace(request.path_params["namespace_identifier"]))

@@ -8,8 +8,13 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from taxsync.emulator.bodies import optional_body
-from taxsync.emulator.routes.common import list_namespace, list_query, namespace_of, unresolved
+from taxsync.emulator.routes.common import (
+    list_body,
+    list_namespace,
+    list_query,
+    namespace_of,
+    unresolved,
+)
 from taxsync.wire import ListRetrieversRequest
 
 if TYPE_CHECKING:
@@ -17,7 +22,7 @@ if TYPE_CHECKING:
 
 
 async def list_retrievers(app: EmulatorApp, request: Request) -> Response:
-    body = await optional_body(request, ListRetrieversRequest)
+    body = await list_body(request, ListRetrieversRequest)
     query = replace(list_query(app, request, body), filter_dialect="mongo")
     ns = list_namespace(app, request)
     if ns is None:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from taxsync.emulator.bodies import POSITIVE, optional_body, query_value, required_body
-from taxsync.emulator.routes.common import list_query, namespace_of
+from taxsync.emulator.routes.common import list_namespace, list_query, namespace_of, unresolved
 from taxsync.wire import (
     CreateTaxonomyRequest,
     CreateTaxonomyVersionRequest,
@@ -34,9 +34,12 @@ async def get_taxonomy(app: EmulatorApp, request: Request) -> Response:
 
 
 async def list_taxonomies(app: EmulatorApp, request: Request) -> Response:
-    ns = namespace_of(app, request)
     body = await optional_body(request, ListTaxonomiesRequest)
-    page = app.store.list_taxonomies(ns, list_query(app, request, body))
+    query = list_query(app, request, body)
+    ns = list_namespace(app, request)
+    if ns is None:
+        return unresolved(request, query, {"total_count": 0, "stats": None})
+    page = app.store.list_taxonomies(ns, query)
     return JSONResponse(
         {
             "results": page.results,

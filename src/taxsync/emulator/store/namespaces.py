@@ -34,25 +34,15 @@ class Namespaces(PersistentStore):
                 return _public_namespace(existing)
             return self._create_namespace(name, description)
 
-    def resolve_namespace(self, ident: str, *, create: bool = False) -> dict[str, Any]:
-        """Find a namespace by name or ``ns_`` id; with ``create``, create it by name.
-
-        An unknown ``ns_...`` value is never created: it names an id, not a namespace.
-        """
+    def get_namespace(self, ident: str) -> dict[str, Any]:
+        """The namespace with that name or ``ns_`` id; NotFound otherwise. Naming a
+        namespace never creates it (only the seed, ``namespaces`` and
+        ``ensure_namespace`` do), so a misspelt one is unresolved as on the real API."""
         with self._transaction():
             found = self._state.find_namespace(ident)
             if found is not None:
                 return _public_namespace(found)
-        if not create or ident.startswith("ns_"):
-            raise NotFound(
-                f"Namespace '{ident}' not found",
-                {"resource": "namespace", "id": ident},
-            )
-        return self.ensure_namespace(ident)
-
-    def get_namespace(self, ident: str) -> dict[str, Any]:
-        """The namespace with that name or id; NotFound otherwise."""
-        return self.resolve_namespace(ident, create=False)
+        raise NotFound(f"Namespace '{ident}' not found", {"resource": "namespace", "id": ident})
 
     def list_namespaces(self, query: ListQuery | None = None) -> Page:
         """A page of namespaces in creation order (or the query's sort)."""
@@ -65,8 +55,10 @@ class Namespaces(PersistentStore):
 
     def seed(self, seed: Seed) -> tuple[int, int]:
         """Put a seed's collections and retrievers into their namespaces (created if need
-        be), replacing those of the same id; taxonomies and tasks are kept. Seeding the
-        same seed twice changes nothing. Returns (collections, retrievers) seeded.
+        be): what the seed declares is added or updated, and what requests made is kept
+        (taxonomies, tasks, and the taxonomy entries collections gained by PATCH, see
+        ``reseeded``). Seeding the same seed twice changes nothing. Returns (collections,
+        retrievers) seeded.
         """
         named = {n: c for n, c in seed.namespaces.items() if n != EVERY_NAMESPACE}
         for name in named:
@@ -123,19 +115,35 @@ class Namespaces(PersistentStore):
                 {"resource": catalog.kind, catalog.name_key: name},
             )
         old = catalog.by_id(ns_id, ident)
-        data = clone(data)
         now = iso(self._clock())
         if old is None:
+            data = clone(data)
             data.setdefault("created_at", now)
             data.setdefault("updated_at", now)
             catalog.add({"namespace_id": ns_id, "seq": self._state.next_seq(), "data": data})
-        elif _without_times(old["data"]) != _without_times(data):
-            data.setdefault("created_at", old["data"].get("created_at"))
-            data.setdefault("updated_at", now)
-            catalog.replace(old, data)
         else:
-            return  # the same seed again: keep it as it is, timestamps included
+            merged = reseeded(old["data"], data)
+            if _without_times(old["data"]) == _without_times(merged):
+                return  # the same seed again: keep it as it is, timestamps included
+            merged["updated_at"] = data.get("updated_at") or now
+            catalog.replace(old, merged)
         self._dirty = True
+
+
+def reseeded(live: dict[str, Any], seeded: dict[str, Any]) -> dict[str, Any]:
+    """A collection or retriever seeded again: the fields the seed declares take its values,
+    the others keep their live ones. ``taxonomy_applications`` merge by ``taxonomy_id``:
+    an entry the seed declares replaces the live one for that taxonomy (or is appended),
+    and live entries the seed does not name stay, so re-seeding keeps what apply attached.
+    """
+    merged = clone({**live, **seeded})
+    declared = seeded.get("taxonomy_applications")
+    kept = live.get("taxonomy_applications")
+    if declared is not None and kept:
+        by_taxonomy = {entry["taxonomy_id"]: entry for entry in declared}
+        entries = [by_taxonomy.pop(entry["taxonomy_id"], entry) for entry in kept]
+        merged["taxonomy_applications"] = clone([*entries, *by_taxonomy.values()])
+    return merged
 
 
 def _public_namespace(record: dict[str, Any]) -> dict[str, Any]:
