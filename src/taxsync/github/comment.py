@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from taxsync.errors import GitHubError
 from taxsync.github.api import GitHubApi
-from taxsync.github.context import GitHubContext, dig
+from taxsync.github.context import GitHubContext, context_problem, dig
 from taxsync.github.trim import comment_length, trim_markdown, trim_note
 from taxsync.redact import redact
-from taxsync.render import md_inline, visible
+from taxsync.render import SAFE_URL, md_inline, visible
 
 MARKER = "<!-- taxsync-plan -->"
 # GitHub refuses comment bodies over 65,536 characters; stay clear of it, measured
@@ -48,13 +48,19 @@ def compose_comment(ctx: GitHubContext, markdown: str) -> str:
 
 
 def _footer(ctx: GitHubContext) -> str:
+    """``manifests … · commit abc1234 · [workflow run](…)``, each part escaped.
+
+    The commit and the run's link come only from a context ``context_problem`` passes (the
+    check the manifest links rely on too); each is escaped again where it is printed.
+    """
     parts = []
     if ctx.comment_key:
         # <code>, not backticks: its text is escaped like any other (no "<!--", no @mention).
         parts.append(f"manifests <code>{md_inline(ctx.comment_key)}</code>")
-    if ctx.pr_head_sha:
-        parts.append(f"commit {ctx.pr_head_sha[:7]}")
-    if ctx.run_url:
+    sound = context_problem(ctx) is None
+    if sound and ctx.pr_head_sha:
+        parts.append(f"commit {md_inline(ctx.pr_head_sha[:7])}")
+    if ctx.run_url and SAFE_URL.fullmatch(ctx.run_url):
         parts.append(f"[workflow run]({ctx.run_url})")
     return f"\n<sub>{' · '.join(parts)}</sub>\n" if parts else ""
 

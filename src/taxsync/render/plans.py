@@ -146,7 +146,7 @@ def diff_lines_markdown(field: FieldChange, named: Named | None = None) -> list[
 # Makes the link of a change's ``file:line`` (None: no link). Its URLs are only used when
 # they hold nothing but these characters: no markdown, no HTML, no space can come with one.
 SourceLink = Callable[[str], str | None]
-_SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~%/:#-]+")
+SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~%/:#-]+")
 
 
 def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
@@ -261,7 +261,7 @@ def _source_markdown(source: str | None, link: SourceLink | None) -> str:
         return ""
     shown = md_inline(source)
     url = link(source) if link is not None else None
-    if url is None or not _SAFE_URL.fullmatch(url):
+    if url is None or not SAFE_URL.fullmatch(url):
         return shown
     return f"[{shown}]({url})"
 
