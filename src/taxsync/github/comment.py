@@ -80,10 +80,10 @@ def upsert_pr_comment(
     if not ctx.repository:
         raise GitHubError("GITHUB_REPOSITORY is not set")
     body = redact(compose_comment(ctx, body_markdown))
-    with _api(ctx, api) as gh:
+    with github_api(ctx, api) as gh:
         author = ctx.comment_author or gh.authenticated_login() or ACTIONS_BOT_LOGIN
         comments = gh.list_issue_comments(ctx.repository, ctx.pr_number)
-        existing = _find_comment(comments, comment_marker(ctx.comment_key), author)
+        existing = find_marked(comments, comment_marker(ctx.comment_key), author)
         if existing is None:
             gh.create_issue_comment(ctx.repository, ctx.pr_number, body)
             return "created"
@@ -94,7 +94,8 @@ def upsert_pr_comment(
 
 
 @contextlib.contextmanager
-def _api(ctx: GitHubContext, api: GitHubApi | None) -> Iterator[GitHubApi]:
+def github_api(ctx: GitHubContext, api: GitHubApi | None) -> Iterator[GitHubApi]:
+    """``api`` as it is, or a client of our own, closed afterwards."""
     if api is not None:
         yield api
         return
@@ -102,9 +103,8 @@ def _api(ctx: GitHubContext, api: GitHubApi | None) -> Iterator[GitHubApi]:
         yield owned
 
 
-def _find_comment(
-    comments: list[dict[str, Any]], marker: str, author: str
-) -> dict[str, Any] | None:
+def find_marked(comments: list[dict[str, Any]], marker: str, author: str) -> dict[str, Any] | None:
+    """The first comment (or issue) whose body's first line is ``marker``, by ``author``."""
     for comment in comments:
         body = comment.get("body")
         login = dig(comment, "user", "login")
