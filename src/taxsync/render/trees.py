@@ -275,15 +275,16 @@ def _mermaid_edges(tree: NodeTree, ids: Mapping[str, str]) -> list[str]:
     edges: list[str] = []
     styles: list[str] = []
     for _, node in tree.rows:
-        if node.parent in ids and node.parent != node.key:
+        parent, old = ids.get(node.parent or ""), ids.get(node.old_parent or "")
+        if parent is not None and node.parent != node.key:
             if node.status == "removed":
                 styles.append(f"  linkStyle {len(edges)} {_REMOVED_EDGE}")
-                edges.append(f"  {ids[node.parent]} -.-> {ids[node.key]}")
+                edges.append(f"  {parent} -.-> {ids[node.key]}")
             else:
-                edges.append(f"  {ids[node.parent]} --> {ids[node.key]}")
-        if node.old_parent in ids:
+                edges.append(f"  {parent} --> {ids[node.key]}")
+        if old is not None:
             styles.append(f"  linkStyle {len(edges)} {_MOVED_EDGE}")
-            edges.append(f"  {ids[node.old_parent]} -.-> {ids[node.key]}")
+            edges.append(f"  {old} -.-> {ids[node.key]}")
     return edges + styles
 
 
