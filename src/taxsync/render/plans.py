@@ -230,17 +230,19 @@ def _collection_name(name: str, ident: str, documents: int | None = None) -> str
 
 def _spread_lines(changes: Sequence[AnyChange], link: SourceLink | None) -> list[str]:
     """A line per manifest that declares one taxonomy in several namespaces (its changes
-    share a ``file:line`` across namespaces): which of them this plan changes."""
-    spread: dict[tuple[str, str], list[str]] = {}
+    share a file across namespaces, each at the line it changes there): which of them this
+    plan changes."""
+    spread: dict[tuple[str, str], tuple[str, list[str]]] = {}
     for change in changes:
         if change.source:
-            found = spread.setdefault((change.source, change.name), [])
+            file = change.source.rpartition(":")[0] or change.source
+            _, found = spread.setdefault((file, change.name), (change.source, []))
             if change.namespace not in found:
                 found.append(change.namespace)
     lines = [
         f"{_source_markdown(source, link)} declares {md_inline(name)} in several namespaces; "
         f"this plan changes it in {', '.join(md_inline(n) for n in namespaces)}"
-        for (source, name), namespaces in spread.items()
+        for (_, name), (source, namespaces) in spread.items()
         if len(namespaces) > 1
     ]
     return ["", *lines] if lines else []
