@@ -13,25 +13,18 @@ from taxsync.plan import FieldChange
 
 
 def leaf_changes(diff: Iterable[FieldChange]) -> Iterator[FieldChange]:
-    """Each field change, with a whole object (or list of objects) on a side spread out
-    into one change per field inside it; everything else as it is."""
+    """Each field change, with an object (or list of objects) added or removed whole spread
+    out into one change per field inside it; everything else as it is (a value changed
+    from one thing to another stays one ``before → after``)."""
     for field in diff:
-        before = _spread(field.path, field.before) if field.before_present else None
-        after = _spread(field.path, field.after) if field.after_present else None
-        if before is None and after is None:
+        if not field.before_present:
+            leaves = _spread(field.path, field.after)
+            yield from (_added(p, v) for p, v in leaves) if leaves else (field,)
+        elif not field.after_present:
+            leaves = _spread(field.path, field.before)
+            yield from (_removed(p, v) for p, v in leaves) if leaves else (field,)
+        else:
             yield field
-            continue
-        # An object on one side and something else on the other reads as a removal of the
-        # old fields and an addition of the new ones.
-        old = before if before is not None else _whole(field, "before")
-        new = after if after is not None else _whole(field, "after")
-        yield from (_removed(path, v) for path, v in old)
-        yield from (_added(path, v) for path, v in new)
-
-
-def _whole(field: FieldChange, side: str) -> list[tuple[str, Any]]:
-    present = field.before_present if side == "before" else field.after_present
-    return [(field.path, getattr(field, side))] if present else []
 
 
 def _spread(path: str, value: Any) -> list[tuple[str, Any]] | None:
