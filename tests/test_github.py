@@ -159,7 +159,11 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeGitHub]:
-    state = FakeGitHub()
+    yield from serve(FakeGitHub())
+
+
+def serve(state: FakeGitHub) -> Iterator[FakeGitHub]:
+    """Serve ``state`` (a FakeGitHub, or one that answers more) on loopback while in use."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.

@@ -141,9 +141,9 @@ def test_the_comment_and_summary_link_each_change(
     for body in (comment["body"], (tmp_path / "summary").read_text(encoding="utf-8")):
         rows = [line for line in body.split("\n") if line.startswith("| `")]
         assert rows == [
-            f"| `~` | update production/t0 | [prod/a.yaml:4]({BLOB}/prod/a.yaml#L4) |",
-            "| `~` | update production/t1 | ../elsewhere.yaml:2 |",
-            "| `~` | update production/t2 |  |",
+            f"| `~` | update production/t0 |  | [prod/a.yaml:4]({BLOB}/prod/a.yaml#L4) |",
+            "| `~` | update production/t1 |  | ../elsewhere.yaml:2 |",
+            "| `~` | update production/t2 |  |  |",
         ]
     assert_safe_markdown(comment["body"], marker=True)
 

@@ -42,6 +42,7 @@ from taxsync.plan import (
     Summary,
     TaxonomyChange,
 )
+from taxsync.render.fields import leaf_changes
 from taxsync.wire import CreateTaxonomyRequest, TaxonomyResponse
 from tests.helpers import flat, run_cli, seed_local, write
 
@@ -359,7 +360,9 @@ def test_a_field_never_starts_a_line() -> None:
     text = render.plan_text(plan, render.Style(False))
     lines = text.split("\n")
     # The attach's backfill is a line of its own too.
-    fields = sum(len(c.diff) + len(c.notes) + len(c.backfills) + 1 for c in plan.changes)
+    fields = sum(
+        len(list(leaf_changes(c.diff))) + len(c.notes) + len(c.backfills) + 1 for c in plan.changes
+    )
     assert len(lines) == 2 + fields + 3, "one line per change, diff field and note"
     for line in lines[2:-3]:
         assert re.match(r"  ([+~±-] |    [+~-] |    note: |    backfill after apply: )", line), line
@@ -406,7 +409,7 @@ def test_json_renderings_keep_the_data() -> None:
 def test_plan_markdown_holds_no_structure_from_fields() -> None:
     markdown = render.plan_markdown(hostile_plan())
     prose = assert_safe_markdown(markdown)
-    assert [len(cells) for cells in table_rows(markdown)] == [3] * CHANGES, "three cells a row"
+    assert [len(cells) for cells in table_rows(markdown)] == [4] * CHANGES, "four cells a row"
     summaries = [line for line in prose if line.startswith("<details>")]
     assert len(summaries) == CHANGES
     for line in summaries:
@@ -430,6 +433,7 @@ _MERMAID_LINE = re.compile(
     rf"|  classDef (added|removed|changed|moved) [a-z]+:#[0-9a-f]{{6}}(,[a-z-]+:[#0-9a-f ]+)*"
     rf"|  n[0-9]+\[{_LABEL}\]"
     rf"|  n[0-9]+ (-->|-\.->) n[0-9]+"
+    rf"|  linkStyle [0-9]+ stroke:#[0-9a-f]{{6}},stroke-dasharray:[0-9]+ [0-9]+"
     rf"|  class n[0-9]+(,n[0-9]+)* (added|removed|changed|moved)"
 )
 
@@ -502,10 +506,14 @@ def test_each_diff_sits_in_its_own_closed_code_block() -> None:
     _, fences = markdown_structure(markdown)
     # The values hold runs of three backticks: the fences outgrow them.
     assert fences == ["````diff", "````"] * CHANGES
-    blocks = re.findall(r"\n````diff\n(.*?)\n````\n</details>", markdown, re.S)
-    # Four fields and a note; the two changed values (an input mapping, the description)
-    # are a "-" line and a "+" line each; the attach also says which backfill follows.
-    assert [len(b.split("\n")) for b in blocks] == [7] * 5 + [8, 7, 7]
+    blocks = re.findall(r"\n````diff\n(.*?)\n````\n", markdown, re.S)
+    # Four fields; the two changed values (an input mapping, the description) are a "-"
+    # line and a "+" line each.
+    assert [len(b.split("\n")) for b in blocks] == [6] * CHANGES
+    # The notes follow each block as a list, where they wrap; the attach also says which
+    # backfill follows.
+    notes = re.findall(r"\n````\n\n((?:- .*\n)+)\n</details>", markdown)
+    assert [len(n.splitlines()) for n in notes] == [1] * 5 + [2, 1, 1]
 
 
 def test_a_fence_outgrows_the_backticks_inside() -> None:

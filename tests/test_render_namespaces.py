@@ -27,13 +27,14 @@ def test_changes_are_grouped_by_namespace_and_a_shared_manifest_says_where_it_ch
     markdown = render.plan_markdown(plan(desired, live, PlanOptions()))
 
     assert rows(markdown) == [
-        "| | **production** | |",
-        "| `+` | create production/product-categories (flat) | "
+        "| | **production** | | |",
+        "| `+` | create production/product-categories (flat) |  | "
         "taxonomies/product-categories.yaml:9 |",
-        "| | **qa** | |",
-        "| `+` | create qa/labels (flat) | taxonomies/l.yaml:4 |",
-        "| | **staging** | |",
-        "| `+` | create staging/product-categories (flat) | taxonomies/product-categories.yaml:9 |",
+        "| | **qa** | | |",
+        "| `+` | create qa/labels (flat) |  | taxonomies/l.yaml:4 |",
+        "| | **staging** | | |",
+        "| `+` | create staging/product-categories (flat) |  | "
+        "taxonomies/product-categories.yaml:9 |",
     ]
     assert (
         "\ntaxonomies/product-categories.yaml:9 declares product-categories in several "
@@ -74,6 +75,6 @@ def test_namespaces_and_paths_cannot_break_the_comment() -> None:
     assert "\n# heading" not in markdown and "<b>" not in markdown and "@team" not in markdown
     assert "](http://evil)" not in markdown
     group = next(r for r in rows(markdown) if r.startswith("| | **ns"))
-    assert group.count("|") == 4  # the row still has its three cells
+    assert group.count("|") == 5  # the row still has its four cells
     (spread,) = [line for line in markdown.splitlines() if "declares" in line]
     assert "|" not in spread.replace("&#124;", "")  # no cell break in a line outside the table

@@ -139,7 +139,7 @@ def test_the_mermaid_picture() -> None:
     assert chart is not None
     lines = chart.split("\n")
     assert lines[0] == "flowchart TD"
-    assert [line for line in lines if line.startswith("  n")] == [
+    assert [line for line in lines if line.startswith(("  n", "  linkStyle"))] == [
         '  n0["Company"]',
         '  n1["Engineering"]',
         '  n2["#62; Platform"]',
@@ -154,8 +154,10 @@ def test_the_mermaid_picture() -> None:
         "  n1 --> n3",
         "  n1 --> n4",
         "  n0 --> n5",
-        "  n5 --> n6",
+        "  n5 -.-> n6",  # removed: its edge is dashed (and red, below)
         "  n0 --> n7",  # it was a root: no dotted edge
+        "  linkStyle 2 stroke:#0969da,stroke-dasharray:2 2",
+        "  linkStyle 6 stroke:#cf222e,stroke-dasharray:5 3",
     ]
     assert lines[-4:] == [
         "  class n4 added",
@@ -177,7 +179,7 @@ def test_the_markdown_section() -> None:
     section = markdown.split("**Node tree of production/teams** · ", 1)[1]
     legend, rest = section.split("\n", 1)
     assert legend == (
-        "green `+` added · red `-` removed · yellow `~` changed · "
+        "green `+` added · red `-` removed (dashed edge) · yellow `~` changed · "
         "blue `>` moved (dotted edge from its old parent)"
     )
     assert rest.startswith("\n```mermaid\nflowchart TD\n")

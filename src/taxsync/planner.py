@@ -35,6 +35,7 @@ from taxsync.plan import (
     Summary,
     TaxonomyChange,
 )
+from taxsync.sources import changed_source
 from taxsync.wire import TaxonomyResponse
 
 
@@ -465,6 +466,7 @@ def compare(
     ):
         return None
     diff = field_diff(have, want)
+    base["source"] = changed_source(desired, diff)  # the first line it changes
     if adopt:
         diff.append(_field(f"metadata.{MANAGED_KEY}", None, MANAGED_VALUE, before_present=False))
     if rename_from is not None:
@@ -492,6 +494,7 @@ def _replace(
 ) -> TaxonomyChange:
     """A type change cannot be versioned: the taxonomy is deleted and created again."""
     live_type = normalize.config_type(live.config)
+    base["source"] = _source(desired, "config.taxonomy_type")
     if not is_managed(live.metadata):
         base["notes"] = [*base["notes"], "taxsync does not manage it yet: made by hand?"]
     return TaxonomyChange(

@@ -109,7 +109,8 @@ def test_a_new_version_lists_the_collections_that_apply_it(
     assert "applied by products (col_products_v1, phase 2, ~1,200 documents)" in text
     assert "backfill: not planned" in text
     markdown = run_cli("plan", str(root), "--format", "markdown", env=env(srv)).out
-    assert "# applied by products (col_products_v1, phase 2, ~1,200 documents)" in markdown
+    assert "\n- applied by products (col_products_v1, phase 2, ~1,200 documents)\n" in markdown
+    assert "| products (~1,200 docs) · no backfill |" in markdown
     (change,) = json.loads(run_cli("plan", str(root), "--format", "json", env=env(srv)).out)[
         "changes"
     ]

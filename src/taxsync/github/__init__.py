@@ -6,8 +6,8 @@ composite ``action.yml`` only installs taxsync and runs ``taxsync plan --github`
 hands plans, apply results and errors to the reporters.
 
 The package: ``context`` (the run's environment and event, links to the manifests),
-``api`` (the REST calls), ``comment`` (the pull-request comment), ``trim`` (markdown cut to
-a limit), ``workflow`` (workflow commands, outputs, the step summary) and ``reporters``
+``api`` (the REST calls), ``comment`` (the pull-request comment), ``drift`` (the issue a
+scheduled plan keeps while live state differs), ``trim`` (markdown cut to a limit), ``workflow`` (workflow commands, outputs, the step summary) and ``reporters``
 (what ``plan --github`` and ``apply --github`` do).
 
 The token is only ever sent in an ``Authorization`` header: it is kept out of ``repr``,
@@ -29,10 +29,20 @@ from taxsync.github.comment import (
 )
 from taxsync.github.context import (
     DEFAULT_API_URL,
+    DRIFT_EVENTS,
+    DRIFT_LABEL,
     PR_EVENTS,
     GitHubContext,
+    context_problem,
     source_link,
     source_url,
+)
+from taxsync.github.drift import (
+    DriftOutcome,
+    compose_drift_issue,
+    drift_marker,
+    drift_title,
+    keep_drift_issue,
 )
 from taxsync.github.reporters import (
     ApplyReporter,
@@ -60,11 +70,14 @@ __all__ = [
     "COMMENT_BUDGET",
     "COMMENT_LIMIT",
     "DEFAULT_API_URL",
+    "DRIFT_EVENTS",
+    "DRIFT_LABEL",
     "MARKER",
     "PR_EVENTS",
     "SUMMARY_LIMIT_BYTES",
     "ApplyReporter",
     "CommentOutcome",
+    "DriftOutcome",
     "GitHubApi",
     "GitHubContext",
     "PlanReporter",
@@ -72,8 +85,13 @@ __all__ = [
     "check_apply_allowed",
     "comment_marker",
     "compose_comment",
+    "compose_drift_issue",
+    "context_problem",
+    "drift_marker",
+    "drift_title",
     "escape_data",
     "escape_property",
+    "keep_drift_issue",
     "manifest_annotations",
     "report_apply",
     "report_plan",

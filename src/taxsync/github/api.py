@@ -1,4 +1,5 @@
-"""The GitHub REST API calls taxsync makes: who the token is, and a pull request's comments.
+"""The GitHub REST API calls taxsync makes: who the token is, a pull request's comments, and
+the drift issue (its label, the issue, its closing comment).
 
 Retries follow the HTTP policy both clients share (``taxsync._http``); the token travels
 only in the ``Authorization`` header, to the API's own origin, and never into a message.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -81,16 +82,51 @@ class GitHubApi:
 
     def list_issue_comments(self, repository: str, number: int) -> list[dict[str, Any]]:
         """Every comment on an issue or pull request, following the Link header's pages."""
-        url: str | None = f"/repos/{repository}/issues/{number}/comments?per_page=100"
-        comments: list[dict[str, Any]] = []
+        return self._every_page(f"/repos/{repository}/issues/{number}/comments?per_page=100")
+
+    def list_open_issues(self, repository: str, label: str) -> list[dict[str, Any]]:
+        """The open issues (pull requests left out) that carry ``label``, every page."""
+        query = urlencode({"labels": label, "state": "open", "per_page": 100})
+        found = self._every_page(f"/repos/{repository}/issues?{query}")
+        return [issue for issue in found if "pull_request" not in issue]
+
+    def create_issue(
+        self, repository: str, title: str, body: str, labels: list[str]
+    ) -> dict[str, Any]:
+        """POST a new issue with ``labels``; returns the issue."""
+        url = f"/repos/{repository}/issues"
+        payload = {"title": title, "body": body, "labels": labels}
+        return self._checked("POST", url, self._send("POST", url, payload))
+
+    def update_issue(self, repository: str, number: int, **fields: str) -> dict[str, Any]:
+        """PATCH an issue's ``body``, ``state`` or ``state_reason``; returns the issue."""
+        url = f"/repos/{repository}/issues/{number}"
+        return self._checked("PATCH", url, self._send("PATCH", url, dict(fields)))
+
+    def ensure_label(self, repository: str, name: str, color: str, description: str) -> bool:
+        """Create the label unless the repository has it; True when it was created.
+
+        One POST either way: GitHub answers 422 ``already_exists`` for a label it has.
+        """
+        url = f"/repos/{repository}/labels"
+        payload = {"name": name, "color": color, "description": description}
+        response = self._send("POST", url, payload)
+        if response.status_code == 422 and _already_exists(response):
+            return False
+        self._checked("POST", url, response)
+        return True
+
+    def _every_page(self, first: str) -> list[dict[str, Any]]:
+        url: str | None = first
+        items: list[dict[str, Any]] = []
         while url is not None:
             response = self._send("GET", url)
             page = self._checked("GET", url, response)
             if not isinstance(page, list):
-                raise GitHubError(f"GET {_path(url)}: expected a list of comments")
-            comments.extend(c for c in page if isinstance(c, dict))
+                raise GitHubError(f"GET {_path(url)}: expected a list")
+            items.extend(item for item in page if isinstance(item, dict))
             url = self._next_page(response)
-        return comments
+        return items
 
     def create_issue_comment(self, repository: str, number: int, body: str) -> dict[str, Any]:
         """POST a new comment on an issue or pull request; returns the comment."""
@@ -143,8 +179,19 @@ def _failure(method: str, url: str, response: httpx.Response) -> str:
         detail = response.reason_phrase
     text = f"GitHub API {method} {_path(url)}: HTTP {response.status_code}: {detail}"
     if response.status_code in (403, 404) and method in ("POST", "PATCH"):
-        text += " (does the workflow grant `permissions: pull-requests: write`?)"
+        text += (
+            " (does the workflow grant `permissions: pull-requests: write` for the plan "
+            "comment, or `issues: write` for the drift issue?)"
+        )
     return text
+
+
+def _already_exists(response: httpx.Response) -> bool:
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(e, dict) and e.get("code") == "already_exists" for e in errors)
 
 
 def _path(url: str) -> str:

@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from taxsync.errors import GitHubError
 from taxsync.github.api import GitHubApi
-from taxsync.github.context import GitHubContext, dig
+from taxsync.github.context import GitHubContext, context_problem, dig
 from taxsync.github.trim import comment_length, trim_markdown, trim_note
 from taxsync.redact import redact
-from taxsync.render import md_inline, visible
+from taxsync.render import SAFE_URL, md_inline, visible
 
 MARKER = "<!-- taxsync-plan -->"
 # GitHub refuses comment bodies over 65,536 characters; stay clear of it, measured
@@ -48,13 +48,19 @@ def compose_comment(ctx: GitHubContext, markdown: str) -> str:
 
 
 def _footer(ctx: GitHubContext) -> str:
+    """``manifests … · commit abc1234 · [workflow run](…)``, each part escaped.
+
+    The commit and the run's link come only from a context ``context_problem`` passes (the
+    check the manifest links rely on too); each is escaped again where it is printed.
+    """
     parts = []
     if ctx.comment_key:
         # <code>, not backticks: its text is escaped like any other (no "<!--", no @mention).
         parts.append(f"manifests <code>{md_inline(ctx.comment_key)}</code>")
-    if ctx.pr_head_sha:
-        parts.append(f"commit {ctx.pr_head_sha[:7]}")
-    if ctx.run_url:
+    sound = context_problem(ctx) is None
+    if sound and ctx.pr_head_sha:
+        parts.append(f"commit {md_inline(ctx.pr_head_sha[:7])}")
+    if ctx.run_url and SAFE_URL.fullmatch(ctx.run_url):
         parts.append(f"[workflow run]({ctx.run_url})")
     return f"\n<sub>{' · '.join(parts)}</sub>\n" if parts else ""
 
@@ -74,10 +80,10 @@ def upsert_pr_comment(
     if not ctx.repository:
         raise GitHubError("GITHUB_REPOSITORY is not set")
     body = redact(compose_comment(ctx, body_markdown))
-    with _api(ctx, api) as gh:
+    with github_api(ctx, api) as gh:
         author = ctx.comment_author or gh.authenticated_login() or ACTIONS_BOT_LOGIN
         comments = gh.list_issue_comments(ctx.repository, ctx.pr_number)
-        existing = _find_comment(comments, comment_marker(ctx.comment_key), author)
+        existing = find_marked(comments, comment_marker(ctx.comment_key), author)
         if existing is None:
             gh.create_issue_comment(ctx.repository, ctx.pr_number, body)
             return "created"
@@ -88,7 +94,8 @@ def upsert_pr_comment(
 
 
 @contextlib.contextmanager
-def _api(ctx: GitHubContext, api: GitHubApi | None) -> Iterator[GitHubApi]:
+def github_api(ctx: GitHubContext, api: GitHubApi | None) -> Iterator[GitHubApi]:
+    """``api`` as it is, or a client of our own, closed afterwards."""
     if api is not None:
         yield api
         return
@@ -96,9 +103,8 @@ def _api(ctx: GitHubContext, api: GitHubApi | None) -> Iterator[GitHubApi]:
         yield owned
 
 
-def _find_comment(
-    comments: list[dict[str, Any]], marker: str, author: str
-) -> dict[str, Any] | None:
+def find_marked(comments: list[dict[str, Any]], marker: str, author: str) -> dict[str, Any] | None:
+    """The first comment (or issue) whose body's first line is ``marker``, by ``author``."""
     for comment in comments:
         body = comment.get("body")
         login = dig(comment, "user", "login")

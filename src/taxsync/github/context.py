@@ -15,14 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from taxsync.errors import ConfigError
 from taxsync.redact import register as register_secret
-from taxsync.render import SourceLink
+from taxsync.render import SourceLink, visible
 
 DEFAULT_API_URL = "https://api.github.com"
 PR_EVENTS = frozenset({"pull_request", "pull_request_target"})
+DRIFT_EVENTS = frozenset({"schedule", "workflow_dispatch"})
+DRIFT_LABEL = "taxsync-drift"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class GitHubContext:
     runner_temp: Path | None
     comment_author: str | None  # TAXSYNC_COMMENT_AUTHOR: the login that owns the comment
     comment_key: str  # TAXSYNC_COMMENT_KEY: one comment per key (e.g. per manifest tree)
+    drift_label: str = "taxsync-drift"  # TAXSYNC_DRIFT_LABEL: the drift issue's label
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> GitHubContext:
@@ -61,7 +64,7 @@ class GitHubContext:
         repository = environ.get("GITHUB_REPOSITORY", "")
         token = environ.get("TAXSYNC_GITHUB_TOKEN") or environ.get("GITHUB_TOKEN") or ""
         register_secret(token)
-        return cls(
+        ctx = cls(
             event_name=environ.get("GITHUB_EVENT_NAME", ""),
             repository=repository,
             api_url=(environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
@@ -80,7 +83,13 @@ class GitHubContext:
             runner_temp=_optional_path(environ.get("RUNNER_TEMP")),
             comment_author=environ.get("TAXSYNC_COMMENT_AUTHOR") or None,
             comment_key=_comment_key(environ.get("TAXSYNC_COMMENT_KEY", "")),
+            drift_label=environ.get("TAXSYNC_DRIFT_LABEL") or DRIFT_LABEL,
         )
+        problem = context_problem(ctx)
+        if problem is not None:
+            # Before any request: these values become request paths, links and the footer.
+            raise ConfigError(f"GitHub reporting stopped: {problem}")
+        return ctx
 
     @property
     def is_pull_request(self) -> bool:
@@ -88,9 +97,15 @@ class GitHubContext:
         return self.event_name in PR_EVENTS
 
     @property
+    def is_drift_check(self) -> bool:
+        """Whether the run checks for drift (scheduled or by hand): it keeps the drift issue."""
+        return self.event_name in DRIFT_EVENTS
+
+    @property
     def run_url(self) -> str | None:
-        """The workflow run's page, linked from the comment; None outside a run."""
-        if not (self.run_id and self.repository):
+        """The workflow run's page, linked from the comment; None outside a run, or when
+        the values it is made of are not sound (``context_problem``)."""
+        if not (self.run_id and self.repository) or context_problem(self) is not None:
             return None
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
 
@@ -145,8 +160,51 @@ def _optional_path(value: str | None) -> Path | None:
 # A change's place is ``file:line``; the file may hold ":" itself.
 _SOURCE = re.compile(r"(.+):([1-9][0-9]{0,8})", re.DOTALL)
 _COMMIT = re.compile(r"[0-9a-f]{7,64}")
-_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_SERVER = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?")
+# GitHub's own rules: an owner is letters, digits, "-" (and "_" for managed users); a
+# repository name adds "."; neither can be "." or "..", so no path segment climbs.
+_REPOSITORY = re.compile(r"[A-Za-z0-9_-]{1,100}/(?!\.\.?$)[A-Za-z0-9_.-]{1,100}")
+_SERVER = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+# A label is sent in a query and a JSON body, and shown: one line, no comma (the issues
+# API reads a comma in ``labels=`` as a list), at most 50 characters as GitHub allows.
+_LABEL = re.compile(r"[^\s,][^\x00-\x1f\x7f,]{0,48}[^\s,]|[^\s,]")
+
+
+def context_problem(ctx: GitHubContext) -> str | None:
+    """What is wrong with the run's values, in one line; None when every one is sound.
+
+    The one check of what the runner and the event hand over: ``from_env`` refuses an
+    unsound context before any request, and links and the comment footer are built only
+    from a context that passes.
+    """
+    checks = (
+        ("GITHUB_REPOSITORY", ctx.repository, _REPOSITORY, "owner/repository", True),
+        ("GITHUB_SERVER_URL", ctx.server_url, _SERVER, "http(s)://host[:port][/path]", False),
+        ("GITHUB_API_URL", ctx.api_url, _SERVER, "http(s)://host[:port][/path]", False),
+        ("GITHUB_RUN_ID", ctx.run_id, _DIGITS, "digits", True),
+        ("the pull request's head sha", ctx.pr_head_sha, _COMMIT, "a hex commit id", True),
+        ("TAXSYNC_DRIFT_LABEL", ctx.drift_label, _LABEL, "a label of 1-50 characters", False),
+    )
+    for name, found, pattern, expected, optional in checks:
+        if optional and not found:
+            continue
+        if not isinstance(found, str) or not (pattern.fullmatch(found) and _in_range(found)):
+            shown = visible(str(found))[:80]
+            return f"{name} is {shown!r}: expected {expected}"
+    if ctx.pr_number is not None and ctx.pr_number <= 0:
+        return f"the pull request number is {ctx.pr_number}: expected a positive number"
+    return None
+
+
+def _in_range(found: str) -> bool:
+    """A URL's port, if it has one, is a port (1-65535 reads; 99999 does not)."""
+    if not found.startswith(("http://", "https://")):
+        return True
+    try:
+        urlsplit(found).port  # noqa: B018 (raises on a port out of range)
+    except ValueError:
+        return False
+    return True
 
 
 def source_link(ctx: GitHubContext) -> SourceLink | None:
@@ -155,9 +213,9 @@ def source_link(ctx: GitHubContext) -> SourceLink | None:
     None (plain text) outside a pull request, or when the run's context is not one a link
     can be built from safely.
     """
-    if not (ctx.is_pull_request and ctx.pr_head_sha and _COMMIT.fullmatch(ctx.pr_head_sha)):
+    if not (ctx.is_pull_request and ctx.pr_head_sha and ctx.repository):
         return None
-    if not (_REPOSITORY.fullmatch(ctx.repository) and _SERVER.fullmatch(ctx.server_url)):
+    if context_problem(ctx) is not None:
         return None
     return functools.partial(source_url, ctx)
 

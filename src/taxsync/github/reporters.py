@@ -14,6 +14,7 @@ from pathlib import Path
 from taxsync.errors import ConfigError, ManifestError, ManifestProblem, TaxsyncError
 from taxsync.github.comment import CommentOutcome, upsert_pr_comment
 from taxsync.github.context import GitHubContext, source_link
+from taxsync.github.drift import keep_drift_issue
 from taxsync.github.workflow import (
     append_summary,
     emit,
@@ -24,7 +25,7 @@ from taxsync.github.workflow import (
 )
 from taxsync.plan import ApplyResult, Plan
 from taxsync.reconcile import Reporter, Settings
-from taxsync.render import apply_markdown, fenced, plan_markdown, visible
+from taxsync.render import apply_markdown, fenced, plain, plan_markdown, visible
 
 # Actors whose pull requests GitHub runs without the repository's Actions secrets.
 _SECRETLESS_ACTORS = frozenset({"dependabot[bot]"})
@@ -51,7 +52,8 @@ def skip_fork_without_secrets(ctx: GitHubContext, has_api_key: bool) -> bool:
 def report_plan(
     ctx: GitHubContext, plan: Plan, plan_file: Path, comment: bool
 ) -> CommentOutcome | None:
-    """Outputs, step summary and (on a pull request, if ``comment``) the PR comment.
+    """Outputs, step summary and, if ``comment``, the PR comment (on a pull request) or the
+    drift issue (on a scheduled or manual run).
 
     A comment that cannot be written becomes a warning: the plan itself succeeded.
     Returns what happened to the comment, or None when none was attempted or it failed.
@@ -69,6 +71,10 @@ def report_plan(
     append_summary(ctx, markdown)
     if comment and ctx.is_pull_request:
         return _comment_or_warn(ctx, markdown)
+    if comment and ctx.is_drift_check:
+        # A failure here fails the step: on a drift check the issue is the whole report.
+        outcome = keep_drift_issue(ctx, plan.has_changes, markdown)
+        emit(f"taxsync: drift issue labelled {plain(ctx.drift_label)}: {outcome}")
     return None
 
 

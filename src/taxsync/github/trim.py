@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taxsync.github.context import GitHubContext
+from taxsync.render import SAFE_URL
 
 
 def comment_length(text: str) -> int:
@@ -86,7 +87,8 @@ class _Blocks:
 
 
 def trim_note(ctx: GitHubContext, where: str) -> str:
-    run = f"[the workflow run]({ctx.run_url})" if ctx.run_url else "the workflow run"
+    url = ctx.run_url  # None unless the run's values are sound
+    run = f"[the workflow run]({url})" if url and SAFE_URL.fullmatch(url) else "the workflow run"
     return (
         f"\n> [!NOTE]\n> This plan was trimmed to fit in {where}. "
         f"The full plan is in {run}: its step summary and the JSON plan file.\n"

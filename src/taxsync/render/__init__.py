@@ -11,6 +11,7 @@ markdown and JSON. Rendering only: everything shown comes ready from the plan.
 from taxsync.render.diffs import diff_summary, namespace_diff_json, namespace_diff_text
 from taxsync.render.escape import Escape, Style, fenced, json_safe, md_inline, plain, value, visible
 from taxsync.render.plans import (
+    SAFE_URL,
     SourceLink,
     diff_line,
     diff_lines_markdown,
@@ -46,6 +47,7 @@ from taxsync.render.trees import (
 )
 
 __all__ = [
+    "SAFE_URL",
     "MERMAID_CHAR_LIMIT",
     "MERMAID_LABEL_CHARS",
     "MERMAID_NODE_LIMIT",

@@ -9,6 +9,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from taxsync.render.escape import DIFF_COLOUR, Style, json_safe, plain
+from taxsync.render.fields import leaf_changes
 from taxsync.render.plans import diff_line
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ def namespace_diff_text(result: NamespaceDiff, style: Style) -> str:
     lines += [f"  {style('+', DIFF_COLOUR['+'])} {plain(n)}: only in {b}" for n in result.only_in_b]
     for taxonomy in result.differing:
         lines.append(f"  {style('~', DIFF_COLOUR['~'])} {plain(taxonomy.name)}: differs")
-        for field in taxonomy.diff:
+        for field in leaf_changes(taxonomy.diff):
             line = diff_line(field)
             lines.append(f"      {style(line, DIFF_COLOUR[line[0]])}")
     lines += ["", f"Diff: {diff_summary(result)}."]

@@ -29,6 +29,7 @@ from taxsync.render.escape import (
     plain,
     value,
 )
+from taxsync.render.fields import leaf_changes
 from taxsync.render.trees import MERMAID_PLAN_LIMIT, node_tree, tree_markdown, tree_text
 
 # --- plans ---------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def plan_text(plan: Plan, style: Style) -> str:
         where = style(f"  # {plain(change.source)}", "2") if change.source else ""
         lines.append(f"  {head}{where}")
         named = _named(change)
-        lines.extend(f"      {_diff_text(f, style, named)}" for f in change.diff)
+        lines.extend(f"      {_diff_text(f, style, named)}" for f in leaf_changes(change.diff))
         lines.extend(f"      {line}" for line in name_lines(change))
         tree = node_tree(change)
         if tree is not None:
@@ -148,7 +149,7 @@ def diff_lines_markdown(field: FieldChange, named: Named | None = None) -> list[
 # Makes the link of a change's ``file:line`` (None: no link). Its URLs are only used when
 # they hold nothing but these characters: no markdown, no HTML, no space can come with one.
 SourceLink = Callable[[str], str | None]
-_SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~%/:#-]+")
+SAFE_URL = re.compile(r"https?://[A-Za-z0-9._~%/:#-]+")
 
 
 def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
@@ -166,12 +167,13 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
         return "\n".join(lines + changed_markdown(plan)) + "\n"
     changes = sorted(plan.changes, key=lambda c: c.namespace)  # stable: as planned within
     several = len({c.namespace for c in changes}) > 1
-    lines += ["", "| | change | manifest |", "|---|---|---|"]
+    lines += ["", "| | change | affects | manifest |", "|---|---|---|---|"]
     for index, change in enumerate(changes):
         if several and (index == 0 or changes[index - 1].namespace != change.namespace):
-            lines.append(f"| | **{md_inline(change.namespace)}** | |")
+            lines.append(f"| | **{md_inline(change.namespace)}** | | |")
         symbol, text = headline(change, md_inline).split(" ", 1)
-        lines.append(f"| `{symbol}` | {text} | {_source_markdown(change.source, link)} |")
+        where = _source_markdown(change.source, link)
+        lines.append(f"| `{symbol}` | {text} | {affects_markdown(change)} | {where} |")
     lines += _spread_lines(changes, link)
     room = MERMAID_PLAN_LIMIT
     for change in changes:
@@ -181,32 +183,68 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
             room -= sum(len(line) for line in section)
             lines += section
     for change in changes:
-        impact = impact_lines(change, plain)
-        if not change.diff and not change.notes and not impact and not change.names:
-            continue
-        named = _named(change)
-        body = [line for f in change.diff for line in diff_lines_markdown(f, named)]
-        body += [f"# {line}" for line in name_lines(change)]
-        body += [f"# note: {plain(note)}" for note in change.notes]
-        body += [f"# {line}" for line in impact]
-        summary = f"<details><summary>{headline(change, md_inline)}</summary>"
-        lines += ["", summary, "", fenced("\n".join(body), "diff") + "</details>"]
+        lines += _details_markdown(change)
     return "\n".join(lines + changed_markdown(plan)) + "\n"
+
+
+def _details_markdown(change: AnyChange) -> list[str]:
+    """A change's diff in a collapsed block; its notes and whom it affects as prose after
+    the code, where they wrap instead of scrolling out of sight."""
+    named = _named(change)
+    body = [line for f in leaf_changes(change.diff) for line in diff_lines_markdown(f, named)]
+    body += [f"# {line}" for line in name_lines(change)]
+    prose = [f"note: {md_inline(note)}" for note in change.notes]
+    prose += impact_lines(change, md_inline)
+    if not body and not prose:
+        return []
+    lines = ["", f"<details><summary>{headline(change, md_inline)}</summary>"]
+    if body:
+        lines += ["", fenced("\n".join(body), "diff").rstrip("\n")]
+    if prose:
+        lines += ["", *(f"- {line}" for line in prose)]
+    return [*lines, "", "</details>"]
+
+
+def affects_markdown(change: AnyChange) -> str:
+    """The table's ``affects`` cell: the collections a change reaches (with their
+    approximate document counts where the live read had them) and whether a backfill
+    follows; empty for a change that reaches no collection."""
+    if isinstance(change, AttachmentChange):
+        reached = [_collection_name(change.collection_name, change.collection_id)]
+        backfill = change.action == "attach" or bool(change.backfills)
+    else:
+        reached = [
+            _collection_name(a.collection_name, a.collection_id, a.document_count)
+            for a in getattr(change, "applied_by", [])
+        ]
+        backfill = bool(reached) and change.action != "delete"
+    if not reached:
+        return ""
+    if backfill:
+        reached.append("backfill planned" if change.backfills else "no backfill")
+    return " · ".join(reached)
+
+
+def _collection_name(name: str, ident: str, documents: int | None = None) -> str:
+    shown = md_inline(name or ident)
+    return f"{shown} (~{documents:,} docs)" if documents is not None else shown
 
 
 def _spread_lines(changes: Sequence[AnyChange], link: SourceLink | None) -> list[str]:
     """A line per manifest that declares one taxonomy in several namespaces (its changes
-    share a ``file:line`` across namespaces): which of them this plan changes."""
-    spread: dict[tuple[str, str], list[str]] = {}
+    share a file across namespaces, each at the line it changes there): which of them this
+    plan changes."""
+    spread: dict[tuple[str, str], tuple[str, list[str]]] = {}
     for change in changes:
         if change.source:
-            found = spread.setdefault((change.source, change.name), [])
+            file = change.source.rpartition(":")[0] or change.source
+            _, found = spread.setdefault((file, change.name), (change.source, []))
             if change.namespace not in found:
                 found.append(change.namespace)
     lines = [
         f"{_source_markdown(source, link)} declares {md_inline(name)} in several namespaces; "
         f"this plan changes it in {', '.join(md_inline(n) for n in namespaces)}"
-        for (source, name), namespaces in spread.items()
+        for (_, name), (source, namespaces) in spread.items()
         if len(namespaces) > 1
     ]
     return ["", *lines] if lines else []
@@ -263,7 +301,7 @@ def _source_markdown(source: str | None, link: SourceLink | None) -> str:
         return ""
     shown = md_inline(source)
     url = link(source) if link is not None else None
-    if url is None or not _SAFE_URL.fullmatch(url):
+    if url is None or not SAFE_URL.fullmatch(url):
         return shown
     return f"[{shown}]({url})"
 

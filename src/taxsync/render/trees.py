@@ -47,9 +47,12 @@ _MERMAID_CLASSES = (
     "  classDef moved fill:#ddf4ff,stroke:#0969da,color:#0550ae",
 )
 _MERMAID_LEGEND = (
-    "green `+` added · red `-` removed · yellow `~` changed · "
+    "green `+` added · red `-` removed (dashed edge) · yellow `~` changed · "
     "blue `>` moved (dotted edge from its old parent)"
 )
+# The edge to a removed node goes with it; a moved node's old edge is where it was.
+_REMOVED_EDGE = "stroke:#cf222e,stroke-dasharray:5 3"
+_MOVED_EDGE = "stroke:#0969da,stroke-dasharray:2 2"
 
 
 @dataclass(frozen=True)
@@ -257,17 +260,32 @@ def tree_mermaid(tree: NodeTree) -> str | None:
         if node.old_label is not None:
             label += f" (was {_short(node.old_label or node.key)})"
         lines.append(f'  {ids[node.key]}["{mermaid_text(label)}"]')
-    for _, node in tree.rows:
-        if node.parent in ids and node.parent != node.key:
-            lines.append(f"  {ids[node.parent]} --> {ids[node.key]}")
-        if node.old_parent in ids:
-            lines.append(f"  {ids[node.old_parent]} -.-> {ids[node.key]}")
+    lines += _mermaid_edges(tree, ids)
     for status in ("added", "removed", "changed", "moved"):
         members = [ids[node.key] for _, node in tree.rows if node.status == status]
         if members:
             lines.append(f"  class {','.join(members)} {status}")
     chart = "\n".join(lines)
     return chart if len(chart) <= MERMAID_CHAR_LIMIT else None
+
+
+def _mermaid_edges(tree: NodeTree, ids: Mapping[str, str]) -> list[str]:
+    """Solid edges to a node's parent; dashed red ones to a removed node (it goes, and its
+    edge with it); dotted blue ones from a moved node's old parent."""
+    edges: list[str] = []
+    styles: list[str] = []
+    for _, node in tree.rows:
+        parent, old = ids.get(node.parent or ""), ids.get(node.old_parent or "")
+        if parent is not None and node.parent != node.key:
+            if node.status == "removed":
+                styles.append(f"  linkStyle {len(edges)} {_REMOVED_EDGE}")
+                edges.append(f"  {parent} -.-> {ids[node.key]}")
+            else:
+                edges.append(f"  {parent} --> {ids[node.key]}")
+        if old is not None:
+            styles.append(f"  linkStyle {len(edges)} {_MOVED_EDGE}")
+            edges.append(f"  {old} -.-> {ids[node.key]}")
+    return edges + styles
 
 
 def tree_markdown(change: AnyChange, tree: NodeTree, room: int = MERMAID_PLAN_LIMIT) -> list[str]:
