@@ -20,7 +20,7 @@ NAMESPACES = ("alpha", "beta", "gamma", "delta")
 
 @pytest.fixture
 def server(emulator: StartEmulator) -> EmulatorHandle:
-    return emulator()
+    return emulator(namespaces=NAMESPACES)
 
 
 def git(repo: Path, *args: str) -> str:
