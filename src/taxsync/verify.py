@@ -34,7 +34,14 @@ from taxsync.model import (
     is_managed,
 )
 from taxsync.names import look_up
-from taxsync.plan import AnyChange, AttachmentChange, Plan, Summary, TaxonomyChange
+from taxsync.plan import (
+    AnyChange,
+    AttachmentChange,
+    BackfillChange,
+    Plan,
+    Summary,
+    TaxonomyChange,
+)
 from taxsync.planner import (
     PlanOptions,
     attachment_changes,
@@ -150,6 +157,9 @@ def stale_reasons(
         if isinstance(change, AttachmentChange):
             reasons.extend(_attachment_stale(change, taxonomies, live, around))
             continue
+        if isinstance(change, BackfillChange):
+            reasons.extend(_owed_stale(change, live))
+            continue
         if change.action == "create":
             if _by_name(live, change.namespace, change.name) is not None:
                 reasons.append(f"{change.label} now exists (the plan creates it)")
@@ -259,6 +269,8 @@ def live_problems(
                     f"{change.label!r} would backfill {', '.join(map(repr, strays))}, which "
                     "do(es) not apply it"
                 )
+        if isinstance(change, BackfillChange):
+            continue  # what it owes is read again from the bookkeeping when it runs
         head = _by_id(live, change.namespace, change.taxonomy_id) if change.taxonomy_id else None
         try:
             replanned = _replan(change, head)
@@ -455,7 +467,9 @@ def _desired(
     )
 
 
-def _applying(around: Mapping[str, Neighbourhood], change: TaxonomyChange) -> list[LiveCollection]:
+def _applying(
+    around: Mapping[str, Neighbourhood], change: TaxonomyChange | BackfillChange
+) -> list[LiveCollection]:
     near = around.get(change.namespace)
     return near.applying(change.taxonomy_id) if near is not None else []
 
@@ -481,6 +495,15 @@ def _by_name(
     live: Mapping[str, Sequence[TaxonomyResponse]], namespace: str, name: str
 ) -> TaxonomyResponse | None:
     return next((t for t in live.get(namespace, ()) if t.taxonomy_name == name), None)
+
+
+def _owed_stale(change: BackfillChange, live: Mapping[str, Sequence[TaxonomyResponse]]) -> list[str]:
+    head = _by_id(live, change.namespace, change.taxonomy_id)
+    if head is None:
+        return [f"{change.label} ({change.taxonomy_id}) no longer exists"]
+    if head.version != change.head_version:
+        return [f"{change.label} is at v{head.version}, the plan was made at v{change.head_version}"]
+    return []
 
 
 def _by_id(
