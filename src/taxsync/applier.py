@@ -30,8 +30,6 @@ from taxsync.errors import (
 from taxsync.live import SETTINGS, declared, settings
 from taxsync.model import dotted, is_managed, replacement_name, strip_union_tags
 from taxsync.plan import (
-    TASK_FAILED,
-    TASK_SUCCEEDED,
     TAXONOMY_ACTIONS,
     AnyChange,
     ApplyResult,
@@ -202,7 +200,9 @@ class _Run:
         """Follow the tasks to their ends, and record each end seen."""
         ends: dict[str, str] = {}
         try:
-            await _wait_tasks(self.client, started, self.options, ends)
+            await backfills.wait_tasks(
+                self.client, started, self.options.wait_timeout, self.options.on_task, ends
+            )
         finally:
             if ends:
                 async with self.locks.setdefault((change.namespace, taxonomy_id), asyncio.Lock()):
@@ -255,37 +255,6 @@ async def _apply_change(
     if head is None:
         return ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
     return ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
-
-
-async def _wait_tasks(
-    client: MixpeekClient, started: dict[str, str], options: ApplyOptions, ends: dict[str, str]
-) -> None:
-    """Poll each backfill task (by collection) until it ends (backing off 1 s → 30 s) or
-    the timeout passes; one that ends in anything but COMPLETED fails the change with the
-    task's error. Each status read is told to ``options.on_task``; each end seen goes to
-    ``ends`` (by collection)."""
-    timeout = options.wait_timeout
-    deadline = time.monotonic() + timeout
-    for collection_id, task_id in started.items():
-        delay = 1.0
-        while True:
-            task = await client.get_task(task_id)
-            status = str(task["status"]).upper()
-            if options.on_task is not None:
-                options.on_task(task_id, status)
-            if status == TASK_SUCCEEDED or status in TASK_FAILED:
-                ends[collection_id] = status
-            if status == TASK_SUCCEEDED:
-                break
-            if status in TASK_FAILED:
-                error = task.get("error") or (task.get("additional_data") or {}).get("error")
-                raise BackfillFailed(
-                    f"backfill task {task_id} ended {status}: {error or 'no error given'}"
-                )
-            if time.monotonic() + delay > deadline:
-                raise BackfillFailed(f"backfill task {task_id} still {status} after {timeout:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 def _explain(error: ApiError, change: TaxonomyChange, locate: Locator | None) -> str:

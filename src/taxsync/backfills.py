@@ -11,23 +11,38 @@ is sent again. Where it cannot decide, the backfill fails naming the command tha
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from taxsync.bookkeeping import Record, ended, intent, metadata_with, records, started
+from taxsync.bookkeeping import (
+    Record,
+    ended,
+    intent,
+    metadata_with,
+    owed,
+    records,
+    started,
+    tasks_to_read,
+    without_planned,
+)
 from taxsync.client import MixpeekClient
 from taxsync.errors import (
     ApiError,
     BackfillFailed,
     BackfillUndecided,
+    ConfigError,
+    NotFoundError,
     TaxsyncError,
     WriteOutcomeUnknown,
 )
+from taxsync.live import Neighbourhood
 from taxsync.model import BACKFILLS_KEY
-from taxsync.plan import TASK_FAILED, TaxonomyChange, task_ended
+from taxsync.plan import TASK_FAILED, TASK_SUCCEEDED, Plan, Summary, TaxonomyChange, task_ended
 from taxsync.wire import BACKFILL_TASK_TYPE, TaxonomyResponse
 
 # Why a backfill is wanted: a change of this plan asks for it (``planned``), the
@@ -333,3 +348,184 @@ async def _write(
             if attempt == _METADATA_ATTEMPTS - 1:
                 raise
     return body["metadata"]
+
+
+async def with_owed(
+    client: MixpeekClient,
+    plan: Plan,
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    around: Mapping[str, Neighbourhood],
+    concurrency: int,
+) -> Plan:
+    """``plan`` with the backfills the bookkeeping shows owed (those it does not backfill
+    anyway), after its own changes. Reads the tasks recorded at the head whose end is not
+    recorded; a task that cannot be read is taken as not ended (apply reads it again)."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def state(task_id: str) -> tuple[str, str | None]:
+        async with gate:
+            try:
+                return task_id, str((await client.get_task(task_id))["status"]).upper()
+            except TaxsyncError:
+                return task_id, None
+
+    wanted = [t for ns in plan.namespaces for t in tasks_to_read(live.get(ns, ()))]
+    read = await asyncio.gather(*(state(t) for t in wanted))
+    states = {task_id: status for task_id, status in read if status is not None}
+    found = [
+        c
+        for ns in plan.namespaces
+        for c in owed(ns, live.get(ns, ()), around.get(ns) or Neighbourhood(), states)
+    ]
+    planned = {(c.namespace, c.name, b) for c in plan.changes for b in c.backfills}
+    extra = without_planned(found, planned)
+    if not extra:
+        return plan
+    changes = [*plan.changes, *extra]
+    summary = Summary.of(changes, plan.summary.unchanged)
+    return plan.model_copy(update={"changes": changes, "summary": summary})
+
+
+async def wait_tasks(
+    client: MixpeekClient,
+    started: Mapping[str, str],
+    timeout: float,
+    on_task: Callable[[str, str], None] | None,
+    ends: dict[str, str],
+) -> None:
+    """Poll each backfill task (by collection) until it ends (backing off 1 s → 30 s) or
+    ``timeout`` passes; one that ends in anything but COMPLETED raises with the task's
+    error. Each status read is told to ``on_task``; each end seen goes to ``ends``."""
+    deadline = time.monotonic() + timeout
+    for collection_id, task_id in started.items():
+        delay = 1.0
+        while True:
+            task = await client.get_task(task_id)
+            status = str(task["status"]).upper()
+            if on_task is not None:
+                on_task(task_id, status)
+            if status == TASK_SUCCEEDED or status in TASK_FAILED:
+                ends[collection_id] = status
+            if status == TASK_SUCCEEDED:
+                break
+            if status in TASK_FAILED:
+                error = task.get("error") or (task.get("additional_data") or {}).get("error")
+                raise BackfillFailed(
+                    f"backfill task {task_id} ended {status}: {error or 'no error given'}"
+                )
+            if time.monotonic() + delay > deadline:
+                raise BackfillFailed(f"backfill task {task_id} still {status} after {timeout:g}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+# --- taxsync backfill --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollectionBackfill:
+    """What ``taxsync backfill`` did in one collection."""
+
+    collection_id: str
+    collection_name: str
+    task_id: str | None
+    note: str = ""
+    status: str | None = None  # the task's end, with --wait
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    namespace: str
+    name: str
+    version: int
+    collections: list[CollectionBackfill]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.error is None for c in self.collections)
+
+
+async def backfill_taxonomy(
+    client: MixpeekClient,
+    namespace: str,
+    name: str,
+    collections: Sequence[str],
+    *,
+    wait: bool = False,
+    timeout: float = 300.0,
+    on_task: Callable[[str, str], None] | None = None,
+) -> BackfillReport:
+    """Backfill the head of taxonomy ``name`` in each collection that applies it (or those
+    named, by id or name), following a task already running for a pair instead of starting
+    another, and recording each in the bookkeeping as apply does."""
+    head = await client.get_taxonomy(namespace, name)
+    if head is None or head.taxonomy_id is None or head.version is None:
+        raise NotFoundError(f"no taxonomy {name!r} in namespace {namespace!r}")
+    taxonomy_id = head.taxonomy_id
+    applying = {
+        str(c["collection_id"]): str(c.get("collection_name") or "")
+        for c in await client.collections_applying(namespace, taxonomy_id)
+    }
+    chosen = _chosen(namespace, name, applying, collections)
+    begin_run()
+    reports = []
+    for collection_id in chosen:  # one at a time: each failure is its collection's own
+        reports.append(
+            await _one(client, namespace, head, collection_id, applying, wait, timeout, on_task)
+        )
+    return BackfillReport(namespace, head.taxonomy_name, head.version, reports)
+
+
+def _chosen(
+    namespace: str, name: str, applying: Mapping[str, str], collections: Sequence[str]
+) -> list[str]:
+    if not collections:
+        if not applying:
+            raise ConfigError(
+                f"no collection of {namespace!r} applies {name!r}: nothing to backfill"
+            )
+        return sorted(applying, key=lambda c: (applying[c], c))
+    by_name = {n: c for c, n in applying.items()}
+    chosen = []
+    for wanted in collections:
+        found = wanted if wanted in applying else by_name.get(wanted)
+        if found is None:
+            raise ConfigError(
+                f"--collection {wanted}: it does not apply {name!r} in {namespace!r} (a "
+                "backfill needs the taxonomy in the collection's taxonomy_applications)"
+            )
+        if found not in chosen:
+            chosen.append(found)
+    return chosen
+
+
+async def _one(
+    client: MixpeekClient,
+    namespace: str,
+    head: TaxonomyResponse,
+    collection_id: str,
+    applying: Mapping[str, str],
+    wait: bool,
+    timeout: float,
+    on_task: Callable[[str, str], None] | None,
+) -> CollectionBackfill:
+    assert head.taxonomy_id is not None
+    name, label = head.taxonomy_name, applying.get(collection_id, "")
+    try:
+        done = await start(client, namespace, name, head.taxonomy_id, [collection_id], "explicit")
+    except BackfillFailed as exc:
+        return CollectionBackfill(collection_id, label, None, error=str(exc))
+    task_id = done.tasks.get(collection_id)
+    note = "; ".join(done.notes) or "started"
+    if not wait or task_id is None:
+        return CollectionBackfill(collection_id, label, task_id, note)
+    ends: dict[str, str] = {}
+    error = None
+    try:
+        await wait_tasks(client, {collection_id: task_id}, timeout, on_task, ends)
+    except BackfillFailed as exc:
+        error = str(exc)
+    if ends:
+        await record_ends(client, namespace, head.taxonomy_id, ends)
+    return CollectionBackfill(collection_id, label, task_id, note, ends.get(collection_id), error)

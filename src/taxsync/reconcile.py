@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanError, TaxsyncError
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
+    from taxsync.backfills import BackfillReport
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
     from taxsync.export import ExportedFile
@@ -410,6 +411,7 @@ def plan_manifests(
     ``ahead``: the reads ``plan_tree`` started while the manifests loaded, with the client
     and event loop they run in; the plan takes those answers instead of asking again."""
     from taxsync import references
+    from taxsync.backfills import with_owed
     from taxsync.planner import covered_namespaces
     from taxsync.planner import plan as make_plan
 
@@ -427,7 +429,8 @@ def plan_manifests(
                 client.read_neighbourhood(wanted, concurrency=settings.concurrency),
             )
         ready = references.checked(selected, around, choices.check_references)
-        return ready.annotate(make_plan(ready.desired, live, options, around))
+        made = ready.annotate(make_plan(ready.desired, live, options, around))
+        return await with_owed(client, made, live, around, settings.concurrency)
 
     with _reported(reporter):
         return _run(settings, build, ahead=ahead)
@@ -610,6 +613,33 @@ def _locator(
 
 
 # --- what the other commands need (the CLI imports no other part of the pipeline) -------
+
+
+def backfill(
+    settings: Settings,
+    namespace: str,
+    name: str,
+    collections: Sequence[str] = (),
+    *,
+    wait: bool = False,
+    wait_timeout: float = 300.0,
+    reporter: Reporter | None = None,
+) -> BackfillReport:
+    """``taxsync backfill``: re-enrich the documents of each collection that applies taxonomy
+    ``name`` (or of ``collections``) with its head, once per collection: a task already
+    running for the pair, or one a lost answer started, is followed instead of another."""
+    from taxsync.backfills import backfill_taxonomy
+
+    if not (math.isfinite(wait_timeout) and wait_timeout > 0):
+        raise ConfigError(f"wait timeout must be a positive number, not {wait_timeout}")
+    on_task = reporter.task_polled if reporter is not None else None
+
+    async def run(client: MixpeekClient, stop: asyncio.Event) -> BackfillReport:
+        return await backfill_taxonomy(
+            client, namespace, name, collections, wait=wait, timeout=wait_timeout, on_task=on_task
+        )
+
+    return _run(settings, run, reporter)
 
 
 def export(

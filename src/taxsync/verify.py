@@ -497,12 +497,16 @@ def _by_name(
     return next((t for t in live.get(namespace, ()) if t.taxonomy_name == name), None)
 
 
-def _owed_stale(change: BackfillChange, live: Mapping[str, Sequence[TaxonomyResponse]]) -> list[str]:
+def _owed_stale(
+    change: BackfillChange, live: Mapping[str, Sequence[TaxonomyResponse]]
+) -> list[str]:
     head = _by_id(live, change.namespace, change.taxonomy_id)
     if head is None:
         return [f"{change.label} ({change.taxonomy_id}) no longer exists"]
     if head.version != change.head_version:
-        return [f"{change.label} is at v{head.version}, the plan was made at v{change.head_version}"]
+        return [
+            f"{change.label} is at v{head.version}, the plan was made at v{change.head_version}"
+        ]
     return []
 
 
