@@ -284,3 +284,23 @@ def test_a_metadata_update_keeps_the_bookkeeping_and_is_not_a_diff(
     assert update[BACKFILLS_KEY] == owed
     assert bookkeeping(srv)["col_products_v1"]["task"] is not None  # and the backfill ran
     assert bookkeeping(srv)["col_products_v1"]["version"] == owed["col_products_v1"]["version"]
+
+
+def test_the_next_apply_resolves_an_undecided_backfill_once_the_task_list_answers(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    root = products_applied_to_its_collection(tmp_path, srv)
+    srv.lose(lambda r: r.path.endswith("/apply-taxonomy"), committed=True, limit=1)
+    refused = srv.answer(is_task_list, 403, "tasks are not readable with this key")
+    assert run_cli("apply", str(root), "--auto-approve", "--backfill", env=env(srv)).code == 1
+    refused.release()
+
+    code, out = plan_output(root, srv)
+    assert code == 2 and "↻ backfill production/products" in out, out
+    srv.forget()
+    applied = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+    assert applied.code == 0, applied.output
+    assert backfills_sent(srv) == []  # the task the lost answer started was adopted
+    (task,) = tasks_of_products(srv)
+    assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
