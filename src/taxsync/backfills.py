@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -350,16 +350,11 @@ async def _write(
     return body["metadata"]
 
 
-async def with_owed(
-    client: MixpeekClient,
-    plan: Plan,
-    live: Mapping[str, Sequence[TaxonomyResponse]],
-    around: Mapping[str, Neighbourhood],
-    concurrency: int,
-) -> Plan:
-    """``plan`` with the backfills the bookkeeping shows owed (those it does not backfill
-    anyway), after its own changes. Reads the tasks recorded at the head whose end is not
-    recorded; a task that cannot be read is taken as not ended (apply reads it again)."""
+async def read_states(
+    client: MixpeekClient, task_ids: Sequence[str], concurrency: int
+) -> dict[str, str]:
+    """The status of each task that can be read; one that cannot is left out (taken as not
+    ended: apply reads it again)."""
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def state(task_id: str) -> tuple[str, str | None]:
@@ -369,9 +364,30 @@ async def with_owed(
             except TaxsyncError:
                 return task_id, None
 
+    read = await asyncio.gather(*(state(t) for t in task_ids))
+    return {task_id: status for task_id, status in read if status is not None}
+
+
+# Reads task states: those a read-ahead started are taken, the others read now.
+StateReader = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
+
+
+async def with_owed(
+    client: MixpeekClient,
+    plan: Plan,
+    live: Mapping[str, Sequence[TaxonomyResponse]],
+    around: Mapping[str, Neighbourhood],
+    concurrency: int,
+    reader: StateReader | None = None,
+) -> Plan:
+    """``plan`` with the backfills the bookkeeping shows owed (those it does not backfill
+    anyway), after its own changes. Reads the tasks recorded at the head whose end is not
+    recorded (through ``reader``, when a read-ahead started them)."""
     wanted = [t for ns in plan.namespaces for t in tasks_to_read(live.get(ns, ()))]
-    read = await asyncio.gather(*(state(t) for t in wanted))
-    states = {task_id: status for task_id, status in read if status is not None}
+    if reader is not None:
+        states = await reader(wanted)
+    else:
+        states = await read_states(client, wanted, concurrency)
     found = [
         c
         for ns in plan.namespaces

@@ -410,6 +410,8 @@ def plan_manifests(
 
     ``ahead``: the reads ``plan_tree`` started while the manifests loaded, with the client
     and event loop they run in; the plan takes those answers instead of asking again."""
+    from functools import partial
+
     from taxsync import references
     from taxsync.backfills import with_owed
     from taxsync.planner import covered_namespaces
@@ -430,7 +432,8 @@ def plan_manifests(
             )
         ready = references.checked(selected, around, choices.check_references)
         made = ready.annotate(make_plan(ready.desired, live, options, around))
-        return await with_owed(client, made, live, around, settings.concurrency)
+        reader = partial(ahead.task_states, client) if ahead is not None else None
+        return await with_owed(client, made, live, around, settings.concurrency, reader)
 
     with _reported(reporter):
         return _run(settings, build, ahead=ahead)
