@@ -304,3 +304,39 @@ def test_the_next_apply_resolves_an_undecided_backfill_once_the_task_list_answer
     assert backfills_sent(srv) == []  # the task the lost answer started was adopted
     (task,) = tasks_of_products(srv)
     assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
+
+
+def test_the_emulator_lists_tasks_by_the_pair_their_inputs_name(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator(refuse_empty_backfill=False)  # col_a holds no documents
+    products_applied_to_its_collection(tmp_path, srv)
+    taxonomy_id = Api(srv).taxonomies(NS)["products"]["taxonomy_id"]
+    Api(srv).call(
+        "PATCH",
+        "/v1/collections/col_a",
+        NS,
+        {"taxonomy_applications": [{"taxonomy_id": taxonomy_id}]},
+    )
+    for collection in ("col_products_v1", "col_a"):
+        Api(srv).call(
+            "POST", f"/v1/collections/{collection}/apply-taxonomy", NS, {"taxonomy_id": taxonomy_id}
+        )
+
+    def listed(body: dict) -> list[str]:
+        answer = Api(srv).call("POST", "/v1/tasks/list", NS, body)
+        return [t["inputs"][0]["collection_id"] for t in answer["results"]]
+
+    pair = {
+        "AND": [
+            {"field": "inputs.collection_id", "operator": "eq", "value": "col_a"},
+            {"field": "inputs.taxonomy_id", "operator": "eq", "value": taxonomy_id},
+        ]
+    }
+    assert listed({"task_type": "api_taxonomies_materialize", "filters": pair}) == ["col_a"]
+    assert sorted(listed({"task_type": "api_taxonomies_materialize"})) == [
+        "col_a",
+        "col_products_v1",
+    ]
+    assert listed({"task_type": "api_collections_export"}) == []
+    assert listed({"status": "COMPLETED"}) == []
