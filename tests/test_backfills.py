@@ -131,3 +131,21 @@ def test_a_saved_plan_with_an_owed_backfill_loads_and_an_older_format_is_refused
     path.write_text(owed_plan().to_json().replace('"format_version": 5', '"format_version": 4'))
     with pytest.raises(ConfigError, match="plan format 4 is not supported"):
         reconcile.load_plan(path, reconcile.Settings(api_key="k"))
+
+
+def test_a_plan_that_deletes_or_detaches_owes_nothing_there() -> None:
+    import asyncio
+
+    from taxsync.backfills import with_owed
+    from taxsync.planner import delete_change
+
+    book = {"col_products_v1": {"version": 4, "task": None}}
+    live = {"production": [live_with(book)]}
+    around = {"production": neighbourhood([COLLECTION], [])}
+    empty = Plan(namespaces=["production"])
+    owing = asyncio.run(with_owed(None, empty, live, around, 1))  # type: ignore[arg-type]
+    assert [c.action for c in owing.changes] == ["backfill"] and owing.summary.backfill == 1
+    deleting = Plan(
+        namespaces=["production"], changes=[delete_change("production", live["production"][0])]
+    )  # type: ignore[arg-type]
+    assert asyncio.run(with_owed(None, deleting, live, around, 1)).changes == deleting.changes  # type: ignore[arg-type]

@@ -51,6 +51,8 @@ from taxsync.wire import BACKFILL_TASK_TYPE, TaxonomyResponse
 Mode = Literal["planned", "owed", "explicit"]
 
 _METADATA_ATTEMPTS = 3
+# Taxonomy changes after which an owed backfill of the taxonomy has nothing left to label.
+_ENDING = ("delete", "replace")
 
 # The apply (or ``taxsync backfill``) this task runs in: an intent it wrote itself was not
 # followed by a start yet, so it needs no look-up.
@@ -393,8 +395,16 @@ async def with_owed(
         for ns in plan.namespaces
         for c in owed(ns, live.get(ns, ()), around.get(ns) or Neighbourhood(), states)
     ]
+    # Settled by the plan itself: backfilled by one of its changes, or the taxonomy deleted
+    # (or replaced by a new one) or detached from the collection.
     planned = {(c.namespace, c.name, b) for c in plan.changes for b in c.backfills}
-    extra = without_planned(found, planned)
+    planned |= {
+        (c.namespace, c.name, c.collection_id)
+        for c in plan.attachment_changes
+        if c.action == "detach"
+    }
+    gone = {(c.namespace, c.name) for c in plan.taxonomy_changes if c.action in _ENDING}
+    extra = [c for c in without_planned(found, planned) if (c.namespace, c.name) not in gone]
     if not extra:
         return plan
     changes = [*plan.changes, *extra]
