@@ -214,13 +214,20 @@ class _Pair:
                 self.book[collection_id] = ended(self.book[collection_id], status)
             return None
         if mode == "owed" and record is not None and record.task is not None:
-            status = record.status or str((await self.client.get_task(record.task))["status"])
-            if status.upper() not in TASK_FAILED:
-                notes.append(f"already backfilled by task {record.task} ({status})")
+            now = record.status or await self._status(record.task)
+            if now is not None and now not in TASK_FAILED:
+                notes.append(f"already backfilled by task {record.task} ({now})")
                 return ""
         if mode == "explicit":
             return await self._active(collection_id, record, notes)
         return None
+
+    async def _status(self, task_id: str) -> str | None:
+        """A task's status now; None when it cannot be read (the plan read it as failed)."""
+        try:
+            return str((await self.client.get_task(task_id))["status"]).upper()
+        except TaxsyncError:
+            return None
 
     async def _active(
         self, collection_id: str, record: Record | None, notes: list[str]
