@@ -299,11 +299,15 @@ def test_the_next_apply_resolves_an_undecided_backfill_once_the_task_list_answer
     code, out = plan_output(root, srv)
     assert code == 2 and "↻ backfill production/products" in out, out
     srv.forget()
-    applied = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+    applied = run_cli("apply", str(root), "--auto-approve", "--format", "json", env=env(srv))
     assert applied.code == 0, applied.output
     assert backfills_sent(srv) == []  # the task the lost answer started was adopted
     (task,) = tasks_of_products(srv)
     assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
+    (result,) = json.loads(applied.out)["results"]
+    assert result["action"] == "backfill" and result["status"] == "applied"
+    assert result["collection_id"] == "col_products_v1"
+    assert result["tasks"] == [task["task_id"]]
 
 
 def test_the_emulator_lists_tasks_by_the_pair_their_inputs_name(
