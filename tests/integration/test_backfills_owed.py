@@ -344,3 +344,26 @@ def test_the_emulator_lists_tasks_by_the_pair_their_inputs_name(
     ]
     assert listed({"task_type": "api_collections_export"}) == []
     assert listed({"status": "COMPLETED"}) == []
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_an_apply_killed_while_its_backfill_is_in_flight_is_finished_once(
+    tmp_path: Path, emulator: StartEmulator, landed: bool
+) -> None:
+    srv = emulator()
+    root = products_applied_to_its_collection(tmp_path, srv)
+    hold = srv.hold(lambda r: r.path.endswith("/apply-taxonomy"))
+    process = spawn_cli(srv, "apply", str(root), "--auto-approve", "--backfill")
+    wait_held(hold, process)
+    process.kill()  # SIGKILL: no handler runs, nothing is tidied up
+    process.communicate(timeout=WAIT_FAILSAFE_S)
+    hold.release(forward=landed)  # the backfill the dead process sent starts, or never does
+    assert len(tasks_of_products(srv)) == (1 if landed else 0)
+
+    code, out = plan_output(root, srv)
+    assert code == 2 and "↻ backfill production/products" in out, out
+    applied = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+    assert applied.code == 0, applied.output
+    (task,) = tasks_of_products(srv)
+    assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
+    assert plan_output(root, srv)[0] == 0
