@@ -367,3 +367,25 @@ def test_an_apply_killed_while_its_backfill_is_in_flight_is_finished_once(
     (task,) = tasks_of_products(srv)
     assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
     assert plan_output(root, srv)[0] == 0
+
+
+def test_a_rerun_of_a_failed_backfill_killed_in_flight_is_not_run_twice(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    root = products_applied_to_its_collection(tmp_path, srv)
+    srv.store.task_policy = TaskPolicy(polls=0, outcome="failed")
+    assert run_cli("apply", str(root), "--auto-approve", "--backfill", env=env(srv)).code == 0
+    assert plan_output(root, srv)[0] == 2  # reads the task: FAILED, so owed
+    srv.store.task_policy = TaskPolicy(polls=0)
+    hold = srv.hold(lambda r: r.path.endswith("/apply-taxonomy"))
+    process = spawn_cli(srv, "apply", str(root), "--auto-approve")
+    wait_held(hold, process)
+    process.kill()
+    process.communicate(timeout=WAIT_FAILSAFE_S)
+    hold.release(forward=True)  # the re-run started; its answer went nowhere
+
+    applied = run_cli("apply", str(root), "--auto-approve", env=env(srv))
+    assert applied.code == 0, applied.output
+    assert len(tasks_of_products(srv)) == 2  # the failed one and its one re-run
+    assert plan_output(root, srv)[0] == 0
