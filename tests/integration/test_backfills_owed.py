@@ -389,3 +389,25 @@ def test_a_rerun_of_a_failed_backfill_killed_in_flight_is_not_run_twice(
     assert applied.code == 0, applied.output
     assert len(tasks_of_products(srv)) == 2  # the failed one and its one re-run
     assert plan_output(root, srv)[0] == 0
+
+
+def test_an_attach_killed_before_its_backfill_leaves_the_backfill_owed(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "p.yaml", flat("products", NS))
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    attached = "  backfill: onChange\n  appliedTo:\n    - {collection: col_products_v1}\n"
+    write(root, "p.yaml", flat("products", NS) + attached)
+    hold = srv.hold(lambda r: (r.method, r.path) == ("PATCH", COLLECTION))
+    process = spawn_cli(srv, "apply", str(root), "--auto-approve")
+    wait_held(hold, process)
+    process.kill()
+    process.communicate(timeout=WAIT_FAILSAFE_S)
+    hold.release(forward=True)  # the attach lands; its backfill was never sent
+
+    code, out = plan_output(root, srv)
+    assert code == 2 and "↻ backfill production/products" in out, out
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    assert len(tasks_of_products(srv)) == 1
