@@ -262,7 +262,7 @@ def test_a_lost_create_that_finds_someone_elses_taxonomy_is_stale(
     # Our create is lost before the emulator sees it; while the applier re-reads the name
     # to learn whether it landed, someone else creates that name with a config of theirs.
     srv.lose(lambda r: r.is_write, committed=False)
-    reread = srv.hold(lambda r: (r.method, r.path) == ("GET", "/v1/taxonomies/products"))
+    reread = srv.hold(lambda r: (r.method, r.path) == ("POST", "/v1/taxonomies/list"))
 
     async def scenario(client: MixpeekClient) -> ApplyResult:
         applying = asyncio.create_task(apply_plan(client, plan))

@@ -128,8 +128,8 @@ def test_a_saved_plan_with_an_owed_backfill_loads_and_an_older_format_is_refused
     path.write_text(owed_plan().to_json())
     loaded = reconcile.load_plan(path, reconcile.Settings(api_key="k"))
     assert isinstance(loaded.changes[0], BackfillChange)
-    path.write_text(owed_plan().to_json().replace('"format_version": 5', '"format_version": 4'))
-    with pytest.raises(ConfigError, match="plan format 4 is not supported"):
+    path.write_text(owed_plan().to_json().replace('"format_version": 6', '"format_version": 5'))
+    with pytest.raises(ConfigError, match="plan format 5 is not supported"):
         reconcile.load_plan(path, reconcile.Settings(api_key="k"))
 
 

@@ -162,7 +162,7 @@ def broken_manifest() -> tuple[str, str]:
     lines = good_manifest().splitlines(keepends=True)
     number = lines.index(GOOD_TOP_K) + 1
     lines[number - 1] = GOOD_TOP_K.replace("3", "99")
-    return "".join(lines), f"Error: {MANIFEST}:{number}:9: spec.config.top_k: must be <= 50"
+    return "".join(lines), f"Error: {MANIFEST}:{number}:9: spec.config.top_k: must be <= 50, got 99"
 
 
 # A repository's usual non-manifest YAML: a workflow (hidden folder: taxsync skips it) and

@@ -43,16 +43,23 @@ def test_every_named_id_is_checked_at_its_line(tmp_path: Path) -> None:
     }
 
 
-def test_existing_ids_and_names_resolve(tmp_path: Path) -> None:
+def test_existing_ids_resolve_and_a_name_in_an_id_field_is_its_own_problem(
+    tmp_path: Path,
+) -> None:
     write(tmp_path, "a.yaml", flat("a", NS))
     desired = load_tree(tmp_path, {})
     by_id = around(col("col_products_v1", "products"), retrievers=("ret_clip_v1",))
     assert references.missing(desired, {NS: by_id}) == {}
+    assert references.names_as_ids(desired, {NS: by_id}) == []
     by_name = neighbourhood(
         [{"collection_id": "col_products_v1", "collection_name": "products"}],
         [{"retriever_id": "ret_other", "retriever_name": "ret_clip_v1"}],
     )
-    assert references.missing(desired, {NS: by_name}) == {}
+    assert references.missing(desired, {NS: by_name}) == {}  # not missing: misnamed
+    (problem,) = references.names_as_ids(desired, {NS: by_name})
+    assert problem.path == "spec.config.retriever_id"
+    assert "'ret_clip_v1' is the name of retriever ret_other, not an id" in problem.message
+    assert "write {name: ret_clip_v1}" in problem.message
 
 
 def test_a_namespace_not_read_is_not_checked(tmp_path: Path) -> None:

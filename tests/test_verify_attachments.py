@@ -428,10 +428,11 @@ def test_backfills_other_than_the_attachs_own_collection_are_refused(
         assert "(reconfigure) is not what taxsync plans" in problem
 
 
-def test_an_attach_may_drop_its_backfill(honest: Plan) -> None:
-    """Fewer writes than planned: no backfill is not more than the reviewer read."""
+def test_an_attach_that_drops_its_backfill_is_refused(honest: Plan) -> None:
+    """Backfills are compared exactly, with the backfill intent the plan records."""
+    assert honest.backfill_on_change  # the honest plan was made with backfills on
     made = edited(honest, lambda cs: [_with(c, "attach", backfills=[]) for c in cs])
-    assert problems(made) == []
+    assert len(problems(made)) == 1
 
 
 @pytest.mark.parametrize(

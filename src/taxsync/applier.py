@@ -40,6 +40,7 @@ from taxsync.plan import (
     TaxonomyAction,
     TaxonomyChange,
 )
+from taxsync.read_back import recheck_attachments
 from taxsync.wire import TaxonomyResponse
 
 DEFAULT_CONCURRENCY = 8
@@ -97,6 +98,7 @@ async def apply_plan(
                 report(outcome)
     for outcome in await asyncio.gather(*(run.backfill(r) for r in run.backfilling)):
         report(outcome)
+    await recheck_attachments(client, run.result.results, on_result)
     run.result.interrupted = run.stop.is_set()
     order = {id(c): i for i, c in enumerate(plan.changes)}
     run.result.results.sort(key=lambda r: order[id(r.change)])
@@ -327,12 +329,14 @@ async def _create(
     body = change.create_body or {}
 
     async def landed() -> TaxonomyResponse | None:
-        found = await client.get_taxonomy(change.namespace, change.name)
-        if found is not None and _same_config(found.config, body["config"]):
-            return found
-        if found is not None:
-            raise _Stale(f"{change.label} was created by someone else meanwhile")
-        return None
+        # Found by listing with a name filter (a GET by name resolves ids first), and ours
+        # only with taxsync's marker and this config: anything else is someone else's.
+        found = await client.taxonomies_named(change.namespace, change.name)
+        if not found:
+            return None
+        if len(found) == 1 and _ours(found[0], body):
+            return found[0]
+        raise _Stale(f"{change.label} was created by someone else meanwhile")
 
     try:
         return await _write_once(lambda: client.create_taxonomy(change.namespace, body), landed)
@@ -428,10 +432,15 @@ async def _replace(
     """
     assert change.taxonomy_id is not None
     temp = change.model_copy(update={"name": replacement_name(change.name)})
-    new = await client.get_taxonomy(change.namespace, temp.name)
+    new = next(iter(await client.taxonomies_named(change.namespace, temp.name)), None)
     if new is None:
         body = {**(change.create_body or {}), "taxonomy_name": temp.name}
         new = await _create(client, temp.model_copy(update={"create_body": body}), None)
+    elif not is_managed(new.metadata):
+        raise LeftoverReplacement(
+            f"{change.label}: {temp.name} exists but is not taxsync's (no managed_by "
+            "marker); rename or delete it, then apply again"
+        )
     elif not _same_config(new.config, (change.create_body or {}).get("config", {})):
         raise LeftoverReplacement(
             f"{change.label}: {temp.name} (left by an earlier replace) has another config; "
@@ -563,6 +572,11 @@ async def _write_once(
 
 def _same_config(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     return normalize.canonical_config(live) == normalize.canonical_config(desired)
+
+
+def _ours(live: TaxonomyResponse, create_body: dict[str, Any]) -> bool:
+    """Whether a taxonomy is the one a create sent: taxsync's marker and the same config."""
+    return is_managed(live.metadata) and _same_config(live.config, create_body["config"])
 
 
 def _patched(live: TaxonomyResponse, body: dict[str, Any]) -> bool:

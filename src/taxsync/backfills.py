@@ -12,6 +12,7 @@ is sent again. Where it cannot decide, the backfill fails naming the command tha
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -477,6 +478,28 @@ class BackfillReport:
     @property
     def ok(self) -> bool:
         return all(c.error is None for c in self.collections)
+
+
+def backfill_work(
+    namespace: str,
+    name: str,
+    collections: Sequence[str] = (),
+    *,
+    wait: bool = False,
+    wait_timeout: float = 300.0,
+    on_task: Callable[[str, str], None] | None = None,
+) -> Callable[[MixpeekClient, asyncio.Event], Awaitable[BackfillReport]]:
+    """``taxsync backfill`` as work for a client (``reconcile.backfill`` runs it): see
+    ``backfill_taxonomy``. A timeout that is not a positive number is refused first."""
+    if not (math.isfinite(wait_timeout) and wait_timeout > 0):
+        raise ConfigError(f"wait timeout must be a positive number, not {wait_timeout}")
+
+    async def work(client: MixpeekClient, stop: asyncio.Event) -> BackfillReport:
+        return await backfill_taxonomy(
+            client, namespace, name, collections, wait=wait, timeout=wait_timeout, on_task=on_task
+        )
+
+    return work
 
 
 async def backfill_taxonomy(

@@ -220,6 +220,18 @@ class MixpeekClient:
         )
         return [taxonomy for page in pages for taxonomy in page.results]
 
+    async def taxonomies_named(self, namespace: str, name: str) -> list[wire.TaxonomyResponse]:
+        """The taxonomies called exactly ``name``, found by listing with a name filter: the
+        GET route resolves an id first, so a name that looks like another taxonomy's id
+        would find that other taxonomy."""
+        condition = {"field": "taxonomy_name", "operator": "eq", "value": name}
+        body = {"limit": DEFAULT_PAGE_SIZE, "case_sensitive": True, "filters": {"AND": [condition]}}
+        pages = await self._pages(
+            wire.ListTaxonomiesResponse, "/v1/taxonomies/list", namespace, body
+        )
+        # Trust, but check: a server that ignored the filter lists every taxonomy.
+        return [t for page in pages for t in page.results if t.taxonomy_name == name]
+
     async def read_neighbourhood(
         self, namespaces: list[str], concurrency: int = 8
     ) -> dict[str, Neighbourhood]:

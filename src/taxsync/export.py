@@ -25,7 +25,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -382,8 +382,7 @@ def write_files(files: Sequence[ExportedFile], force: bool) -> None:
             [str(p) for p in existing],
         )
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"{problems[0]}{more}; nothing was written", problems[1:])
+        _refuse(problems)
     done: list[_Target] = []
     for target in targets:
         try:
@@ -418,8 +417,15 @@ def _check_unique_and_short(files: Sequence[ExportedFile]) -> None:
         if _utf8_len(exported.path.parent.name) > FOLDER_MAX_BYTES:
             problems.append(f"{exported.path}: folder name longer than {FOLDER_MAX_BYTES} bytes")
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"{problems[0]}{more}; nothing was written", problems[1:])
+        _refuse(problems)
+
+
+def _refuse(problems: list[str]) -> NoReturn:
+    """The first problem on the error line, the others below it, their count last."""
+    if len(problems) == 1:
+        raise ConfigError(f"{problems[0]}; nothing was written")
+    count = f"({len(problems)} problems in all; nothing was written)"
+    raise ConfigError(problems[0], [*problems[1:], count])
 
 
 def _inspect_targets(

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FORMAT_VERSION = 5  # 2: the digest; 3: attachments; 4: two change types, node trees;
-# 5: owed backfills (a third change type)
+FORMAT_VERSION = 6  # 2: the digest; 3: attachments; 4: two change types, node trees; 5: pending;
+# 6: owed backfills (a third change type)
 
 # What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
 TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
@@ -275,8 +275,17 @@ class Plan(BaseModel):
     api_url: str | None = None
     namespaces: list[str] = Field(default_factory=list)
     prune: bool = False
+    # The taxonomies (``namespace/name``) planned with backfills on (``--backfill``, or their
+    # manifest's ``spec.backfill: onChange``): a saved plan's backfills are planned again
+    # with exactly this intent.
+    backfill_on_change: list[str] = Field(default_factory=list)
     summary: Summary = Field(default_factory=Summary)
     changes: list[Change] = Field(default_factory=list)
+    # With --changed-from: the commit compared with, the changes its manifests would make too
+    # (drift, or a merge not applied: apply makes them as well), the namespaces not planned.
+    changed_from: str | None = None
+    pending: list[Change] = Field(default_factory=list)
+    left_out: list[str] = Field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:

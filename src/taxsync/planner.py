@@ -100,8 +100,23 @@ def plan(
         api_url=options.api_url,
         namespaces=namespaces,
         prune=options.prune,
+        backfill_on_change=backfill_intent(changes, desired, options),
         summary=Summary.of(changes, unchanged),
         changes=changes,
+    )
+
+
+def backfill_intent(
+    changes: Sequence[AnyChange], desired: Sequence[DesiredTaxonomy], options: PlanOptions
+) -> list[str]:
+    """The taxonomies of ``changes`` (``namespace/name``) planned with backfills on."""
+    asked = {d.key for d in desired if d.backfill}
+    return sorted(
+        {
+            f"{c.namespace}/{c.name}"
+            for c in changes
+            if options.backfill or (c.namespace, c.name) in asked
+        }
     )
 
 
@@ -123,7 +138,7 @@ def _plan_namespace(
         claimed.add(replacement_name(taxonomy.name))  # a replace in progress: never pruned
         if current is not None:
             claimed.add(current.taxonomy_name)
-        change = compare(taxonomy, current, rename_from)
+        change = _blocked_by_leftover(compare(taxonomy, current, rename_from), by_name)
         if change is None:
             unchanged += 1
         else:
@@ -360,13 +375,17 @@ def _pair(
     belongs to that manifest, so another manifest may take its old name for a new taxonomy
     in the same plan (apply runs the rename before the create). A replace that was cut
     short after deleting the old taxonomy left its new one under ``replacement_name``:
-    renaming it finishes the replace.
+    renaming it finishes the replace, if it carries taxsync's marker (one without it is
+    someone else's, never taken over: ``_blocked_by_leftover``).
     """
     renamed: dict[str, DesiredTaxonomy] = {}
     for taxonomy in sorted(wanted, key=lambda d: d.name):
         if taxonomy.name in by_name:
             continue
-        candidates = (*taxonomy.previous_names, replacement_name(taxonomy.name))
+        leftover = by_name.get(replacement_name(taxonomy.name))
+        ours = leftover is not None and is_managed(leftover.metadata)
+        finishing = (replacement_name(taxonomy.name),) if ours else ()
+        candidates = (*taxonomy.previous_names, *finishing)
         old = next((n for n in candidates if n in by_name and n not in renamed), None)
         if old is not None:
             renamed[old] = taxonomy
@@ -381,6 +400,22 @@ def _pair(
         else:
             pairs.append((taxonomy, None, None))
     return pairs
+
+
+def _blocked_by_leftover(
+    change: TaxonomyChange | None, by_name: Mapping[str, TaxonomyResponse]
+) -> TaxonomyChange | None:
+    """A create or replace is blocked while a taxonomy without taxsync's marker holds the
+    name a replace works under: it is not a leftover of ours, and neither finishing a
+    replace with it nor replacing next to it may take it over."""
+    if change is None or change.action not in ("create", "replace"):
+        return change
+    name = replacement_name(change.name)
+    found = by_name.get(name)
+    if found is None or is_managed(found.metadata):
+        return change
+    blocked = f"{name} exists but is not taxsync's; rename or delete it"
+    return change.model_copy(update={"blocked": blocked})
 
 
 def compare(

@@ -49,6 +49,7 @@ class ReadAhead:
     ) -> None:
         self.runner = runner  # an asyncio.Runner: one event loop for loading, then planning
         self.client: MixpeekClient | None = client  # None once the plan has taken it
+        self.taken: MixpeekClient | None = None  # the client the plan took
         self.options = options
         self.concurrency = max(1, concurrency)
         self._live: dict[str, asyncio.Task[list[TaxonomyResponse]]] = {}
@@ -98,6 +99,7 @@ class ReadAhead:
         """The client and the loop its reads run in, for the plan to run on."""
         client, self.client = self.client, None
         assert client is not None
+        self.taken = client
         return client, self.runner.run
 
     async def read(self, client: MixpeekClient, namespaces: Sequence[str]) -> tuple[Live, Around]:
@@ -148,9 +150,13 @@ class ReadAhead:
                 read = read_states(client, [task_id], 1)
                 self._states[task_id] = asyncio.create_task(read)
 
-    async def task_states(self, client: MixpeekClient, task_ids: Sequence[str]) -> dict[str, str]:
-        """The states of ``task_ids``: those read ahead are taken, the others read now."""
+    async def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The states of ``task_ids``: those read ahead are taken, the others read now (with
+        the client the plan took)."""
         from taxsync.backfills import read_states
+
+        client = self.taken
+        assert client is not None
 
         rest = [t for t in task_ids if t not in self._states]
         taken = [self._states.pop(t) for t in task_ids if t in self._states]

@@ -24,13 +24,13 @@ import random
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanError, TaxsyncError
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
-    from taxsync.backfills import BackfillReport
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
     from taxsync.export import ExportedFile
@@ -334,15 +334,20 @@ def doctor(
     *,
     collections: Sequence[str] = (),
     reporter: Reporter | None = None,
+    consent: Callable[[Sequence[str]], bool] | None = None,
 ) -> DoctorReport:
     """Probe the API's contract in ``namespace`` (see ``taxsync.doctor``); never raises for
     a differing assumption: check ``report.ok``. ``collections``: the only collections the
-    probe may touch (their applications are restored exactly). Ctrl-C stops the probe and
-    still cleans up (``report.interrupted``)."""
-    from taxsync.doctor import Probe
+    probe may touch (their applications are restored exactly). A namespace holding
+    taxonomies taxsync manages is written to only if ``consent(their names)`` says yes
+    (else ``ConfigError``, nothing written). Ctrl-C or SIGTERM stops the probe and still
+    cleans up (``report.interrupted``); a second is only told, a third aborts the clean-up."""
+    from taxsync.doctor import Probe, patient
 
     async def run(client: MixpeekClient, stop: asyncio.Event) -> DoctorReport:
-        return await Probe(client, namespace, collections, stop).run()
+        probe = Probe(client, namespace, collections, stop, consent)
+        with patient(probe.state, reporter.interrupting if reporter is not None else None):
+            return await probe.run()
 
     return _run(settings, run, reporter)
 
@@ -405,13 +410,13 @@ def plan_manifests(
     *,
     reporter: Reporter | None = None,
     ahead: ReadAhead | None = None,
+    baseline: Sequence[DesiredTaxonomy] | None = None,
 ) -> Plan:
     """Read the covered namespaces and plan ``desired`` against them (see ``PlanChoices``).
 
     ``ahead``: the reads ``plan_tree`` started while the manifests loaded, with the client
-    and event loop they run in; the plan takes those answers instead of asking again."""
-    from functools import partial
-
+    and event loop they run in; the plan takes those answers instead of asking again.
+    ``baseline``: the manifests before this change; what they would do too is ``pending``."""
     from taxsync import references
     from taxsync.backfills import with_owed
     from taxsync.planner import covered_namespaces
@@ -432,7 +437,11 @@ def plan_manifests(
             )
         ready = references.checked(selected, around, choices.check_references)
         made = ready.annotate(make_plan(ready.desired, live, options, around))
-        reader = partial(ahead.task_states, client) if ahead is not None else None
+        if baseline is not None:
+            from taxsync.changed import split_against
+
+            made = split_against(made, baseline, live, around, options)
+        reader = ahead.task_states if ahead is not None else None
         return await with_owed(client, made, live, around, settings.concurrency, reader)
 
     with _reported(reporter):
@@ -447,20 +456,34 @@ def plan_tree(
     out: Path | None = None,
     reporter: Reporter | None = None,
     environ: Mapping[str, str] | None = None,
+    changed_from: str | None = None,
 ) -> Plan:
     """Load the manifests at ``path`` and plan them; save the plan as JSON to ``out``.
 
     The namespaces the plan covers are read while the manifests still load (``ReadAhead``).
+    ``changed_from``: a git revision; plan only what changed since (``taxsync.changed``).
     """
     from taxsync.read_ahead import ReadAhead
 
-    with ReadAhead.open(settings, choices.options(), connect) as ahead:
-        if ahead is not None:
-            with _reported(reporter):
-                desired = ahead.load_manifests(Path(path), environ)
-        else:
-            desired = load_manifests(path, environ, reporter)
-        the_plan = plan_manifests(desired, settings, choices, reporter=reporter, ahead=ahead)
+    if changed_from is not None:
+        from taxsync.changed import plan_changed
+
+        with _reported(reporter):
+            load, make = (
+                partial(load_manifests, environ=environ),
+                partial(plan_manifests, settings=settings),
+            )
+            the_plan = plan_changed(
+                Path(path), changed_from, choices, load, make, settings.target_url
+            )
+    else:
+        with ReadAhead.open(settings, choices.options(), connect) as ahead:
+            if ahead is not None:
+                with _reported(reporter):
+                    desired = ahead.load_manifests(Path(path), environ)
+            else:
+                desired = load_manifests(path, environ, reporter)
+            the_plan = plan_manifests(desired, settings, choices, reporter=reporter, ahead=ahead)
     if out is not None:
         from taxsync.files import write_atomic
         from taxsync.render import plan_json
@@ -476,6 +499,7 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
     from pydantic import ValidationError
 
     from taxsync import verify
+    from taxsync.changed import with_pending
     from taxsync.plan import FORMAT_VERSION, Plan
 
     with _reported(reporter):
@@ -492,6 +516,8 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
                 f"{path}: plan format {the_plan.format_version} is not supported "
                 f"(this taxsync writes {FORMAT_VERSION}): make the plan again"
             )
+        _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
+        the_plan = with_pending(the_plan)  # applied alike, so that apply converges
         _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
     return the_plan
 
@@ -618,31 +644,12 @@ def _locator(
 # --- what the other commands need (the CLI imports no other part of the pipeline) -------
 
 
-def backfill(
-    settings: Settings,
-    namespace: str,
-    name: str,
-    collections: Sequence[str] = (),
-    *,
-    wait: bool = False,
-    wait_timeout: float = 300.0,
-    reporter: Reporter | None = None,
-) -> BackfillReport:
-    """``taxsync backfill``: re-enrich the documents of each collection that applies taxonomy
-    ``name`` (or of ``collections``) with its head, once per collection: a task already
-    running for the pair, or one a lost answer started, is followed instead of another."""
-    from taxsync.backfills import backfill_taxonomy
+def backfill(settings: Settings, *args: Any, reporter: Reporter | None = None, **kw: Any) -> Any:
+    """``taxsync backfill``: the arguments and result of ``taxsync.backfills.backfill_work``."""
+    from taxsync.backfills import backfill_work
 
-    if not (math.isfinite(wait_timeout) and wait_timeout > 0):
-        raise ConfigError(f"wait timeout must be a positive number, not {wait_timeout}")
     on_task = reporter.task_polled if reporter is not None else None
-
-    async def run(client: MixpeekClient, stop: asyncio.Event) -> BackfillReport:
-        return await backfill_taxonomy(
-            client, namespace, name, collections, wait=wait, timeout=wait_timeout, on_task=on_task
-        )
-
-    return _run(settings, run, reporter)
+    return _run(settings, backfill_work(*args, on_task=on_task, **kw), reporter)
 
 
 def export(

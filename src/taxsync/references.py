@@ -27,6 +27,9 @@ class Reference:
     kind: Kind
     ident: str
     spec_path: str
+    # ``appliedTo[].collection`` takes an id or a name; every other field an id only (a name
+    # there would reach the API as an id that does not exist).
+    any_name: bool = False
 
 
 def references(desired: DesiredTaxonomy) -> Iterator[Reference]:
@@ -48,7 +51,8 @@ def references(desired: DesiredTaxonomy) -> Iterator[Reference]:
         if isinstance(ident, str):
             yield Reference("collection", ident, f"config.inference_collections[{index}]")
     for index, entry in enumerate(desired.applied_to or ()):
-        yield Reference("collection", entry["collection"], f"appliedTo[{index}].collection")
+        path = f"appliedTo[{index}].collection"
+        yield Reference("collection", entry["collection"], path, any_name=True)
         if entry.get("target_collection_id"):
             path = f"appliedTo[{index}].target_collection_id"
             yield Reference("collection", entry["target_collection_id"], path)
@@ -58,18 +62,39 @@ def missing(
     desired: Sequence[DesiredTaxonomy], neighbourhoods: Mapping[str, Neighbourhood]
 ) -> dict[tuple[str, str], list[ManifestProblem]]:
     """For each taxonomy (by namespace and name) that names ids its namespace does not have,
-    a problem at the manifest line of each."""
+    a problem at the manifest line of each (a name in an id field is ``names_as_ids``')."""
     found: dict[tuple[str, str], list[ManifestProblem]] = {}
     for taxonomy in desired:
         around = neighbourhoods.get(taxonomy.namespace)
         if around is None:
             continue  # not read (not a covered namespace)
         for ref in references(taxonomy):
-            if _exists(ref, around):
+            if _exists(ref, around) or _named(ref, around) is not None:
                 continue
             message = f"{ref.kind} {ref.ident} does not exist in namespace {taxonomy.namespace}"
             found.setdefault(taxonomy.key, []).append(_problem(taxonomy, ref.spec_path, message))
     return found
+
+
+def names_as_ids(
+    desired: Sequence[DesiredTaxonomy], neighbourhoods: Mapping[str, Neighbourhood]
+) -> list[ManifestProblem]:
+    """Each id field that holds the name of a collection or retriever instead of an id: never
+    let through (the API would be sent an id that does not exist); ``{name: …}`` says it."""
+    problems = []
+    for taxonomy in desired:
+        around = neighbourhoods.get(taxonomy.namespace)
+        if around is None:
+            continue
+        for ref in references(taxonomy):
+            ident = None if _exists(ref, around) else _named(ref, around)
+            if ident is not None:
+                message = (
+                    f"{ref.ident!r} is the name of {ref.kind} {ident}, not an id: this field "
+                    f"takes ids only; write {{name: {ref.ident}}} to name it"
+                )
+                problems.append(_problem(taxonomy, ref.spec_path, message))
+    return problems
 
 
 def attachment_problems(
@@ -107,9 +132,17 @@ def _problem(taxonomy: DesiredTaxonomy, spec_path: str, message: str) -> Manifes
 
 
 def _exists(ref: Reference, around: Neighbourhood) -> bool:
-    if ref.kind == "retriever":
-        return around.has_retriever(ref.ident)
-    return around.collection(ref.ident) is not None
+    if ref.any_name:
+        return around.collection(ref.ident) is not None
+    return ref.ident in around.names_of(ref.kind)
+
+
+def _named(ref: Reference, around: Neighbourhood) -> str | None:
+    """The id of a ``ref.kind`` whose name ``ref`` holds in an id field (the first by id)."""
+    if ref.any_name:
+        return None
+    known = around.names_of(ref.kind)
+    return min((i for i, name in known.items() if name == ref.ident), default=None)
 
 
 @dataclass(frozen=True)
@@ -153,6 +186,7 @@ def checked(
             for path, kind, name, ident in resolution.names
         )
     absent = missing(resolved, neighbourhoods)
+    problems += names_as_ids(resolved, neighbourhoods)
     problems += attachment_problems(resolved, neighbourhoods)
     if check_references:
         problems += [p for found in absent.values() for p in found]

@@ -47,6 +47,7 @@ from taxsync.planner import (
     attachment_changes,
     compare,
     delete_change,
+    in_neighbourhood,
 )
 from taxsync.planner import plan as replan_namespace
 from taxsync.wire import TaxonomyApplicationConfigInput, TaxonomyConfig, TaxonomyResponse
@@ -85,8 +86,13 @@ def _duplicates(changes: Sequence[AnyChange]) -> list[str]:
     ids: set[tuple[str, ...]] = set()
     problems = []
     for change in changes:
-        # An attachment change is about the taxonomy's entry in one collection.
-        where = (change.collection_id,) if isinstance(change, AttachmentChange) else ()
+        # An attachment change is about the taxonomy's entry in one collection, an owed
+        # backfill about the documents of one.
+        where: tuple[str, ...] = ()
+        if isinstance(change, AttachmentChange):
+            where = (change.collection_id,)
+        elif isinstance(change, BackfillChange):
+            where = (change.collection_id, "backfill")
         if (change.namespace, change.name, *where) in names:
             problems.append(f"{change.label!r} is changed twice")
         names.add((change.namespace, change.name, *where))
@@ -259,18 +265,13 @@ def live_problems(
     taxonomies = _taxonomy_changes(plan)
     for change in plan.changes:
         if isinstance(change, AttachmentChange):
-            problems.extend(_attachment_problems(change, taxonomies, live, around))
+            backfill = _backfill_intended(plan, change)
+            problems.extend(_attachment_problems(change, taxonomies, live, around, backfill))
             continue
-        if change.backfills and around is not None:
-            applying = {c.collection_id for c in _applying(around, change)}
-            strays = [c for c in change.backfills if c not in applying]
-            if strays:
-                problems.append(
-                    f"{change.label!r} would backfill {', '.join(map(repr, strays))}, which "
-                    "do(es) not apply it"
-                )
         if isinstance(change, BackfillChange):
+            problems.extend(_owed_problems(change, around))
             continue  # what it owes is read again from the bookkeeping when it runs
+        problems.extend(_backfill_problems(plan, change, around))
         head = _by_id(live, change.namespace, change.taxonomy_id) if change.taxonomy_id else None
         try:
             replanned = _replan(change, head)
@@ -287,15 +288,46 @@ def live_problems(
     return problems
 
 
+def _backfill_problems(
+    plan: Plan, change: TaxonomyChange, around: Mapping[str, Neighbourhood] | None
+) -> list[str]:
+    """A taxonomy change's backfills must be exactly those the planner makes for it, with
+    the backfill intent the plan records, from the collections that apply it now (none
+    that the plan detaches it from)."""
+    near = around.get(change.namespace) if around is not None else None
+    bare = change.model_copy(update={"backfills": []})
+    planned = in_neighbourhood(bare, near, _backfill_intended(plan, change)).backfills
+    detached = {
+        c.collection_id
+        for c in plan.attachment_changes
+        if c.action == "detach" and (c.namespace, c.name) == (change.namespace, change.name)
+    }
+    expected = [b for b in planned if b not in detached]
+    if change.backfills == expected:
+        return []
+    said = ", ".join(map(repr, change.backfills)) or "nothing"
+    return [
+        f"{change.label!r} would backfill {said}; taxsync plans "
+        f"{', '.join(map(repr, expected)) or 'no backfill'} for it"
+    ]
+
+
+def _backfill_intended(plan: Plan, change: AnyChange) -> bool:
+    """Whether the plan was made with backfills on for this change's taxonomy."""
+    return f"{change.namespace}/{change.name}" in plan.backfill_on_change
+
+
 def _attachment_problems(
     change: AttachmentChange,
     taxonomies: Mapping[tuple[str, str], TaxonomyChange],
     live: Mapping[str, Sequence[TaxonomyResponse]],
     around: Mapping[str, Neighbourhood] | None,
+    backfill: bool,
 ) -> list[str]:
-    """An attach, reconfigure or detach planned again from its own settings against the live
-    collection and taxonomy: it must come out as saved, and be of a taxonomy that taxsync
-    manages or that this plan creates, adopts, replaces or deletes."""
+    """An attach, reconfigure or detach planned again from its own settings (and the
+    plan's backfill intent) against the live collection and taxonomy: it must come out as
+    saved, and be of a taxonomy that taxsync manages or that this plan creates, adopts,
+    replaces or deletes."""
     label = change.label
     collection = _collection(around, change) if around is not None else None
     if collection is None:
@@ -327,7 +359,7 @@ def _attachment_problems(
                 f"{label!r} ({change.action}) is of a taxonomy taxsync does not manage (and the "
                 "plan does not adopt it)"
             ]
-        replanned = _replan_attachment(change, head, None, collection)
+        replanned = _replan_attachment(change, head, None, collection, backfill)
     elif taxonomy.action == "delete":
         head = _by_id(live, change.namespace, taxonomy.taxonomy_id)
         replanned = _replan_detach_deleted(change, head, collection) if head else None
@@ -335,7 +367,7 @@ def _attachment_problems(
         head = _by_id(live, change.namespace, taxonomy.taxonomy_id)
         if taxonomy.action != "create" and head is None:
             return [f"{label!r}: the taxonomy it is of cannot be read"]
-        replanned = _replan_attachment(change, head, taxonomy, collection)
+        replanned = _replan_attachment(change, head, taxonomy, collection, backfill)
     if replanned is None or _comparable_attachment(replanned) != _comparable_attachment(change):
         return [
             f"{label!r} ({change.action}) is not what taxsync plans from its own settings and "
@@ -349,9 +381,11 @@ def _replan_attachment(
     head: TaxonomyResponse | None,
     taxonomy: TaxonomyChange | None,
     collection: LiveCollection,
+    backfill: bool,
 ) -> AttachmentChange | None:
     """What the planner makes of a manifest whose ``appliedTo`` asks for exactly this
-    change's settings in its collection (a detach: not listing it), against live state.
+    change's settings in its collection (a detach: not listing it), against live state,
+    with the backfill intent the plan records.
 
     ``taxonomy``: the plan's change to the taxonomy itself, if any; ``head``: the live
     taxonomy the manifest describes (None for a create)."""
@@ -376,7 +410,7 @@ def _replan_attachment(
         applied_to=applied_to,
     )
     around = Neighbourhood(collections=(collection,))
-    planned = attachment_changes(desired, head, taxonomy, around, backfill=bool(change.backfills))
+    planned = attachment_changes(desired, head, taxonomy, around, backfill=backfill)
     return next((c for c in planned if c.collection_id == collection.collection_id), None)
 
 
@@ -467,18 +501,25 @@ def _desired(
     )
 
 
-def _applying(
-    around: Mapping[str, Neighbourhood], change: TaxonomyChange | BackfillChange
-) -> list[LiveCollection]:
-    near = around.get(change.namespace)
-    return near.applying(change.taxonomy_id) if near is not None else []
+def _owed_problems(change: BackfillChange, around: Mapping[str, Neighbourhood] | None) -> list[str]:
+    """An owed backfill is of its own collection, one that applies its taxonomy now."""
+    near = around.get(change.namespace) if around is not None else None
+    if near is None:
+        return []
+    applying = {c.collection_id for c in near.applying(change.taxonomy_id)}
+    if change.backfills == [change.collection_id] and change.collection_id in applying:
+        return []
+    return [
+        f"{change.label!r} would backfill {', '.join(map(repr, change.backfills))}: an owed "
+        "backfill is of its own collection, which must apply the taxonomy"
+    ]
 
 
 def _comparable(change: TaxonomyChange) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
     # Nor whom a change affects: that is re-read at apply time, and a delete is refused
     # there if any collection still applies its taxonomy.
-    # Backfills are checked against the collections that apply the taxonomy, above; ids let
+    # Backfills are planned again on their own, above (they need the collections); ids let
     # through unchecked are the plan's own notes.
     # What names resolved to is checked against the namespace, as a stale plan.
     ignored = {"source", "applied_by", "blocked", "backfills", "unchecked", "names"}

@@ -113,7 +113,7 @@ def test_plan_json_carries_the_owed_backfill(tmp_path: Path, emulator: StartEmul
     root = interrupted_before_the_backfill(tmp_path, srv)
     planned = run_cli("plan", str(root), "--format", "json", env=env(srv))
     data = json.loads(planned.out)
-    assert data["format_version"] == 5
+    assert data["format_version"] == 6
     assert data["summary"]["backfill"] == 1
     (owed,) = [c for c in data["changes"] if c["action"] == "backfill"]
     assert owed["collection_id"] == "col_products_v1"
@@ -411,3 +411,22 @@ def test_an_attach_killed_before_its_backfill_leaves_the_backfill_owed(
     assert code == 2 and "↻ backfill production/products" in out, out
     assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
     assert len(tasks_of_products(srv)) == 1
+
+
+def test_a_saved_plan_with_an_update_and_an_owed_backfill_applies(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    srv = emulator()
+    root = interrupted_before_the_backfill(tmp_path, srv)
+    write(root, "p.yaml", flat("products", NS, top_k=3).replace("{team: search}", "{team: ads}"))
+    saved = tmp_path / "plan.json"
+    planned = run_cli("plan", str(root), "--out", str(saved), env=env(srv))
+    assert planned.code == 0, planned.output
+    assert [c["action"] for c in json.loads(saved.read_text())["changes"]] == [
+        "update",
+        "backfill",
+    ]
+    applied = run_cli("apply", "--plan", str(saved), "--auto-approve", env=env(srv))
+    assert applied.code == 0, applied.output
+    assert len(tasks_of_products(srv)) == 1
+    assert bookkeeping(srv)["col_products_v1"]["task"] == tasks_of_products(srv)[0]["task_id"]

@@ -86,7 +86,9 @@ def test_doctor_reads_its_restore_back(tmp_path: Path, emulator: StartEmulator) 
     # the restore; the GET after the fourth is the restore's read-back.
     hold = srv.hold(after_a_patch_of(srv, COL_A, patches=4))
 
-    process = spawn_cli(srv, "doctor", "-n", NS, "--collections", "col_a", "--format", "json")
+    process = spawn_cli(
+        srv, "doctor", "-n", NS, "--collections", "col_a", "--format", "json", "--yes"
+    )
     wait_held(hold, process)
     Api(srv).call("PATCH", COL_A, NS, {"taxonomy_applications": []})  # someone else, meanwhile
     hold.release(forward=True)

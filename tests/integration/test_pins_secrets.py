@@ -64,7 +64,7 @@ def test_no_cli_output_carries_the_key_even_unmasked(
         run_cli("plan", str(root), "-v", "--out", str(plan_file), env=env(srv)),
         run_cli("apply", "--plan", str(plan_file), "-v", env=env(srv)),
         run_cli("plan", str(root), "-v", "--format", "json", env=env(srv)),
-        run_cli("doctor", "-n", NS, env=env(srv)),
+        run_cli("doctor", "-n", NS, "--yes", env=env(srv)),
     ]
     assert [r.code for r in runs] == [0, 0, 0, 0], [r.output for r in runs]
     assert "http: " in runs[0].err  # the HTTP log was on

@@ -50,6 +50,12 @@ def validate(path: Path, local: bool) -> int:
     help="Exit 2 when there are changes, 0 when there are none.",
 )
 @click.option("--no-comment", is_flag=True, help="With --github: no pull-request comment.")
+@click.option(
+    "--changed-from",
+    metavar="REF",
+    help="Plan only the namespaces whose manifests changed since this git commit; "
+    "what its manifests would do too is shown apart, as pending.",
+)
 @github_option
 @plan_choice_options("Plan deletes of managed taxonomies no manifest declares.")
 @connection_options
@@ -60,6 +66,7 @@ def plan(
     detailed_exitcode: bool,
     github: bool,
     no_comment: bool,
+    changed_from: str | None,
     choices: reconcile.PlanChoices,
     settings: Settings,
 ) -> int:
@@ -75,6 +82,7 @@ def plan(
         choices,
         out=reporter.plan_file(out),
         reporter=reporter,
+        changed_from=changed_from,
     )
     if fmt == "json":
         click.echo(render.plan_json(the_plan), nl=False)

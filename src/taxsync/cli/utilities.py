@@ -3,6 +3,8 @@ and ``schema``."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -96,13 +98,25 @@ def diff(namespace_a: str, namespace_b: str, fmt: str, settings: Settings) -> in
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Probe even a namespace holding taxonomies taxsync manages (otherwise asked on a "
+    "terminal, refused elsewhere).",
+)
 @connection_options
-def doctor(namespace: str, collections: tuple[str, ...], fmt: str, settings: Settings) -> int:
+def doctor(
+    namespace: str, collections: tuple[str, ...], fmt: str, yes: bool, settings: Settings
+) -> int:
     """Check the API's contract with a self-cleaning probe in NS; exit 1 if any check differs."""
     from taxsync import render
 
     report = reconcile.doctor(
-        settings, namespace, collections=collections, reporter=_DoctorReporter()
+        settings,
+        namespace,
+        collections=collections,
+        reporter=_DoctorReporter(),
+        consent=(lambda managed: True) if yes else _ask_on_terminal,
     )
     click.echo(
         render.doctor_json(report) if fmt == "json" else render.doctor_text(report), nl=False
@@ -112,10 +126,31 @@ def doctor(namespace: str, collections: tuple[str, ...], fmt: str, settings: Set
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def _ask_on_terminal(managed: Sequence[str]) -> bool:
+    """Whether the user, at a terminal, lets the probe write beside ``managed``."""
+    from taxsync.render import plain
+
+    if not sys.stdin.isatty():
+        return False
+    shown = ", ".join(plain(name) for name in managed[:5])
+    more = f" and {len(managed) - 5} more" if len(managed) > 5 else ""
+    click.echo(f"This namespace holds taxonomies taxsync manages: {shown}{more}.", err=True)
+    return click.confirm("Write probe taxonomies beside them (all cleaned up after)?", err=True)
+
+
 class _DoctorReporter(Reporter):
+    """Says what an interrupt does: the first stops the probe, the second cannot stop the
+    clean-up (a third can)."""
+
+    def __init__(self) -> None:
+        self.heard = 0
+
     def interrupting(self) -> None:
+        self.heard += 1
         click.echo(
-            "Interrupt: finishing the request in flight, then cleaning up what the probe made.",
+            "Interrupt: finishing the request in flight, then cleaning up what the probe made."
+            if self.heard == 1
+            else "Still cleaning up; interrupt once more to abort it (what is left is listed).",
             err=True,
         )
 

@@ -53,6 +53,7 @@ class CollectionChecks:
         )
         before = [str(e.get("taxonomy_id")) for e in self._entries(ident)]
         attach = [*self._entries(ident), {"taxonomy_id": self.state.probe_id}]
+        self.state.touched.add(ident)
         await self.state.client.patch_collection(
             self.state.ns, ident, {"taxonomy_applications": attach}
         )

@@ -9,9 +9,14 @@ from taxsync.client import MixpeekClient
 from taxsync.doctor.cleanup import CleanUp
 from taxsync.doctor.collections import CollectionChecks
 from taxsync.doctor.report import DoctorReport
-from taxsync.doctor.state import Abort, ProbeState, Stopped
+from taxsync.doctor.state import Abort, NotConfirmed, ProbeState, Stopped
 from taxsync.doctor.taxonomies import TaxonomyChecks
 from taxsync.errors import ApiError, NotFoundError, TaxsyncError
+from taxsync.model import is_managed
+
+# Asked, before anything is written, whether the probe may write beside these taxonomies
+# that taxsync manages (their names); no answer means no.
+Consent = Callable[[Sequence[str]], bool]
 
 
 class Probe:
@@ -23,8 +28,10 @@ class Probe:
         namespace: str,
         collections: Sequence[str],
         stop: asyncio.Event,
+        consent: Consent | None = None,
     ) -> None:
         self.state = ProbeState(client, namespace, collections, stop)
+        self.consent = consent
         self.taxonomies = TaxonomyChecks(self.state)
         self.collections = CollectionChecks(self.state)
         self.clean_up = CleanUp(self.state)
@@ -40,6 +47,8 @@ class Probe:
             for step in self._steps():
                 self.state.check_stop()
                 await step()
+        except NotConfirmed:
+            raise  # nothing was written: there is no report to give
         except Stopped:
             self.report.interrupted = True
         except Abort:
@@ -68,6 +77,7 @@ class Probe:
             if exc.status == 404:
                 raise NotFoundError(f"namespace {ns!r} does not exist") from None
             raise
+        await self._ask_where_managed()
         for ident in state.collections:
             found = await client.get_collection(ns, ident)
             if found is None:
@@ -77,6 +87,23 @@ class Probe:
         if retrievers and retrievers[0].get("retriever_id"):
             state.retriever_id = str(retrievers[0]["retriever_id"])
         state.collection_id = await self._source_collection()
+
+    async def _ask_where_managed(self) -> None:
+        """A namespace holding taxonomies taxsync manages is somebody's real one: the probe
+        writes there only with consent (a terminal's yes, or ``--yes``)."""
+        ns = self.state.ns
+        live = await self.state.client.list_taxonomies(ns)
+        managed = sorted(t.taxonomy_name or "" for t in live if is_managed(t.metadata))
+        if managed and not (self.consent is not None and self.consent(managed)):
+            shown = ", ".join(managed[:3]) + (
+                f" and {len(managed) - 3} more" if len(managed) > 3 else ""
+            )
+            noun = "taxonomy" if len(managed) == 1 else "taxonomies"
+            raise NotConfirmed(
+                f"namespace {ns!r} holds {len(managed)} {noun} taxsync manages ({shown}); "
+                "doctor writes probe taxonomies there: run it on a scratch namespace, or pass "
+                "--yes; nothing was written"
+            )
 
     async def _source_collection(self) -> str:
         state = self.state

@@ -9,6 +9,7 @@ from typing import Any
 
 from taxsync.client import MixpeekClient
 from taxsync.doctor.report import Check, DoctorReport, Status
+from taxsync.errors import ConfigError
 
 PROBE_PREFIX = "taxsync-doctor-"
 PROBE_MARKER = "taxsync_doctor"
@@ -17,6 +18,10 @@ UNKNOWN_KEY = "taxsync_doctor_unknown_key"
 
 class Stopped(Exception):
     """Ctrl-C: stop probing, clean up."""
+
+
+class NotConfirmed(ConfigError):
+    """The namespace holds taxonomies taxsync manages and writing there was not agreed."""
 
 
 class Abort(Exception):
@@ -59,6 +64,11 @@ class ProbeState:
         self.extra_ids: list[str] = []  # a duplicate the server should have refused
         self.originals: dict[str, Any] = {}  # collection -> its applications as found
         self.restored: set[str] = set()
+        # What this run wrote to, so the clean-up undoes exactly that and lists nothing else:
+        self.sent: set[str] = set()  # probe names whose create was sent
+        self.touched: set[str] = set()  # collections a PATCH was sent to
+        # Set by a third interrupt: the clean-up stops and lists what it did not undo.
+        self.abort = asyncio.Event()
         self.versions_made = False
         self.retriever_id = "ret_taxsync_doctor"
         self.collection_id = "col_taxsync_doctor"

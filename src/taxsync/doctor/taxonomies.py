@@ -46,6 +46,7 @@ class TaxonomyChecks:
                 "config": self.state.config(1),
                 "metadata": {PROBE_MARKER: "probe"},
             }
+            self.state.sent.add(name)
             try:
                 created = await self.state.client.create_taxonomy(self.state.ns, body)
             except ApiError as exc:

@@ -19,9 +19,9 @@ from taxsync import wire
 from taxsync.errors import ManifestProblem
 from taxsync.manifest.document import Document
 from taxsync.manifest.environments import per_namespace
+from taxsync.manifest.messages import id_message, teaching
 from taxsync.manifest.references import StandIns, names_back, names_out, shown
 from taxsync.model import (
-    API_VERSION,
     MANAGED_KEY,
     AppliedTo,
     DesiredTaxonomy,
@@ -72,8 +72,8 @@ def _validated_one(
         manifest = TaxonomyManifest.model_validate(value)
     except ValidationError as exc:
         for error in exc.errors():
-            loc = strip_union_tags(error["loc"])
-            _add(problems, document, loc, shown(_describe(error), stand_ins))
+            loc, message = teaching(TaxonomyManifest, error)
+            _add(problems, document, strip_union_tags(loc), shown(message, stand_ins))
         return None
     before = len(problems)
     _check_names(manifest, document, problems)
@@ -84,28 +84,6 @@ def _validated_one(
         ]
         return None
     return _desired(manifest, document, stand_ins)
-
-
-def _describe(error: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "finite_number":
-        return "must be a finite number: JSON has no NaN or infinity"
-    if kind == "literal_error" and error["loc"] == ("apiVersion",):
-        return f"must be {API_VERSION!r}"
-    bounds = {
-        "less_than_equal": "<=",
-        "less_than": "<",
-        "greater_than_equal": ">=",
-        "greater_than": ">",
-    }
-    if kind in bounds:
-        limit = next(iter(error.get("ctx", {}).values()), "?")
-        return f"must be {bounds[kind]} {limit}"
-    return str(error["msg"])
 
 
 def _add(
@@ -181,9 +159,12 @@ def _check_semantics(
             path: FieldPath = ("config", "inference_collections", i)
             id_checks.append((path, collection, wire.COLLECTION_ID_PATTERN))
         _check_hierarchy(config, report)
+    for i, entry in enumerate(manifest.spec.appliedTo or []):
+        target = ("appliedTo", i, "target_collection_id")
+        id_checks.append((target, entry.target_collection_id, wire.COLLECTION_ID_PATTERN))
     for id_path, value, pattern in id_checks:
         if value is not None and not re.match(pattern, value):
-            report(id_path, f"String should match pattern '{pattern}'")
+            report(id_path, id_message(value, pattern))
     _check_applied_to(manifest.spec, report)
 
 

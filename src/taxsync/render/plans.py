@@ -19,6 +19,7 @@ from taxsync.plan import (
     Plan,
     ResolvedName,
 )
+from taxsync.render.changed import changed_markdown, changed_text
 from taxsync.render.escape import (
     DIFF_COLOUR,
     Escape,
@@ -122,7 +123,8 @@ def _named(change: AnyChange) -> dict[str, ResolvedName]:
 def plan_text(plan: Plan, style: Style) -> str:
     if not plan.changes:
         unchanged = plan.summary.unchanged
-        return f"No changes. {unchanged} taxonomy(ies) match the manifests.\n"
+        lines = [f"No changes. {unchanged} taxonomy(ies) match the manifests."]
+        return "\n".join(lines + changed_text(plan, style)) + "\n"
     lines = ["taxsync will perform the following actions:", ""]
     for change in plan.changes:
         head = style(headline(change), VOCABULARY[change.action].colour)
@@ -140,7 +142,7 @@ def plan_text(plan: Plan, style: Style) -> str:
         "",
         f"Plan: {plan.summary.line(with_zeros=True)}; {plan.summary.unchanged} unchanged.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + changed_text(plan, style)) + "\n"
 
 
 def _diff_text(field: FieldChange, style: Style, named: Named) -> str:
@@ -175,7 +177,7 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
         f"**{plan.summary.line()}** · {plan.summary.unchanged} unchanged",
     ]
     if not plan.changes:
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + changed_markdown(plan)) + "\n"
     changes = sorted(plan.changes, key=lambda c: c.namespace)  # stable: as planned within
     several = len({c.namespace for c in changes}) > 1
     lines += ["", "| | change | manifest |", "|---|---|---|"]
@@ -203,7 +205,7 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
         body += [f"# {line}" for line in impact]
         summary = f"<details><summary>{headline(change, md_inline)}</summary>"
         lines += ["", summary, "", fenced("\n".join(body), "diff") + "</details>"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + changed_markdown(plan)) + "\n"
 
 
 def _spread_lines(changes: Sequence[AnyChange], link: SourceLink | None) -> list[str]:
