@@ -149,3 +149,18 @@ def test_a_plan_that_deletes_or_detaches_owes_nothing_there() -> None:
         namespaces=["production"], changes=[delete_change("production", live["production"][0])]
     )  # type: ignore[arg-type]
     assert asyncio.run(with_owed(None, deleting, live, around, 1)).changes == deleting.changes  # type: ignore[arg-type]
+
+
+def test_a_saved_owed_backfill_of_a_collection_that_does_not_apply_the_taxonomy_is_refused() -> (
+    None
+):
+    from taxsync import verify
+
+    plan = owed_plan()
+    live = {"production": [live_with({}, version=4)]}
+    around = {"production": neighbourhood([COLLECTION], [])}
+    assert verify.live_problems(plan, live, around) == []  # type: ignore[arg-type]
+    forged = plan.changes[0].model_copy(update={"collection_id": "col_a", "backfills": ["col_a"]})
+    bad = plan.model_copy(update={"changes": [forged]})
+    (problem,) = verify.live_problems(bad, live, around)  # type: ignore[arg-type]
+    assert "an owed backfill is of its own collection" in problem
