@@ -169,6 +169,7 @@ def test_summary_counts_and_json_shape() -> None:
         "attach": 0,
         "reconfigure": 0,
         "detach": 0,
+        "backfill": 0,
         "unchanged": 0,
     }
     for change in data["changes"]:

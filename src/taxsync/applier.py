@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from taxsync import normalize
+from taxsync import backfills, normalize
 from taxsync.client import MixpeekClient
 from taxsync.errors import (
     ApiError,
@@ -30,12 +30,11 @@ from taxsync.errors import (
 from taxsync.live import SETTINGS, declared, settings
 from taxsync.model import dotted, is_managed, replacement_name, strip_union_tags
 from taxsync.plan import (
-    TASK_FAILED,
-    TASK_SUCCEEDED,
     TAXONOMY_ACTIONS,
     AnyChange,
     ApplyResult,
     AttachmentChange,
+    BackfillChange,
     ChangeResult,
     Plan,
     TaxonomyAction,
@@ -117,7 +116,8 @@ def _phases(changes: list[AnyChange]) -> list[list[AnyChange]]:
     deletes: list[AnyChange] = [c for c in taxonomies if c.action == "delete"]
     rest: list[AnyChange] = [c for c in taxonomies if not c.rename_from and c.action != "delete"]
     attachments: list[AnyChange] = [c for c in changes if isinstance(c, AttachmentChange)]
-    return [renames, rest, attachments, deletes]
+    owed: list[AnyChange] = [c for c in changes if isinstance(c, BackfillChange)]
+    return [renames, rest, attachments, deletes, owed]
 
 
 class _Run:
@@ -133,6 +133,7 @@ class _Run:
         self.backfilling: list[ChangeResult] = []
         self.backfilled: set[tuple[str, str, str]] = set()
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        backfills.begin_run()  # the intents this apply records are its own
 
     async def change(self, change: AnyChange) -> ChangeResult:
         async with self.gate:
@@ -140,6 +141,8 @@ class _Run:
                 outcome = ChangeResult(change, "not_started", "interrupted before it started")
             elif isinstance(change, AttachmentChange):
                 outcome = await self._attachment(change)
+            elif isinstance(change, BackfillChange):  # owed: it runs with the backfills
+                outcome = ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
             else:
                 outcome = await _apply_change(self.client, change, self.options)
         if isinstance(change, TaxonomyChange):
@@ -162,6 +165,11 @@ class _Run:
             return ChangeResult(change, "failed", message)
         lock = self.locks.setdefault((change.namespace, change.collection_id), asyncio.Lock())
         try:
+            if change.backfills:  # recorded first, so that no cut-short run loses it
+                async with self.locks.setdefault((change.namespace, taxonomy_id), asyncio.Lock()):
+                    await backfills.intend_head(
+                        self.client, change.namespace, taxonomy_id, change.backfills
+                    )
             async with lock:
                 edit = _attachment_edit(change, taxonomy_id)
                 await _edit_applications(self.client, change, change.collection_id, edit)
@@ -172,43 +180,58 @@ class _Run:
         return ChangeResult(change, "applied", taxonomy_id=taxonomy_id)
 
     async def backfill(self, done: ChangeResult) -> ChangeResult:
-        """The backfills of an applied change, then (with ``wait``) their tasks' ends."""
+        """The backfills of an applied change (or an owed one), then (with ``wait``) their
+        tasks' ends, recorded in the taxonomy's bookkeeping."""
         assert done.taxonomy_id is not None
+        change, taxonomy_id = done.change, done.taxonomy_id
+        applied = "" if isinstance(change, BackfillChange) else "applied, but "
         try:
             async with self.gate:
                 if self.stop.is_set():
-                    raise BackfillFailed("its backfill was not started (interrupted)")
-                await self._start_backfills(done.change, done.taxonomy_id, done.tasks)
-            if self.options.wait:
-                await _wait_tasks(self.client, done.tasks, self.options)
+                    raise BackfillFailed(
+                        "its backfill was not started (interrupted); the next apply starts it"
+                    )
+                started = await self._start_backfills(change, taxonomy_id, done.tasks)
+            if self.options.wait and started:
+                await self._wait(change, taxonomy_id, started)
         except TaxsyncError as exc:
-            done.status, done.message = "failed", f"applied, but {exc}"
+            done.status, done.message = "failed", f"{applied}{exc}"
         return done
 
-    async def _start_backfills(self, change: AnyChange, taxonomy_id: str, tasks: list[str]) -> None:
-        """One apply-taxonomy per collection, each at most once per apply: a backfill is not
-        documented as idempotent, so a lost response is reported, never sent again. Task
-        ids go to ``tasks`` as they start."""
+    async def _wait(self, change: AnyChange, taxonomy_id: str, started: dict[str, str]) -> None:
+        """Follow the tasks to their ends, and record each end seen."""
+        ends: dict[str, str] = {}
+        try:
+            await backfills.wait_tasks(
+                self.client, started, self.options.wait_timeout, self.options.on_task, ends
+            )
+        finally:
+            if ends:
+                async with self.locks.setdefault((change.namespace, taxonomy_id), asyncio.Lock()):
+                    await backfills.record_ends(self.client, change.namespace, taxonomy_id, ends)
+
+    async def _start_backfills(
+        self, change: AnyChange, taxonomy_id: str, tasks: list[str]
+    ) -> dict[str, str]:
+        """One backfill per collection and taxonomy in this apply, at most: started, or a
+        task found that an earlier run's lost answer started (``taxsync.backfills``). Task
+        ids go to ``tasks``; returns them by collection."""
+        wanted = []
         for collection_id in change.backfills:
             key = (change.namespace, collection_id, taxonomy_id)
-            if key in self.backfilled:
-                continue
-            self.backfilled.add(key)
-            try:
-                started = await self.client.apply_taxonomy(
-                    change.namespace, collection_id, taxonomy_id
-                )
-            except WriteOutcomeUnknown:
-                raise BackfillFailed(
-                    f"the backfill of {collection_id} may or may not have started (its answer "
-                    "was lost): look for an api_taxonomies_materialize task before starting "
-                    "another"
-                ) from None
-            except ApiError as exc:
-                raise BackfillFailed(
-                    f"the backfill of {collection_id} was refused: {exc}"
-                ) from None
-            tasks.append(str(started["task_id"]))
+            if key not in self.backfilled:
+                self.backfilled.add(key)
+                wanted.append(collection_id)
+        if not wanted:
+            return {}
+        mode: backfills.Mode = "owed" if isinstance(change, BackfillChange) else "planned"
+        lock = self.locks.setdefault((change.namespace, taxonomy_id), asyncio.Lock())
+        async with lock:
+            done = await backfills.start(
+                self.client, change.namespace, change.name, taxonomy_id, wanted, mode
+            )
+        tasks.extend(done.tasks.values())
+        return done.tasks
 
 
 async def _apply_change(
@@ -234,32 +257,6 @@ async def _apply_change(
     if head is None:
         return ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
     return ChangeResult(change, "applied", taxonomy_id=head.taxonomy_id, version=head.version)
-
-
-async def _wait_tasks(client: MixpeekClient, tasks: list[str], options: ApplyOptions) -> None:
-    """Poll each backfill task until it ends (backing off 1 s → 30 s) or the timeout passes;
-    one that ends in anything but COMPLETED fails the change with the task's error. Each
-    status read is told to ``options.on_task``."""
-    timeout = options.wait_timeout
-    deadline = time.monotonic() + timeout
-    for task_id in tasks:
-        delay = 1.0
-        while True:
-            task = await client.get_task(task_id)
-            status = str(task["status"]).upper()
-            if options.on_task is not None:
-                options.on_task(task_id, status)
-            if status == TASK_SUCCEEDED:
-                break
-            if status in TASK_FAILED:
-                error = task.get("error") or (task.get("additional_data") or {}).get("error")
-                raise BackfillFailed(
-                    f"backfill task {task_id} ended {status}: {error or 'no error given'}"
-                )
-            if time.monotonic() + delay > deadline:
-                raise BackfillFailed(f"backfill task {task_id} still {status} after {timeout:g}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 def _explain(error: ApiError, change: TaxonomyChange, locate: Locator | None) -> str:
@@ -352,6 +349,8 @@ async def _create(
 async def _new_version(
     client: MixpeekClient, change: TaxonomyChange, head: TaxonomyResponse | None
 ) -> TaxonomyResponse:
+    if change.backfills:  # recorded before the version, so that no cut-short run loses them
+        change = await backfills.intend_new_version(client, change, head)
     assert change.taxonomy_id is not None and change.version_body is not None
     taxonomy_id, body = change.taxonomy_id, change.version_body
 

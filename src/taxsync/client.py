@@ -304,6 +304,24 @@ class MixpeekClient:
         response = await self._send("GET", f"/v1/tasks/{_segment(task_id)}")
         return _parse(_RawTask, response).model_dump()
 
+    async def list_tasks(
+        self,
+        namespace: str,
+        task_type: str | None = None,
+        filters: dict[str, Any] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> list[dict[str, Any]]:
+        """Tasks (org-wide; the namespace header is only sent along) of ``task_type`` that
+        match ``filters``, as raw JSON. Paged by query parameters: the body has no keys."""
+        body: dict[str, Any] = {}
+        if task_type is not None:
+            body["task_type"] = task_type
+        if filters is not None:
+            body["filters"] = filters
+        params = {"limit": page_size}
+        pages = await self._pages(_RawPage, "/v1/tasks/list", namespace, body, params=params)
+        return [t for page in pages for t in page.results or []]
+
     async def list_retrievers(
         self, namespace: str, page_size: int = DEFAULT_PAGE_SIZE
     ) -> list[dict[str, Any]]:

@@ -124,6 +124,10 @@ class BackfillFailed(TaxsyncError):
     """A backfill was refused, lost, or its task ended badly."""
 
 
+class BackfillUndecided(BackfillFailed):
+    """A backfill's answer was lost and the task list cannot tell whether it started."""
+
+
 class StillApplied(TaxsyncError):
     """A taxonomy to delete is still applied by collections."""
 

@@ -21,6 +21,9 @@ KIND = "Taxonomy"
 # taxsync marks what it manages with this metadata entry; prune only ever touches those.
 MANAGED_KEY = "managed_by"
 MANAGED_VALUE = "taxsync"
+# taxsync's backfill bookkeeping: collection id -> {"version", "task", ...} (see
+# taxsync.bookkeeping). Never user metadata: no manifest sets it and no diff shows it.
+BACKFILLS_KEY = "taxsync_backfills"
 
 # A replace creates its new taxonomy under the old name plus this suffix, until the old
 # one is gone.
@@ -163,9 +166,17 @@ def is_managed(metadata: Mapping[str, Any] | None) -> bool:
     return (metadata or {}).get(MANAGED_KEY) == MANAGED_VALUE
 
 
-def managed_metadata(desired: DesiredTaxonomy) -> dict[str, Any]:
-    """The metadata taxsync writes: the manifest's, plus the managed-by marker."""
-    return {**desired.metadata, MANAGED_KEY: MANAGED_VALUE}
+def managed_metadata(
+    desired: DesiredTaxonomy, live: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The metadata taxsync writes: the manifest's, plus the managed-by marker, plus the
+    backfill bookkeeping ``live`` carries (a PATCH replaces the caller's keys whole)."""
+    out = {k: v for k, v in desired.metadata.items() if k != BACKFILLS_KEY}
+    out[MANAGED_KEY] = MANAGED_VALUE
+    kept = (live or {}).get(BACKFILLS_KEY)
+    if isinstance(kept, dict) and kept:
+        out[BACKFILLS_KEY] = kept
+    return out
 
 
 def replacement_name(name: str) -> str:

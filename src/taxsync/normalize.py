@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taxsync import wire
-from taxsync.model import KEYED_LISTS, MANAGED_KEY, DesiredTaxonomy
+from taxsync.model import BACKFILLS_KEY, KEYED_LISTS, MANAGED_KEY, DesiredTaxonomy
 
 # Metadata keys the server writes itself; never a user change.
 SYSTEM_METADATA_KEYS = frozenset({"validation_warnings"})
@@ -86,8 +86,8 @@ def _as_keyed(items: list[Any], key_fields: tuple[str, ...] | None) -> dict[str,
 
 
 def user_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The caller's metadata: system keys and taxsync's own marker removed."""
-    skip = SYSTEM_METADATA_KEYS | {MANAGED_KEY}
+    """The caller's metadata: system keys and taxsync's own marker and bookkeeping removed."""
+    skip = SYSTEM_METADATA_KEYS | {MANAGED_KEY, BACKFILLS_KEY}
     return {k: v for k, v in (metadata or {}).items() if k not in skip}
 
 

@@ -14,12 +14,15 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FORMAT_VERSION = 5  # 2: the digest; 3: attachments; 4: two change types, node trees; 5: pending
+FORMAT_VERSION = 6  # 2: the digest; 3: attachments; 4: two change types, node trees; 5: pending;
+# 6: owed backfills (a third change type)
 
 # What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
 TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
 AttachmentAction = Literal["attach", "reconfigure", "detach"]
-Action = Literal[TaxonomyAction, AttachmentAction]
+# A backfill an earlier apply owes: never started, its answer lost, or its task failed.
+BackfillAction = Literal["backfill"]
+Action = Literal[TaxonomyAction, AttachmentAction, BackfillAction]
 # What became of one change when a plan was applied.
 Status = Literal["applied", "failed", "stale", "not_started"]
 
@@ -43,6 +46,7 @@ VOCABULARY: dict[Action, Words] = {
     "attach": Words("+", "to attach", "32"),
     "reconfigure": Words("~", "to reconfigure", "33"),
     "detach": Words("-", "to detach", "31"),
+    "backfill": Words("↻", "to backfill", "36"),
 }
 TAXONOMY_ACTIONS: tuple[TaxonomyAction, ...] = get_args(TaxonomyAction)
 ATTACHMENT_ACTIONS: tuple[AttachmentAction, ...] = get_args(AttachmentAction)
@@ -201,9 +205,29 @@ class AttachmentChange(_ChangeCommon):
         return f"{self.namespace}/{self.name} on {self.collection_name or self.collection_id}"
 
 
+class BackfillChange(_ChangeCommon):
+    """A backfill taxsync owes (recorded in the taxonomy's bookkeeping): the documents of
+    one collection are not known to carry the head's labels. Apply starts it (or adopts
+    the task a lost answer started); ``backfills`` is that one collection."""
+
+    action: BackfillAction
+    collection_id: str
+    collection_name: str
+    head_version: int
+    # The version the collection's documents were last backfilled with (None: not known).
+    labelled_version: int | None = None
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name} in {self.collection_name or self.collection_id}"
+
+
 # A saved plan's changes are told apart by their action.
-Change = Annotated[TaxonomyChange | AttachmentChange, Field(discriminator="action")]
-AnyChange = TaxonomyChange | AttachmentChange
+Change = Annotated[
+    TaxonomyChange | AttachmentChange | BackfillChange, Field(discriminator="action")
+]
+AnyChange = TaxonomyChange | AttachmentChange | BackfillChange
 
 
 class Summary(BaseModel):
@@ -217,6 +241,7 @@ class Summary(BaseModel):
     attach: int = 0
     reconfigure: int = 0
     detach: int = 0
+    backfill: int = 0
     unchanged: int = 0  # taxonomies
 
     @classmethod
@@ -237,7 +262,7 @@ class Summary(BaseModel):
         parts = []
         for action, words in VOCABULARY.items():
             count = self.count(action)
-            if count or (with_zeros and action not in ATTACHMENT_ACTIONS):
+            if count or (with_zeros and action in TAXONOMY_ACTIONS):
                 plural = "s" if action == "new_version" and count > 1 else ""
                 parts.append(f"{count} {words.summary}{plural}")
         return ", ".join(parts) if parts else "no changes"
@@ -273,6 +298,10 @@ class Plan(BaseModel):
     @property
     def attachment_changes(self) -> list[AttachmentChange]:
         return [c for c in self.changes if isinstance(c, AttachmentChange)]
+
+    @property
+    def backfill_changes(self) -> list[BackfillChange]:
+        return [c for c in self.changes if isinstance(c, BackfillChange)]
 
     # sha256 of the rest of the plan, so an edit after `plan` is caught with a clear
     # message. Not a signature: whoever can edit the file can recompute it.

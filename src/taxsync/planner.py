@@ -471,7 +471,7 @@ def compare(
         diff.append(_field(f"metadata.{MANAGED_KEY}", None, MANAGED_VALUE, before_present=False))
     if rename_from is not None:
         diff.insert(0, _field("taxonomy_name", rename_from, desired.name))
-    patch = _patch_body(desired, want, have, adopt, rename_from)
+    patch = _patch_body(desired, want, have, adopt, rename_from, live.metadata)
     if want["config"] != have["config"]:
         version_body = {"config": desired.config}
         return TaxonomyChange(
@@ -569,6 +569,7 @@ def _patch_body(
     have: Mapping[str, Any],
     adopt: bool,
     rename_from: str | None,
+    live_metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     body: dict[str, Any] = {}
     if rename_from is not None:
@@ -576,7 +577,7 @@ def _patch_body(
     if want["description"] != have["description"]:
         body["description"] = desired.description  # None clears it, as removing the line means
     if adopt or want["metadata"] != have["metadata"]:
-        body["metadata"] = managed_metadata(desired)
+        body["metadata"] = managed_metadata(desired, live_metadata)  # bookkeeping kept
     return body or None
 
 

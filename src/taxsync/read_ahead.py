@@ -49,10 +49,13 @@ class ReadAhead:
     ) -> None:
         self.runner = runner  # an asyncio.Runner: one event loop for loading, then planning
         self.client: MixpeekClient | None = client  # None once the plan has taken it
+        self.taken: MixpeekClient | None = None  # the client the plan took
         self.options = options
         self.concurrency = max(1, concurrency)
         self._live: dict[str, asyncio.Task[list[TaxonomyResponse]]] = {}
         self._around: dict[str, asyncio.Task[Neighbourhood]] = {}
+        # Backfill task states the bookkeeping of taxonomies read ahead asks about.
+        self._states: dict[str, asyncio.Task[dict[str, str]]] = {}
         self._gates: tuple[asyncio.Semaphore, asyncio.Semaphore] | None = None
 
     @classmethod
@@ -96,6 +99,7 @@ class ReadAhead:
         """The client and the loop its reads run in, for the plan to run on."""
         client, self.client = self.client, None
         assert client is not None
+        self.taken = client
         return client, self.runner.run
 
     async def read(self, client: MixpeekClient, namespaces: Sequence[str]) -> tuple[Live, Around]:
@@ -125,7 +129,9 @@ class ReadAhead:
 
         async def live() -> list[TaxonomyResponse]:
             async with live_gate:
-                return (await client.read_live([namespace], 1))[namespace]
+                found = (await client.read_live([namespace], 1))[namespace]
+            self._read_states(client, found)
+            return found
 
         async def around() -> Neighbourhood:
             async with around_gate:
@@ -133,6 +139,31 @@ class ReadAhead:
 
         self._live[namespace] = asyncio.create_task(live())
         self._around[namespace] = asyncio.create_task(around())
+
+    def _read_states(self, client: MixpeekClient, found: Sequence[TaxonomyResponse]) -> None:
+        """Start reading the backfill tasks whose state decides what ``found`` owes."""
+        from taxsync.backfills import read_states
+        from taxsync.bookkeeping import tasks_to_read
+
+        for task_id in tasks_to_read(found):
+            if task_id not in self._states:
+                read = read_states(client, [task_id], 1)
+                self._states[task_id] = asyncio.create_task(read)
+
+    async def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The states of ``task_ids``: those read ahead are taken, the others read now (with
+        the client the plan took)."""
+        from taxsync.backfills import read_states
+
+        client = self.taken
+        assert client is not None
+
+        rest = [t for t in task_ids if t not in self._states]
+        taken = [self._states.pop(t) for t in task_ids if t in self._states]
+        states: dict[str, str] = {}
+        for found in await asyncio.gather(read_states(client, rest, self.concurrency), *taken):
+            states.update(found)
+        return states
 
     async def _load(self, root: Path, environ: Mapping[str, str] | None) -> list[DesiredTaxonomy]:
         from taxsync.manifest import load_tree_stepwise
@@ -161,9 +192,14 @@ class ReadAhead:
     async def _close(self) -> None:
         """Reads nobody took are stopped (their failures are nobody's to report), and the
         client is closed unless the plan took it."""
-        pending = [*self._live.values(), *self._around.values()]
+        pending: list[asyncio.Task[Any]] = [
+            *self._live.values(),
+            *self._around.values(),
+            *self._states.values(),
+        ]
         self._live.clear()
         self._around.clear()
+        self._states.clear()
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

@@ -418,6 +418,7 @@ def plan_manifests(
     and event loop they run in; the plan takes those answers instead of asking again.
     ``baseline``: the manifests before this change; what they would do too is ``pending``."""
     from taxsync import references
+    from taxsync.backfills import with_owed
     from taxsync.planner import covered_namespaces
     from taxsync.planner import plan as make_plan
 
@@ -440,7 +441,8 @@ def plan_manifests(
             from taxsync.changed import split_against
 
             made = split_against(made, baseline, live, around, options)
-        return made
+        reader = ahead.task_states if ahead is not None else None
+        return await with_owed(client, made, live, around, settings.concurrency, reader)
 
     with _reported(reporter):
         return _run(settings, build, ahead=ahead)
@@ -640,6 +642,14 @@ def _locator(
 
 
 # --- what the other commands need (the CLI imports no other part of the pipeline) -------
+
+
+def backfill(settings: Settings, *args: Any, reporter: Reporter | None = None, **kw: Any) -> Any:
+    """``taxsync backfill``: the arguments and result of ``taxsync.backfills.backfill_work``."""
+    from taxsync.backfills import backfill_work
+
+    on_task = reporter.task_polled if reporter is not None else None
+    return _run(settings, backfill_work(*args, on_task=on_task, **kw), reporter)
 
 
 def export(

@@ -34,7 +34,14 @@ from taxsync.model import (
     is_managed,
 )
 from taxsync.names import look_up
-from taxsync.plan import AnyChange, AttachmentChange, Plan, Summary, TaxonomyChange
+from taxsync.plan import (
+    AnyChange,
+    AttachmentChange,
+    BackfillChange,
+    Plan,
+    Summary,
+    TaxonomyChange,
+)
 from taxsync.planner import (
     PlanOptions,
     attachment_changes,
@@ -79,8 +86,13 @@ def _duplicates(changes: Sequence[AnyChange]) -> list[str]:
     ids: set[tuple[str, ...]] = set()
     problems = []
     for change in changes:
-        # An attachment change is about the taxonomy's entry in one collection.
-        where = (change.collection_id,) if isinstance(change, AttachmentChange) else ()
+        # An attachment change is about the taxonomy's entry in one collection, an owed
+        # backfill about the documents of one.
+        where: tuple[str, ...] = ()
+        if isinstance(change, AttachmentChange):
+            where = (change.collection_id,)
+        elif isinstance(change, BackfillChange):
+            where = (change.collection_id, "backfill")
         if (change.namespace, change.name, *where) in names:
             problems.append(f"{change.label!r} is changed twice")
         names.add((change.namespace, change.name, *where))
@@ -150,6 +162,9 @@ def stale_reasons(
             reasons.extend(_names_moved(change, around.get(change.namespace)))
         if isinstance(change, AttachmentChange):
             reasons.extend(_attachment_stale(change, taxonomies, live, around))
+            continue
+        if isinstance(change, BackfillChange):
+            reasons.extend(_owed_stale(change, live))
             continue
         if change.action == "create":
             if _by_name(live, change.namespace, change.name) is not None:
@@ -253,6 +268,9 @@ def live_problems(
             backfill = _backfill_intended(plan, change)
             problems.extend(_attachment_problems(change, taxonomies, live, around, backfill))
             continue
+        if isinstance(change, BackfillChange):
+            problems.extend(_owed_problems(change, around))
+            continue  # what it owes is read again from the bookkeeping when it runs
         problems.extend(_backfill_problems(plan, change, around))
         head = _by_id(live, change.namespace, change.taxonomy_id) if change.taxonomy_id else None
         try:
@@ -483,6 +501,20 @@ def _desired(
     )
 
 
+def _owed_problems(change: BackfillChange, around: Mapping[str, Neighbourhood] | None) -> list[str]:
+    """An owed backfill is of its own collection, one that applies its taxonomy now."""
+    near = around.get(change.namespace) if around is not None else None
+    if near is None:
+        return []
+    applying = {c.collection_id for c in near.applying(change.taxonomy_id)}
+    if change.backfills == [change.collection_id] and change.collection_id in applying:
+        return []
+    return [
+        f"{change.label!r} would backfill {', '.join(map(repr, change.backfills))}: an owed "
+        "backfill is of its own collection, which must apply the taxonomy"
+    ]
+
+
 def _comparable(change: TaxonomyChange) -> dict[str, Any]:
     # The manifest location is the one thing a saved plan says that cannot be checked.
     # Nor whom a change affects: that is re-read at apply time, and a delete is refused
@@ -504,6 +536,19 @@ def _by_name(
     live: Mapping[str, Sequence[TaxonomyResponse]], namespace: str, name: str
 ) -> TaxonomyResponse | None:
     return next((t for t in live.get(namespace, ()) if t.taxonomy_name == name), None)
+
+
+def _owed_stale(
+    change: BackfillChange, live: Mapping[str, Sequence[TaxonomyResponse]]
+) -> list[str]:
+    head = _by_id(live, change.namespace, change.taxonomy_id)
+    if head is None:
+        return [f"{change.label} ({change.taxonomy_id}) no longer exists"]
+    if head.version != change.head_version:
+        return [
+            f"{change.label} is at v{head.version}, the plan was made at v{change.head_version}"
+        ]
+    return []
 
 
 def _by_id(

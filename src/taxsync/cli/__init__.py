@@ -2,7 +2,7 @@
 ``taxsync.render``, choose the exit code.
 
 The only package that imports click: ``plan_apply`` (validate, plan, apply, and apply's
-progress), ``utilities`` (export, history, diff, doctor, schema), ``local`` (the emulator),
+progress), ``backfill``, ``utilities`` (export, history, diff, doctor, schema), ``local`` (the emulator),
 ``options`` (shared options) and ``report`` (errors). Heavy modules (pydantic, httpx,
 PyYAML, the emulator) are imported inside the commands, so ``taxsync --version`` starts
 fast.
@@ -17,7 +17,7 @@ from typing import NoReturn
 import click
 
 from taxsync import __version__
-from taxsync.cli import local, plan_apply, utilities
+from taxsync.cli import backfill, local, plan_apply, utilities
 from taxsync.cli.report import report
 from taxsync.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, TaxsyncError
 from taxsync.redact import RedactingStream, register_environment
@@ -72,6 +72,7 @@ for _command in (
     plan_apply.validate,
     plan_apply.plan,
     plan_apply.apply,
+    backfill.backfill,
     utilities.export,
     utilities.history,
     utilities.diff,

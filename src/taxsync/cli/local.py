@@ -110,10 +110,15 @@ _SERVE_OPTIONS = [
     ),
     click.option(
         "--task-outcome",
-        type=click.Choice(["completed", "failed", "canceled"]),
+        type=click.Choice(
+            ["completed", "failed", "canceled", "completed_with_errors", "interrupted", "skipped"]
+        ),
         default="completed",
         show_default=True,
-        help="How backfill tasks end (failed: with an error; canceled: as by their time budget).",
+        help=(
+            "How backfill tasks end (failed: with an error; canceled: as by their time budget; "
+            "or the API's other ends)."
+        ),
     ),
 ]
 

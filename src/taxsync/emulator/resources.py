@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from taxsync.wire import (
     BACKFILL_TASK_TYPE,
@@ -29,8 +29,16 @@ SYSTEM_COLLECTION_NAME = "_direct_upsert"
 TASK_ID_ALPHABET = string.ascii_letters + string.digits
 TASK_ID_LENGTH = 20
 
-TaskOutcome = Literal["completed", "failed", "canceled"]
-TASK_OUTCOMES: tuple[str, ...] = ("completed", "failed", "canceled")
+TaskOutcome = Literal[
+    "completed", "failed", "canceled", "completed_with_errors", "interrupted", "skipped"
+]
+TASK_OUTCOMES: tuple[str, ...] = get_args(TaskOutcome)
+# The statuses the other outcomes end in: each is final (the emulator never moves it on).
+_PLAIN_ENDS = {
+    "completed_with_errors": "COMPLETED_WITH_ERRORS",
+    "interrupted": "INTERRUPTED",
+    "skipped": "SKIPPED",
+}
 DEFAULT_TASK_ERROR = "Taxonomy enrichment failed: injected by the emulator"
 
 _COLLECTION_DEFAULTS = response_defaults(CollectionResponse)
@@ -45,7 +53,9 @@ class TaskPolicy:
     ``polls``: its first N single-task GETs report ``PENDING``, the next N
     ``IN_PROGRESS``, and later ones its outcome (0: the first GET sees the outcome).
     ``outcome``: ``completed``, ``failed`` (with ``error`` and ``additional_data.error``
-    set to ``error``) or ``canceled`` (as when its ``max_time_ms`` budget runs out).
+    set to ``error``), ``canceled`` (as when its ``max_time_ms`` budget runs out), or
+    ``completed_with_errors``, ``interrupted`` or ``skipped`` (the API's other ends; the
+    first with ``error`` set, as some documents failed).
     A task keeps the policy it was created under.
     """
 
@@ -223,7 +233,8 @@ _TASK_FIELDS = tuple(TaskResponse.model_fields)
 
 def is_terminal(record: dict[str, Any]) -> bool:
     """Whether the task has reached a status it never leaves."""
-    return record["data"]["status"] in TASK_TERMINAL_STATUSES
+    status = record["data"]["status"]
+    return status in TASK_TERMINAL_STATUSES or status in _PLAIN_ENDS.values()
 
 
 def count_task_read(record: dict[str, Any], now: str) -> None:
@@ -257,6 +268,13 @@ def _finish(record: dict[str, Any], now: str) -> None:
         data["outputs"] = [
             {"documents_processed": documents, "documents_enriched": documents, "errors": 0}
         ]
+    elif outcome in _PLAIN_ENDS:
+        data["status"] = _PLAIN_ENDS[outcome]
+        if outcome == "completed_with_errors":
+            data["error"] = record["error_message"]
+            data["outputs"] = [
+                {"documents_processed": documents, "documents_enriched": 0, "errors": documents}
+            ]
     elif outcome == "failed":
         data["status"] = "FAILED"
         data["error"] = record["error_message"]

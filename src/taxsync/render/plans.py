@@ -14,6 +14,7 @@ from taxsync.plan import (
     AnyChange,
     AppliedBy,
     AttachmentChange,
+    BackfillChange,
     FieldChange,
     Plan,
     ResolvedName,
@@ -56,6 +57,8 @@ def headline(change: AnyChange, esc: Escape = plain) -> str:
         text = f"replace {label} (type change: deleted and recreated with a new id)"
     elif change.action == "delete":
         text = f"delete {label} ({esc(str(change.taxonomy_id))})"
+    elif isinstance(change, BackfillChange):
+        text = f"backfill {label} in {_collection(change, esc)}: {owed_words(change, esc)}"
     else:
         assert isinstance(change, AttachmentChange)
         text = f"{change.action} {label} {_ON[change.action]} {_collection(change, esc)}"
@@ -65,7 +68,18 @@ def headline(change: AnyChange, esc: Escape = plain) -> str:
 _ON = {"attach": "to", "reconfigure": "on", "detach": "from"}
 
 
-def _collection(change: AttachmentChange, esc: Escape) -> str:
+def owed_words(change: BackfillChange, esc: Escape = plain) -> str:
+    """``documents of products labelled by v3; head is v4``."""
+    name = esc(change.collection_name or change.collection_id)
+    if change.labelled_version is None:
+        return f"documents of {name} not known to be labelled by v{change.head_version} (head)"
+    return (
+        f"documents of {name} labelled by v{change.labelled_version}; "
+        f"head is v{change.head_version}"
+    )
+
+
+def _collection(change: AttachmentChange | BackfillChange, esc: Escape) -> str:
     """``collection products (col_products_v1)``: the collection an attachment change edits."""
     name, ident = change.collection_name, change.collection_id
     return f"collection {esc(name)} ({esc(ident)})" if name else f"collection {esc(ident)}"
@@ -256,6 +270,8 @@ def impact_lines(change: AnyChange, esc: Escape) -> list[str]:
     lines = [f"note: {esc(m)} (not checked: --allow-missing-references)" for m in change.unchecked]
     if isinstance(change, AttachmentChange):
         return lines + _attachment_impact(change, esc)
+    if isinstance(change, BackfillChange):
+        return [*lines, f"owed: {esc(change.reason)}"]
     if change.blocked:
         lines.append(f"BLOCKED: {esc(change.blocked)}")
     lines += [_applied_by_line(applied, esc) for applied in change.applied_by]

@@ -11,6 +11,7 @@ from taxsync.plan import (
     STATUSES,
     ApplyResult,
     AttachmentChange,
+    BackfillChange,
     ChangeResult,
 )
 
@@ -62,7 +63,9 @@ def apply_json(result: ApplyResult) -> str:
             "taxonomy_id": r.taxonomy_id,
             "version": r.version,
             "collection_id": (
-                r.change.collection_id if isinstance(r.change, AttachmentChange) else None
+                r.change.collection_id
+                if isinstance(r.change, AttachmentChange | BackfillChange)
+                else None
             ),
             "tasks": r.tasks,
         }
