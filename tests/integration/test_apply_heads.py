@@ -77,4 +77,3 @@ def test_a_taxonomy_re_versioned_between_plan_and_apply_is_refused(
     live = api.taxonomies(NS)
     assert (live["a"]["version"], live["a"]["config"]["top_k"]) == (2, 7)  # theirs, untouched
     assert (live["b"]["version"], live["b"]["config"]["top_k"]) == (2, 3)
-
