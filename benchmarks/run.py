@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import per_change
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -510,6 +511,8 @@ class Benchmark:
                 f"{timed[label].http_lines():,} vs {timed['seq'].http_lines():,} requests)",
                 speedup >= APPLY_MIN_SPEEDUP,
             )
+
+        per_change.measure(self, env)
 
         # The full tree: applied at high concurrency (this also seeds the no-op plan).
         tree = self.workdir / "tree"
