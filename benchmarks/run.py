@@ -512,7 +512,7 @@ class Benchmark:
                 speedup >= APPLY_MIN_SPEEDUP,
             )
 
-        per_change.measure(self, env)
+        per_change.measure(self, env, build_tree, expect)
 
         # The full tree: applied at high concurrency (this also seeds the no-op plan).
         tree = self.workdir / "tree"
