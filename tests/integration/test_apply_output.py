@@ -70,9 +70,8 @@ def test_off_a_terminal_a_line_per_change_and_the_waits_told_at_intervals(
     assert applied.code == 0, applied.output
     ids = {name: t["taxonomy_id"] for name, t in Api(srv).taxonomies(NS).items()}
     assert f"+ create production/products (flat): done ({ids['products']}, v1)" in applied.out
-    assert f"+ create production/topics (hierarchical): done ({ids['topics']}, v1)" in (
-        applied.out
-    )
+    topics = f"+ create production/topics (hierarchical): done ({ids['topics']}, v1)"
+    assert topics in applied.out
     waits = [line for line in applied.err.splitlines() if line.startswith("waiting for ")]
     assert waits[0] == "waiting for production/topics v1 to be ready (inference running)"
     reminders = [line for line in waits[1:] if line.endswith("s)")]
