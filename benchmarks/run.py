@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import per_change
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -518,6 +519,8 @@ class Benchmark:
                 f"{timed[label].http_lines():,} vs {timed['seq'].http_lines():,} requests)",
                 speedup >= APPLY_MIN_SPEEDUP,
             )
+
+        per_change.measure(self, env, build_tree, expect)
 
         # The full tree: applied at high concurrency (this also seeds the no-op plan).
         tree = self.workdir / "tree"

@@ -1,7 +1,8 @@
 """Carry out a Plan through a client: concurrently, idempotently, and refusing stale changes.
 
-Idempotence rests on two habits. Before each write the taxonomy's head is re-read and
-the change is refused if it moved since the plan. After a write whose response was
+Idempotence rests on two habits. Before each write the taxonomy's head is checked (in a
+read of its namespace's heads at most ``heads_max_age`` old, see ``heads``) and the change
+is refused if it moved since the plan. After a write whose response was
 lost, the head is re-read again and the write is repeated only if it did not land, so a
 lost response to ``POST …/versions`` never becomes a second version.
 """
@@ -27,6 +28,7 @@ from taxsync.errors import (
     TaxsyncError,
     WriteOutcomeUnknown,
 )
+from taxsync.heads import DEFAULT_MAX_AGE, Heads
 from taxsync.live import SETTINGS, declared, settings
 from taxsync.model import dotted, is_managed, replacement_name, strip_union_tags
 from taxsync.plan import (
@@ -60,6 +62,10 @@ class ApplyOptions:
     on_task: Callable[[str, str], None] | None = None  # (task id, status) at each poll
     # Draws the order of each phase; seeded, an apply replays (None: the global generator).
     rng: random.Random | None = None
+    # How old the read of a namespace's heads that a change is checked against may be.
+    heads_max_age: float = DEFAULT_MAX_AGE
+    # (what is awaited, True as the wait starts / False as it ends): readiness waits.
+    on_wait: Callable[[str, bool], None] | None = None
 
 
 class _Stale(TaxsyncError):
@@ -134,6 +140,7 @@ class _Run:
         self.backfilled: set[tuple[str, str, str]] = set()
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
         backfills.begin_run()  # the intents this apply records are its own
+        self.heads = Heads(client, options.heads_max_age)
 
     async def change(self, change: AnyChange) -> ChangeResult:
         async with self.gate:
@@ -144,7 +151,7 @@ class _Run:
             elif isinstance(change, BackfillChange):  # owed: it runs with the backfills
                 outcome = ChangeResult(change, "applied", taxonomy_id=change.taxonomy_id)
             else:
-                outcome = await _apply_change(self.client, change, self.options)
+                outcome = await _apply_change(self.client, change, self.options, self.heads)
         if isinstance(change, TaxonomyChange):
             self.taxonomies[(change.namespace, change.name)] = outcome
         if _backfills_pending(outcome):
@@ -235,7 +242,7 @@ class _Run:
 
 
 async def _apply_change(
-    client: MixpeekClient, change: TaxonomyChange, options: ApplyOptions
+    client: MixpeekClient, change: TaxonomyChange, options: ApplyOptions, heads: Heads
 ) -> ChangeResult:
     """One taxonomy change: head checked, written, waited for (with ``wait``)."""
     if change.action == "replace" and not options.allow_replace:
@@ -244,10 +251,14 @@ async def _apply_change(
     if change.blocked:
         return ChangeResult(change, "failed", f"blocked: {change.blocked}")
     try:
-        head = await _check_head(client, change)
+        head = await _check_head(heads, change)
         head = await _ACTIONS[change.action](client, change, head)
         if head is not None and (change.wait or options.wait) and head.ready is False:
-            head = await _wait_ready(client, change, head, options.wait_timeout)
+            head = await _awaited(
+                f"{change.label} v{head.version} to be ready (inference running)",
+                _wait_ready(client, change, head, options.wait_timeout),
+                options.on_wait,
+            )
     except _Stale as exc:
         return ChangeResult(change, "stale", str(exc))
     except ApiError as exc:
@@ -308,12 +319,13 @@ def _top_level(problem: object) -> bool:
     return depth == 0 or (depth == 1 and problem.get("type") in ("missing", "extra_forbidden"))
 
 
-async def _check_head(client: MixpeekClient, change: TaxonomyChange) -> TaxonomyResponse | None:
-    """The head right before writing; refuse the change if it moved since the plan."""
+async def _check_head(heads: Heads, change: TaxonomyChange) -> TaxonomyResponse | None:
+    """The head as of a recent read of its namespace; refuse the change if it moved since
+    the plan."""
     if change.action == "create":
         return None  # existence is caught by the create itself (409)
     assert change.taxonomy_id is not None
-    head = await client.get_taxonomy(change.namespace, change.taxonomy_id)
+    head = await heads.head(change.namespace, change.taxonomy_id)
     if head is None:
         raise _Stale(f"{change.label} no longer exists")
     if head.version != change.base_version:
@@ -589,6 +601,19 @@ def _patched(live: TaxonomyResponse, body: dict[str, Any]) -> bool:
         return True
     same_user = normalize.user_metadata(live.metadata) == normalize.user_metadata(metadata)
     return same_user and is_managed(live.metadata) == is_managed(metadata)
+
+
+async def _awaited(
+    what: str, wait: Awaitable[TaxonomyResponse], on_wait: Callable[[str, bool], None] | None
+) -> TaxonomyResponse:
+    """A wait told to ``on_wait`` as it starts and as it ends, however it ends."""
+    if on_wait is not None:
+        on_wait(what, True)
+    try:
+        return await wait
+    finally:
+        if on_wait is not None:
+            on_wait(what, False)
 
 
 async def _wait_ready(

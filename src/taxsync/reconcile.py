@@ -154,6 +154,9 @@ class Reporter:
     def task_polled(self, task_id: str, status: str) -> None:
         """A backfill task apply waits for (``wait``) was read: its status, upper-case."""
 
+    def waiting(self, what: str, started: bool) -> None:
+        """Apply began (``started``) or ended waiting for ``what`` (a taxonomy's readiness)."""
+
     def interrupting(self) -> None:
         """Ctrl-C: in-flight writes finish, no new one starts."""
 
@@ -198,6 +201,10 @@ class Reporters(Reporter):
     def task_polled(self, task_id: str, status: str) -> None:
         for reporter in self.reporters:
             reporter.task_polled(task_id, status)
+
+    def waiting(self, what: str, started: bool) -> None:
+        for reporter in self.reporters:
+            reporter.waiting(what, started)
 
     def interrupting(self) -> None:
         for reporter in self.reporters:
@@ -593,6 +600,7 @@ def apply(
         wait_timeout,
         _locator(desired),
         on_task=reporter.task_polled,
+        on_wait=reporter.waiting,
         rng=None if seed is None else random.Random(seed),
     )
 

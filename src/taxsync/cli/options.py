@@ -37,6 +37,23 @@ github_option = click.option(
     help="Report to GitHub Actions: outputs, step summary, annotations, the PR comment.",
 )
 
+# What --concurrency bounds, in each command's own terms.
+_CONCURRENCY_HELP = {
+    "apply": "Namespaces read, and changes applied, at the same time.",
+    "history": "Sizes the connection pool (history reads one taxonomy, a request at a time).",
+    "doctor": "Sizes the connection pool (doctor probes one namespace, a step at a time).",
+}
+_CONCURRENCY_READS = "Namespaces read at the same time."
+
+
+class _ConcurrencyOption(click.Option):
+    """``--concurrency``, whose help says what it bounds in the command it belongs to."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = _CONCURRENCY_HELP.get(ctx.info_name or "", _CONCURRENCY_READS)
+        return super().get_help_record(ctx)
+
+
 _CONNECTION_OPTIONS = [
     click.option(
         "--api-url",
@@ -72,10 +89,10 @@ _CONNECTION_OPTIONS = [
     ),
     click.option(
         "--concurrency",
+        cls=_ConcurrencyOption,
         type=click.IntRange(1, 64),
         default=8,
         show_default=True,
-        help="Namespaces read, and changes applied, at the same time.",
     ),
 ]
 

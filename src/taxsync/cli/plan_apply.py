@@ -145,7 +145,8 @@ def apply(
 
     if (path is None) == (plan_file is None):
         raise click.UsageError("give either PATH or --plan FILE")
-    reporter = _apply_reporter(github, fmt)
+    terminal = ApplyProgress(fmt, style())
+    reporter = _apply_reporter(github, terminal)
     reporter.check_apply_allowed()
     desired = None
     if plan_file is not None:
@@ -154,7 +155,10 @@ def apply(
         assert path is not None
         desired = reconcile.load_manifests(path, reporter=reporter)
         the_plan = reconcile.plan_manifests(desired, settings, choices, reporter=reporter)
-    if fmt == "text":
+    if fmt == "text" and plan_file is not None:
+        # Shown once its re-check against live state passed: a stale plan prints only why.
+        terminal.preamble = render.plan_text(the_plan, style())
+    elif fmt == "text":
         click.echo(render.plan_text(the_plan, style()), nl=False)
     if the_plan.has_changes:
         reconcile.check_replaces(the_plan, allow_replace)
@@ -179,8 +183,7 @@ def _plan_reporter(github: bool, comment: bool) -> Reporter:
     return reconcile.github_plan_reporter(os.environ, comment)
 
 
-def _apply_reporter(github: bool, fmt: str) -> Reporter:
-    terminal = ApplyProgress(fmt, style())
+def _apply_reporter(github: bool, terminal: ApplyProgress) -> Reporter:
     if not github:
         return terminal
     return Reporters(terminal, reconcile.github_apply_reporter(os.environ))

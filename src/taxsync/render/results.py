@@ -48,8 +48,16 @@ def apply_summary(result: ApplyResult) -> str:
 
 def apply_markdown(result: ApplyResult) -> str:
     lines = ["### taxsync apply", "", f"**{apply_summary(result)}**", ""]
-    lines.extend(f"- {result_line(r, Style(False), md_inline)}" for r in result.results)
+    lines.extend(
+        f"- {_not_a_marker(result_line(r, Style(False), md_inline))}" for r in result.results
+    )
     return "\n".join(lines) + "\n"
+
+
+def _not_a_marker(line: str) -> str:
+    """A bullet's text that begins like a list item (``+ attach …``, ``- delete …``) would
+    render as an empty bullet holding a nested one: its first character is escaped."""
+    return "\\" + line if line[:2] in ("+ ", "- ", "* ") else line
 
 
 def apply_json(result: ApplyResult) -> str:
