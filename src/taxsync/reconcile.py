@@ -216,9 +216,13 @@ def connect(settings: Settings) -> MixpeekClient:
 
     transport = None
     if settings.local_state is not None:
-        from taxsync.emulator import local_transport
+        from taxsync.emulator import StateFileError, local_transport
 
-        url, key, transport = LOCAL_API_URL, "local", local_transport(settings.local_state)
+        try:
+            transport = local_transport(settings.local_state)
+        except StateFileError as exc:  # the user's file, as `local seed` reports it
+            raise ConfigError(f"--local-state: {exc}") from None
+        url, key = LOCAL_API_URL, "local"
     elif not settings.api_key:
         raise ConfigError(
             "MIXPEEK_API_KEY is not set: export your Mixpeek API key, or use --local "

@@ -53,17 +53,8 @@ class FileRefused(Exception):
 
 def read_regular(path: Path | str, limit: int) -> bytes:
     """The bytes of the regular file ``path``, at most ``limit`` of them, or FileRefused."""
+    descriptor, info = _open_regular(path)
     try:
-        descriptor = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        mode = _mode(path) if exc.errno == errno.ENXIO else None  # ENXIO: a socket
-        if mode is not None and not stat.S_ISREG(mode):
-            raise FileRefused(path, _not_regular(mode)) from None
-        raise FileRefused(path, f"cannot read: {_reason(exc)}") from None
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileRefused(path, _not_regular(info.st_mode))
         if info.st_size > limit:
             raise FileRefused(path, too_large(limit))
         chunks: list[bytes] = []
@@ -81,6 +72,37 @@ def read_regular(path: Path | str, limit: int) -> bytes:
         raise FileRefused(path, f"cannot read: {_reason(exc)}") from None
     finally:
         os.close(descriptor)
+
+
+def read_head(path: Path | str, count: int) -> bytes:
+    """The first ``count`` bytes (or fewer) of the regular file ``path``, or FileRefused."""
+    descriptor, _ = _open_regular(path)
+    try:
+        return os.read(descriptor, count)
+    except OSError as exc:
+        raise FileRefused(path, f"cannot read: {_reason(exc)}") from None
+    finally:
+        os.close(descriptor)
+
+
+def _open_regular(path: Path | str) -> tuple[int, os.stat_result]:
+    """A descriptor open on the regular file ``path`` and what it is, or FileRefused."""
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        mode = _mode(path) if exc.errno == errno.ENXIO else None  # ENXIO: a socket
+        if mode is not None and not stat.S_ISREG(mode):
+            raise FileRefused(path, _not_regular(mode)) from None
+        raise FileRefused(path, f"cannot read: {_reason(exc)}") from None
+    try:
+        info = os.fstat(descriptor)
+    except OSError as exc:
+        os.close(descriptor)
+        raise FileRefused(path, f"cannot read: {_reason(exc)}") from None
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        raise FileRefused(path, _not_regular(info.st_mode))
+    return descriptor, info
 
 
 def read_json(path: Path | str, limit: int, max_depth: int = MAX_DEPTH) -> Any:
