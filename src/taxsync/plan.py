@@ -12,9 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from taxsync.identifiers import name_problem, namespace_problem, shown
 
 FORMAT_VERSION = 4  # 2: the digest; 3: attachments; 4: two change types, node trees
+# A saved plan larger than this is far beyond what taxsync writes; reading it would only
+# exhaust memory.
+MAX_PLAN_BYTES = 256 * 1024 * 1024
 
 # What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
 TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
@@ -124,8 +136,34 @@ class ResolvedName(BaseModel):
     id: str
 
 
+# The validation context of a plan read from a file (``Plan.model_validate_json(raw,
+# context=SAVED)``): its names and namespaces are checked by the rules every other source
+# of them follows. A plan made in memory holds what the manifests and the API gave.
+SAVED = {"saved": True}
+
+
+def _saved(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("saved"))
+
+
 class _ChangeCommon(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("namespace")
+    @classmethod
+    def _a_namespace(cls, value: str, info: ValidationInfo) -> str:
+        problem = namespace_problem(value) if _saved(info) else None
+        if problem:
+            raise ValueError(f"namespace {shown(repr(value))} {problem}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _a_name(cls, value: str, info: ValidationInfo) -> str:
+        problem = name_problem(value) if _saved(info) else None
+        if problem:
+            raise ValueError(f"name {shown(repr(value))} {problem}")
+        return value
 
     action: Action  # each change type narrows it; a saved plan's changes are told apart by it
     namespace: str
@@ -252,6 +290,15 @@ class Plan(BaseModel):
     prune: bool = False
     summary: Summary = Field(default_factory=Summary)
     changes: list[Change] = Field(default_factory=list)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for namespace in value if _saved(info) else ():
+            problem = namespace_problem(namespace)
+            if problem:
+                raise ValueError(f"namespace {shown(repr(namespace))} {problem}")
+        return value
 
     @property
     def has_changes(self) -> bool:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanError, TaxsyncError
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
+    from pydantic import ValidationError
+
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
     from taxsync.export import ExportedFile
@@ -473,18 +475,18 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
     """A saved plan, checked: readable, a taxsync plan, this format, made against this API."""
     from pydantic import ValidationError
 
-    from taxsync import verify
-    from taxsync.plan import FORMAT_VERSION, Plan
+    from taxsync import safe_read, verify
+    from taxsync.plan import FORMAT_VERSION, MAX_PLAN_BYTES, SAVED, Plan
 
     with _reported(reporter):
         try:
-            the_plan = Plan.model_validate_json(path.read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the plan: {exc.strerror}") from None
+            raw = safe_read.read_regular(path, MAX_PLAN_BYTES)
+            safe_read.check_json_depth(raw, path)
+            the_plan = Plan.model_validate_json(raw, context=SAVED)
+        except safe_read.FileRefused as refused:
+            raise ConfigError(f"{refused} (the saved plan)") from None
         except ValidationError as exc:
-            raise ConfigError(
-                f"{path}: not a taxsync plan ({exc.error_count()} problem(s))"
-            ) from None
+            raise ConfigError(f"{path}: not a taxsync plan: {_first_problem(exc)}") from None
         if the_plan.format_version != FORMAT_VERSION:
             raise ConfigError(
                 f"{path}: plan format {the_plan.format_version} is not supported "
@@ -492,6 +494,16 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
             )
         _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
     return the_plan
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """The first problem pydantic found in a saved plan, on one line, and how many more."""
+    from taxsync.identifiers import shown
+
+    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = exc.error_count() - 1
+    return shown(f"{where}: {first['msg']}") + (f" (and {more} more)" if more else "")
 
 
 def _refuse_if(problems: Sequence[str], path: Path | None) -> None:

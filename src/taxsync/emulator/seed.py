@@ -284,5 +284,3 @@ def _describe(exc: ValidationError, source: str) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "(top level)"
         lines.append(f"  {where}: {error['msg']}")
     return "\n".join(lines)
-
-
