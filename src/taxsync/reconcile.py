@@ -209,6 +209,27 @@ class Reporters(Reporter):
             reporter.applied(result, plan)
 
 
+def check_namespace(namespace: str, where: str) -> str:
+    """``namespace`` if it follows the rules of a manifest's namespace; else a ConfigError
+    naming ``where`` (an option), before any request."""
+    from taxsync import identifiers
+
+    try:
+        return identifiers.check_namespace(namespace, where)
+    except identifiers.BadIdentifier as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_name(name: str, where: str) -> str:
+    """``name`` if it follows the rules of a manifest's taxonomy name; else a ConfigError."""
+    from taxsync import identifiers
+
+    try:
+        return identifiers.check_name(name, where)
+    except identifiers.BadIdentifier as exc:
+        raise ConfigError(str(exc)) from None
+
+
 # --- connecting ---------------------------------------------------------------------------
 
 
