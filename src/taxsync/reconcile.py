@@ -67,10 +67,12 @@ class Settings:
     retry_timeout: float = 30.0
     rate_limit_per_minute: float | None = None
     concurrency: int = DEFAULT_CONCURRENCY
+    # Where api_url came from (an option, a variable), for the message that refuses it.
+    api_url_source: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from taxsync import redact
-        from taxsync._http import check_credentials
+        from taxsync._http import parse_api_url
 
         redact.register(self.api_key)
         if not self.api_key.isascii():
@@ -79,7 +81,7 @@ class Settings:
                 "MIXPEEK_API_KEY"
             )
         if self.local_state is None:
-            check_credentials(self.api_url)
+            parse_api_url(self.api_url, self.api_url_source)
         if not (math.isfinite(self.retry_timeout) and self.retry_timeout > 0):
             raise ConfigError(f"retry timeout must be a positive number, not {self.retry_timeout}")
         if not 1 <= self.concurrency <= 64:
@@ -110,8 +112,10 @@ class Settings:
         """Options first, then the environment: ``MIXPEEK_API_URL``, ``MIXPEEK_API_KEY``,
         ``TAXSYNC_LOCAL_STATE``. The only place taxsync reads the API key."""
         state = local_state or Path(environ.get("TAXSYNC_LOCAL_STATE") or DEFAULT_LOCAL_STATE)
+        from_env = not api_url and environ.get("MIXPEEK_API_URL")
         return cls(
             api_url=api_url or environ.get("MIXPEEK_API_URL") or DEFAULT_API_URL,
+            api_url_source="--api-url" if api_url else "MIXPEEK_API_URL" if from_env else "",
             api_key=environ.get("MIXPEEK_API_KEY", "").strip(),
             local_state=state if local else None,
             insecure=insecure,
@@ -252,7 +256,8 @@ def connect(settings: Settings) -> MixpeekClient:
             "to run against the embedded emulator"
         )
     else:
-        url, key = check_api_url(settings.api_url, settings.insecure), settings.api_key
+        url = check_api_url(settings.api_url, settings.insecure, settings.api_url_source)
+        key = settings.api_key
     return MixpeekClient(
         url,
         key,
