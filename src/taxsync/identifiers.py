@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from taxsync.errors import ConfigError
+
 # Invisible characters that reorder or hide text (Trojan Source): bidi embeddings,
 # overrides and isolates, and the left-to-right, right-to-left and Arabic letter marks.
 BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
@@ -67,8 +69,9 @@ def namespace_problem(namespace: str) -> str | None:
     return None
 
 
-class BadIdentifier(ValueError):
-    """A namespace or name that breaks the rules; the message names where it came from."""
+class BadIdentifier(ConfigError):
+    """A namespace or name an option gives that breaks the rules; the message names the
+    option, and it is refused before any request."""
 
 
 def check_namespace(namespace: str, where: str) -> str:

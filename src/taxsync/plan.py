@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -140,6 +141,15 @@ class ResolvedName(BaseModel):
 # context=SAVED)``): its names and namespaces are checked by the rules every other source
 # of them follows. A plan made in memory holds what the manifests and the API gave.
 SAVED = {"saved": True}
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first problem of a saved plan that does not validate, on one line, and how many
+    more there are."""
+    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = exc.error_count() - 1
+    return shown(f"{where}: {first['msg']}") + (f" (and {more} more)" if more else "")
 
 
 def _saved(info: ValidationInfo) -> bool:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanError, TaxsyncError
+from taxsync.identifiers import check_name as check_name  # the CLI checks its options with them
+from taxsync.identifiers import check_namespace as check_namespace
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
-    from pydantic import ValidationError
-
     from taxsync.client import MixpeekClient
     from taxsync.doctor import DoctorReport
     from taxsync.export import ExportedFile
@@ -213,27 +213,6 @@ class Reporters(Reporter):
             reporter.applied(result, plan)
 
 
-def check_namespace(namespace: str, where: str) -> str:
-    """``namespace`` if it follows the rules of a manifest's namespace; else a ConfigError
-    naming ``where`` (an option), before any request."""
-    from taxsync import identifiers
-
-    try:
-        return identifiers.check_namespace(namespace, where)
-    except identifiers.BadIdentifier as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def check_name(name: str, where: str) -> str:
-    """``name`` if it follows the rules of a manifest's taxonomy name; else a ConfigError."""
-    from taxsync import identifiers
-
-    try:
-        return identifiers.check_name(name, where)
-    except identifiers.BadIdentifier as exc:
-        raise ConfigError(str(exc)) from None
-
-
 # --- connecting ---------------------------------------------------------------------------
 
 
@@ -385,12 +364,16 @@ def load_manifests(
     path: str | Path,
     environ: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    *,
+    tracked_only: bool = False,
 ) -> list[DesiredTaxonomy]:
-    """Load and validate the manifest tree at ``path`` offline; raises ``ManifestError``."""
+    """Load and validate the manifest tree at ``path`` offline; raises ``ManifestError``.
+
+    ``tracked_only``: only the files git tracks or has staged (what a commit holds)."""
     from taxsync.manifest import load_tree
 
     with _reported(reporter):
-        return load_tree(Path(path), environ)
+        return load_tree(Path(path), environ, tracked_only=tracked_only)
 
 
 @dataclass(frozen=True)
@@ -502,7 +485,7 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
     from pydantic import ValidationError
 
     from taxsync import safe_read, verify
-    from taxsync.plan import FORMAT_VERSION, MAX_PLAN_BYTES, SAVED, Plan
+    from taxsync.plan import FORMAT_VERSION, MAX_PLAN_BYTES, SAVED, Plan, first_problem
 
     with _reported(reporter):
         try:
@@ -512,7 +495,7 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
         except safe_read.FileRefused as refused:
             raise ConfigError(f"{refused} (the saved plan)") from None
         except ValidationError as exc:
-            raise ConfigError(f"{path}: not a taxsync plan: {_first_problem(exc)}") from None
+            raise ConfigError(f"{path}: not a taxsync plan: {first_problem(exc)}") from None
         if the_plan.format_version != FORMAT_VERSION:
             raise ConfigError(
                 f"{path}: plan format {the_plan.format_version} is not supported "
@@ -520,16 +503,6 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
             )
         _refuse_if(verify.static_problems(the_plan, settings.target_url), path)
     return the_plan
-
-
-def _first_problem(exc: ValidationError) -> str:
-    """The first problem pydantic found in a saved plan, on one line, and how many more."""
-    from taxsync.identifiers import shown
-
-    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    more = exc.error_count() - 1
-    return shown(f"{where}: {first['msg']}") + (f" (and {more} more)" if more else "")
 
 
 def _refuse_if(problems: Sequence[str], path: Path | None) -> None:

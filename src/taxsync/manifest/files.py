@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from taxsync.errors import ManifestProblem
@@ -18,16 +19,20 @@ from taxsync.safe_read import FileRefused, read_regular
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+GIT_TIMEOUT_S = 60
 
 
-def manifest_files(root: Path, problems: list[ManifestProblem]) -> list[Path]:
+def manifest_files(
+    root: Path, problems: list[ManifestProblem], only: frozenset[str] | None = None
+) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` (in any case) under ``root`` (or ``root`` itself), hidden ones skipped.
 
     Walks the tree itself rather than trusting ``os.walk``, which skips what it cannot read:
     a folder that cannot be listed, a symlink that leaves the tree (a manifest or a folder
     linked from elsewhere), one that leads nowhere, and a file or folder whose name holds a
     control character are each a problem naming the path. Symlinks inside the tree are
-    followed, and each real file and folder is read once (so a link loop ends).
+    followed, and each real file and folder is read once (so a link loop ends). With
+    ``only`` (real paths, see ``git_tracked``), files outside it are left out.
     """
     if not root.is_dir():
         return [root]  # a single file: read_bytes makes sure it is a regular one
@@ -64,10 +69,42 @@ def manifest_files(root: Path, problems: list[ManifestProblem]) -> list[Path]:
                     continue
             if kind == "folder":
                 subfolders.append(path)
-            elif is_manifest_name(entry.name) and _first_visit(path, seen, problems):
+            elif (
+                is_manifest_name(entry.name)
+                and _first_visit(path, seen, problems)
+                and (only is None or os.path.realpath(path) in only)
+            ):
                 found.append(path)
         stack.extend(reversed(subfolders))  # depth first, in name order
     return found
+
+
+def git_tracked(root: Path, problems: list[ManifestProblem]) -> frozenset[str] | None:
+    """The real paths of the files under ``root`` that git tracks or has staged, or None
+    (and a problem) outside a git checkout.
+
+    The pre-commit hook validates these: an untracked scratch file is no part of the
+    commit, and must not block it.
+    """
+    folder = root if root.is_dir() else root.parent
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--", "."],
+            cwd=folder,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problems.append(path_problem(root, None, f"cannot ask git for the files it tracks: {exc}"))
+        return None
+    if listed.returncode != 0:
+        said = listed.stderr.decode("utf-8", "replace").strip().splitlines()
+        message = f"cannot ask git for the files it tracks: {said[0] if said else 'git failed'}"
+        problems.append(path_problem(root, None, shown_path(message)))
+        return None
+    names = listed.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return frozenset(os.path.realpath(folder / name) for name in names if name)
 
 
 def _entry_kind(
