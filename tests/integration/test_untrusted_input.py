@@ -285,7 +285,9 @@ def test_the_hook_validates_what_git_tracks_and_stages_not_scratch_files(
     assert tracked.code == 0 and "1 file(s)" in tracked.out, tracked.output
     _git(repo, "add", "taxonomies/scratch.yaml")  # staged: part of the commit
     staged = run_cli("validate", "--git-tracked", "taxonomies")
-    assert staged.code == 1 and "taxonomies/scratch.yaml:2:1: invalid YAML" in staged.err, staged.output
+    assert staged.code == 1 and "taxonomies/scratch.yaml:2:1: invalid YAML" in staged.err, (
+        staged.output
+    )
 
 
 def test_the_hook_runs_validate_on_tracked_files_for_any_case_of_yaml() -> None:
