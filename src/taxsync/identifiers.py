@@ -28,6 +28,13 @@ def shown(text: str) -> str:
     return NOT_IN_NAMES.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def quoted(value: str, limit: int = 80) -> str:
+    """``value`` quoted for a message: escaped, and cut short past ``limit`` characters (a
+    hostile file may hold a namespace of a megabyte)."""
+    cut = value if len(value) <= limit else value[: limit - 3] + "..."
+    return shown(repr(cut))
+
+
 def describe_character(character: str) -> str:
     code = ord(character)
     if code < 0x20 or 0x7F <= code <= 0x9F:
@@ -78,7 +85,7 @@ def check_namespace(namespace: str, where: str) -> str:
     """``namespace`` itself, or BadIdentifier(``"<where> <value>: <why>"``)."""
     problem = namespace_problem(namespace)
     if problem:
-        raise BadIdentifier(f"{where} {shown(repr(namespace))}: {problem}")
+        raise BadIdentifier(f"{where} {quoted(namespace)}: {problem}")
     return namespace
 
 
@@ -86,5 +93,5 @@ def check_name(name: str, where: str) -> str:
     """``name`` itself, or BadIdentifier(``"<where> <value>: <why>"``)."""
     problem = name_problem(name)
     if problem:
-        raise BadIdentifier(f"{where} {shown(repr(name))}: {problem}")
+        raise BadIdentifier(f"{where} {quoted(name)}: {problem}")
     return name

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from taxsync.identifiers import name_problem, namespace_problem, shown
+from taxsync.identifiers import name_problem, namespace_problem, quoted, shown
 
 FORMAT_VERSION = 4  # 2: the digest; 3: attachments; 4: two change types, node trees
 # A saved plan larger than this is far beyond what taxsync writes; reading it would only
@@ -164,7 +164,7 @@ class _ChangeCommon(BaseModel):
     def _a_namespace(cls, value: str, info: ValidationInfo) -> str:
         problem = namespace_problem(value) if _saved(info) else None
         if problem:
-            raise ValueError(f"namespace {shown(repr(value))} {problem}")
+            raise ValueError(f"namespace {quoted(value)} {problem}")
         return value
 
     @field_validator("name")
@@ -172,7 +172,7 @@ class _ChangeCommon(BaseModel):
     def _a_name(cls, value: str, info: ValidationInfo) -> str:
         problem = name_problem(value) if _saved(info) else None
         if problem:
-            raise ValueError(f"name {shown(repr(value))} {problem}")
+            raise ValueError(f"name {quoted(value)} {problem}")
         return value
 
     action: Action  # each change type narrows it; a saved plan's changes are told apart by it
@@ -307,7 +307,7 @@ class Plan(BaseModel):
         for namespace in value if _saved(info) else ():
             problem = namespace_problem(namespace)
             if problem:
-                raise ValueError(f"namespace {shown(repr(namespace))} {problem}")
+                raise ValueError(f"namespace {quoted(namespace)} {problem}")
         return value
 
     @property

@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from taxsync import safe_read
-from taxsync.identifiers import namespace_problem, shown
+from taxsync.identifiers import namespace_problem, quoted
 from taxsync.wire import (
     CollectionId,
     CollectionResponse,
@@ -275,7 +275,7 @@ def _check_namespace_name(name: str, source: str) -> None:
     ``prod/x`` would reach other routes, and the state file would keep it."""
     problem = None if name == EVERY_NAMESPACE else namespace_problem(name)
     if problem:
-        raise SeedError(f"{source}: namespaces.{shown(repr(name))}: {problem}")
+        raise SeedError(f"{source}: namespaces.{quoted(name)}: {problem}")
 
 
 def _describe(exc: ValidationError, source: str) -> str:
