@@ -22,8 +22,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import stat
+from array import array
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -152,24 +153,23 @@ def read_yaml(
 
 # --- nesting and aliases ---------------------------------------------------------------------
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_INNERMOST = re.compile(rb"\[\]|\{\}")
+# Each bracket as a step of depth: an opening one +1, a closing one -1 (0xff as a signed byte).
+_DEPTH_STEPS = bytes(range(256)).translate(bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff"))
 
 
 def check_json_depth(raw: bytes, path: Path | str, max_depth: int = MAX_DEPTH) -> None:
     """FileRefused if the JSON text ``raw`` nests more than ``max_depth`` levels.
 
-    Strings are dropped, then only brackets kept; each pass removes the innermost pairs, so
-    a value nesting d levels is gone after d passes (all at C speed: a state file of many
-    megabytes takes a few passes). Unbalanced brackets are left for the parser to locate.
+    Strings are dropped (escaped backslashes and quotes first, so every quote left delimits
+    one), then each bracket becomes a step of +1 or -1 and the deepest running total is the
+    depth: in C loops, about a third of the time parsing the text takes (16 MB: 0.3 s).
+    Unbalanced brackets are left for the parser to locate.
     """
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    for _ in range(max_depth):
-        brackets, removed = _INNERMOST.subn(b"", brackets)
-        if not brackets or not removed:
-            return
-    if _INNERMOST.search(brackets):
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside_strings = b"".join(unescaped.split(b'"')[::2])
+    steps = array("b", outside_strings.translate(_DEPTH_STEPS, _NOT_BRACKETS))
+    if steps and max(accumulate(steps)) > max_depth:
         raise FileRefused(path, f"nested more than {max_depth} levels deep")
 
 
