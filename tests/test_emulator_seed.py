@@ -66,7 +66,7 @@ def test_bad_seed_files_name_the_file_and_the_field(
 
 
 def test_a_missing_seed_file_is_a_seed_error(tmp_path: Path) -> None:
-    with pytest.raises(SeedError, match="cannot read seed file"):
+    with pytest.raises(SeedError, match="absent.yaml: cannot read: No such file"):
         load_seed(tmp_path / "absent.yaml")
 
 

@@ -883,6 +883,6 @@ def test_cli_json_plan_and_error_lines_are_inert(tmp_path: Path) -> None:
     data["changes"][-1]["namespace"] = f"elsewhere{TERMINAL}{COMMANDS}"
     plan_file.write_text(json.dumps(data), encoding="utf-8")
     refused = run_cli("apply", "--local", "--local-state", str(state), "--plan", str(plan_file))
-    assert refused.code == 1 and "refusing the saved plan" in refused.err, refused.err
+    assert refused.code == 1 and "not a taxsync plan" in refused.err, refused.err
     assert_no_hidden(refused.err, "stderr")
     assert command_lines(refused.err) == []

@@ -94,7 +94,8 @@ def test_wait_timeout_nan_is_refused(tmp_path: Path) -> None:
 def test_dot_names_are_refused_not_resolved_to_another_route(tmp_path: Path, name: str) -> None:
     state = tmp_path / "state.json"
     result = run_cli("history", "--local", "--local-state", str(state), "-n", "alpha", name)
-    assert result.code == 1 and "cannot be a taxonomy or namespace name" in result.err, result.err
+    assert result.code == 1, result.err
+    assert f"NAME '{name}': must not be '{name}' (it is a URL path segment)" in result.err
 
 
 def test_a_non_ascii_namespace_is_refused_not_a_crash(tmp_path: Path) -> None:

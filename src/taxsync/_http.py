@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import time
 from collections.abc import Callable, Collection, Sequence
-from urllib.parse import urlsplit
+from typing import NoReturn
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -122,34 +124,79 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_api_url(url: str, insecure: bool) -> str:
+def check_api_url(url: str, insecure: bool, where: str = "") -> str:
     """``url`` without a trailing slash; refuses plain HTTP to non-loopback hosts.
 
     Credentials travel in headers, so plain ``http://`` would expose them to the network:
     allowed only to loopback, or when the user insists (``insecure``).
     """
-    check_credentials(url)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = parse_api_url(url, where)
+    hostname = parts.hostname or ""
+    if parts.scheme == "http" and not insecure and not is_loopback(hostname):
         raise ConfigError(
-            f"invalid API URL {without_credentials(url)!r}: expected http(s)://host[:port]"
-        )
-    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"refusing plain http:// to non-loopback host {parts.hostname!r}: "
+            f"refusing plain http:// to non-loopback host {hostname!r}: "
             "use https, or pass --insecure"
         )
     return url.rstrip("/")
 
 
-def check_credentials(url: str) -> None:
+_UNSAFE_IN_URLS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def parse_api_url(url: str, where: str = "") -> SplitResult:
+    """``url`` split, if it is an API base URL: ``http(s)://host[:port][/path]``.
+
+    Refused, each with a one-line ConfigError naming ``where`` (the option or variable
+    the URL came from), if given:
+    whitespace or a control character anywhere (httpx would strip some and send others),
+    a URL that does not parse (``http://[::1``), another scheme, no host, a port that is
+    not a number from 1 to 65535, a user or password, a query or fragment (``?token=…``
+    would travel in the URL of every request, and turn every path into another).
+    """
+
+    def refuse(reason: str) -> NoReturn:
+        shown = _UNSAFE_IN_URLS.sub(lambda m: f"\\u{ord(m.group()):04x}", _masked(url))
+        raise ConfigError(f"{_prefix(where)}invalid API URL '{shown}': {reason}")
+
+    if _UNSAFE_IN_URLS.search(url):
+        refuse("it must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        refuse(f"{exc} (expected http(s)://host[:port])")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        refuse("expected http(s)://host[:port]")
+    check_credentials(url, where)
+    if port == 0 or parts.netloc.endswith(":"):
+        refuse("the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        refuse("it must not have a query or fragment (the key goes in MIXPEEK_API_KEY)")
+    return parts
+
+
+def check_credentials(url: str, where: str = "") -> None:
     """Refuse a user or password in an API URL: httpx would send it as Basic auth instead
     of the key, and a URL is printed and saved where a password must never be."""
     if urlsplit(url).netloc.rpartition("@")[1]:
         raise ConfigError(
-            f"the API URL {without_credentials(url)!r} has a user or password in it: remove "
-            "it (the key goes in MIXPEEK_API_KEY, sent as a Bearer token)"
+            f"{_prefix(where)}the API URL {without_credentials(url)!r} has a user or password "
+            "in it: remove it (the key goes in MIXPEEK_API_KEY, sent as a Bearer token)"
         )
+
+
+def _prefix(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _masked(url: str) -> str:
+    """``url`` with anything before an ``@`` in its authority masked, even if it does not
+    parse (the message of a refused URL must not show a password)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{slash}{path}"
+    return url
 
 
 def without_credentials(url: str) -> str:

@@ -12,10 +12,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from taxsync.identifiers import name_problem, namespace_problem, quoted, shown
 
 FORMAT_VERSION = 6  # 2: the digest; 3: attachments; 4: two change types, node trees; 5: pending;
 # 6: owed backfills (a third change type)
+# A saved plan larger than this is far beyond what taxsync writes; reading it would only
+# exhaust memory.
+MAX_PLAN_BYTES = 256 * 1024 * 1024
 
 # What happens to a taxonomy, and to its entry in one collection's taxonomy_applications.
 TaxonomyAction = Literal["create", "new_version", "update", "delete", "replace"]
@@ -128,8 +141,43 @@ class ResolvedName(BaseModel):
     id: str
 
 
+# The validation context of a plan read from a file (``Plan.model_validate_json(raw,
+# context=SAVED)``): its names and namespaces are checked by the rules every other source
+# of them follows. A plan made in memory holds what the manifests and the API gave.
+SAVED = {"saved": True}
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first problem of a saved plan that does not validate, on one line, and how many
+    more there are."""
+    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = exc.error_count() - 1
+    return shown(f"{where}: {first['msg']}") + (f" (and {more} more)" if more else "")
+
+
+def _saved(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("saved"))
+
+
 class _ChangeCommon(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("namespace")
+    @classmethod
+    def _a_namespace(cls, value: str, info: ValidationInfo) -> str:
+        problem = namespace_problem(value) if _saved(info) else None
+        if problem:
+            raise ValueError(f"namespace {quoted(value)} {problem}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _a_name(cls, value: str, info: ValidationInfo) -> str:
+        problem = name_problem(value) if _saved(info) else None
+        if problem:
+            raise ValueError(f"name {quoted(value)} {problem}")
+        return value
 
     action: Action  # each change type narrows it; a saved plan's changes are told apart by it
     namespace: str
@@ -286,6 +334,15 @@ class Plan(BaseModel):
     changed_from: str | None = None
     pending: list[Change] = Field(default_factory=list)
     left_out: list[str] = Field(default_factory=list)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        for namespace in value if _saved(info) else ():
+            problem = namespace_problem(namespace)
+            if problem:
+                raise ValueError(f"namespace {quoted(namespace)} {problem}")
+        return value
 
     @property
     def has_changes(self) -> bool:

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taxsync.errors import ConfigError, NotFoundError, PlanRejected, StalePlanError, TaxsyncError
+from taxsync.identifiers import check_name as check_name  # the CLI checks its options with them
+from taxsync.identifiers import check_namespace as check_namespace
 
 if TYPE_CHECKING:  # the heavy modules load when a function first needs them
     from taxsync.client import MixpeekClient
@@ -66,10 +68,12 @@ class Settings:
     retry_timeout: float = 30.0
     rate_limit_per_minute: float | None = None
     concurrency: int = DEFAULT_CONCURRENCY
+    # Where api_url came from (an option, a variable), for the message that refuses it.
+    api_url_source: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from taxsync import redact
-        from taxsync._http import check_credentials
+        from taxsync._http import parse_api_url
 
         redact.register(self.api_key)
         if not self.api_key.isascii():
@@ -78,7 +82,7 @@ class Settings:
                 "MIXPEEK_API_KEY"
             )
         if self.local_state is None:
-            check_credentials(self.api_url)
+            parse_api_url(self.api_url, self.api_url_source)
         if not (math.isfinite(self.retry_timeout) and self.retry_timeout > 0):
             raise ConfigError(f"retry timeout must be a positive number, not {self.retry_timeout}")
         if not 1 <= self.concurrency <= 64:
@@ -109,8 +113,10 @@ class Settings:
         """Options first, then the environment: ``MIXPEEK_API_URL``, ``MIXPEEK_API_KEY``,
         ``TAXSYNC_LOCAL_STATE``. The only place taxsync reads the API key."""
         state = local_state or Path(environ.get("TAXSYNC_LOCAL_STATE") or DEFAULT_LOCAL_STATE)
+        from_env = not api_url and environ.get("MIXPEEK_API_URL")
         return cls(
             api_url=api_url or environ.get("MIXPEEK_API_URL") or DEFAULT_API_URL,
+            api_url_source="--api-url" if api_url else "MIXPEEK_API_URL" if from_env else "",
             api_key=environ.get("MIXPEEK_API_KEY", "").strip(),
             local_state=state if local else None,
             insecure=insecure,
@@ -224,16 +230,21 @@ def connect(settings: Settings) -> MixpeekClient:
 
     transport = None
     if settings.local_state is not None:
-        from taxsync.emulator import local_transport
+        from taxsync.emulator import StateFileError, local_transport
 
-        url, key, transport = LOCAL_API_URL, "local", local_transport(settings.local_state)
+        try:
+            transport = local_transport(settings.local_state)
+        except StateFileError as exc:  # the user's file, as `local seed` reports it
+            raise ConfigError(f"--local-state: {exc}") from None
+        url, key = LOCAL_API_URL, "local"
     elif not settings.api_key:
         raise ConfigError(
             "MIXPEEK_API_KEY is not set: export your Mixpeek API key, or use --local "
             "to run against the embedded emulator"
         )
     else:
-        url, key = check_api_url(settings.api_url, settings.insecure), settings.api_key
+        url = check_api_url(settings.api_url, settings.insecure, settings.api_url_source)
+        key = settings.api_key
     return MixpeekClient(
         url,
         key,
@@ -366,12 +377,16 @@ def load_manifests(
     path: str | Path,
     environ: Mapping[str, str] | None = None,
     reporter: Reporter | None = None,
+    *,
+    tracked_only: bool = False,
 ) -> list[DesiredTaxonomy]:
-    """Load and validate the manifest tree at ``path`` offline; raises ``ManifestError``."""
+    """Load and validate the manifest tree at ``path`` offline; raises ``ManifestError``.
+
+    ``tracked_only``: only the files git tracks or has staged (what a commit holds)."""
     from taxsync.manifest import load_tree
 
     with _reported(reporter):
-        return load_tree(Path(path), environ)
+        return load_tree(Path(path), environ, tracked_only=tracked_only)
 
 
 @dataclass(frozen=True)
@@ -505,19 +520,19 @@ def load_plan(path: Path, settings: Settings, reporter: Reporter | None = None) 
     """A saved plan, checked: readable, a taxsync plan, this format, made against this API."""
     from pydantic import ValidationError
 
-    from taxsync import verify
+    from taxsync import safe_read, verify
     from taxsync.changed import with_pending
-    from taxsync.plan import FORMAT_VERSION, Plan
+    from taxsync.plan import FORMAT_VERSION, MAX_PLAN_BYTES, SAVED, Plan, first_problem
 
     with _reported(reporter):
         try:
-            the_plan = Plan.model_validate_json(path.read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the plan: {exc.strerror}") from None
+            raw = safe_read.read_regular(path, MAX_PLAN_BYTES)
+            safe_read.check_json_depth(raw, path)
+            the_plan = Plan.model_validate_json(raw, context=SAVED)
+        except safe_read.FileRefused as refused:
+            raise ConfigError(f"{refused} (the saved plan)") from None
         except ValidationError as exc:
-            raise ConfigError(
-                f"{path}: not a taxsync plan ({exc.error_count()} problem(s))"
-            ) from None
+            raise ConfigError(f"{path}: not a taxsync plan: {first_problem(exc)}") from None
         if the_plan.format_version != FORMAT_VERSION:
             raise ConfigError(
                 f"{path}: plan format {the_plan.format_version} is not supported "

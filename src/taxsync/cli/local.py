@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from taxsync.cli.options import local_state_option, with_options
+from taxsync.cli.options import local_state_option, namespace_callback, with_options
 from taxsync.cli.report import emulator_error
 from taxsync.errors import EXIT_OK, ConfigError
 from taxsync.reconcile import DEFAULT_LOCAL_STATE
@@ -40,6 +40,7 @@ _SERVE_OPTIONS = [
         "namespaces",
         multiple=True,
         metavar="NAME",
+        callback=namespace_callback,
         help="Create this namespace (repeatable); the seed's are created too, no other.",
     ),
     click.option(

@@ -97,6 +97,29 @@ _CONNECTION_OPTIONS = [
 ]
 
 
+def namespace_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Every namespace an option or argument gives follows the manifests' rules, checked
+    before any request: a newline, a space at either end, ``a/b`` or an empty string is a
+    one-line error naming the option."""
+    for namespace in value if isinstance(value, tuple) else (value,):
+        if namespace is not None:
+            reconcile.check_namespace(namespace, _shown_param(param))
+    return value
+
+
+def name_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A taxonomy name an argument gives follows the manifests' rules, as namespaces do."""
+    if value is not None:
+        reconcile.check_name(value, _shown_param(param))
+    return value
+
+
+def _shown_param(param: click.Parameter) -> str:
+    if isinstance(param, click.Option):
+        return "/".join(param.opts)
+    return param.human_readable_name
+
+
 def with_options(options: Sequence[Callable[[Any], Any]], wrapper: Callable[..., Any]) -> Any:
     """``wrapper`` decorated with each click option of ``options``, listed in that order."""
     for option in reversed(options):
@@ -147,6 +170,7 @@ def plan_choice_options(prune_help: str) -> Callable[[F], F]:
             "namespaces",
             multiple=True,
             metavar="NS",
+            callback=namespace_callback,
             help="Only these namespaces (repeatable).",
         ),
         click.option(

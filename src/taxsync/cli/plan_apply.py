@@ -25,9 +25,14 @@ if TYPE_CHECKING:
 @click.option(
     "--local", is_flag=True, hidden=True, help="Accepted for symmetry; validate is offline."
 )
-def validate(path: Path, local: bool) -> int:
+@click.option(
+    "--git-tracked",
+    is_flag=True,
+    help="Only the files git tracks or has staged, not untracked ones (the pre-commit hook).",
+)
+def validate(path: Path, local: bool, git_tracked: bool) -> int:
     """Check the manifests under PATH offline (no API call)."""
-    desired = reconcile.load_manifests(path)
+    desired = reconcile.load_manifests(path, tracked_only=git_tracked)
     files = len({d.source.file for d in desired})
     click.echo(f"{len(desired)} taxonomy manifest(s) in {files} file(s) are valid.")
     return EXIT_OK

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from taxsync import reconcile
-from taxsync.cli.options import connection_options, style
+from taxsync.cli.options import connection_options, name_callback, namespace_callback, style
 from taxsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Interrupted
 from taxsync.reconcile import Reporter, Settings
 
@@ -23,6 +23,7 @@ from taxsync.reconcile import Reporter, Settings
     multiple=True,
     required=True,
     metavar="NS",
+    callback=namespace_callback,
     help="Namespace to export (repeatable).",
 )
 @click.option(
@@ -46,8 +47,15 @@ def export(namespaces: tuple[str, ...], out: Path, force: bool, settings: Settin
 
 
 @click.command()
-@click.argument("name")
-@click.option("-n", "--namespace", required=True, metavar="NS", help="The taxonomy's namespace.")
+@click.argument("name", callback=name_callback)
+@click.option(
+    "-n",
+    "--namespace",
+    required=True,
+    metavar="NS",
+    callback=namespace_callback,
+    help="The taxonomy's namespace.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -65,8 +73,8 @@ def history(name: str, namespace: str, fmt: str, settings: Settings) -> int:
 
 
 @click.command()
-@click.argument("namespace_a", metavar="NS_A")
-@click.argument("namespace_b", metavar="NS_B")
+@click.argument("namespace_a", metavar="NS_A", callback=namespace_callback)
+@click.argument("namespace_b", metavar="NS_B", callback=namespace_callback)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -86,7 +94,12 @@ def diff(namespace_a: str, namespace_b: str, fmt: str, settings: Settings) -> in
 
 @click.command()
 @click.option(
-    "-n", "--namespace", required=True, metavar="NS", help="Where to probe (a scratch one is best)."
+    "-n",
+    "--namespace",
+    required=True,
+    metavar="NS",
+    callback=namespace_callback,
+    help="Where to probe (a scratch one is best).",
 )
 @click.option(
     "--collections",

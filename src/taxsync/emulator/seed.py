@@ -25,16 +25,16 @@ the id without ``ret_``, ``collection_ids`` to none and ``stages`` to one
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from taxsync import safe_read
+from taxsync.identifiers import namespace_problem, quoted
 from taxsync.wire import (
     CollectionId,
     CollectionResponse,
@@ -125,6 +125,7 @@ class Seed:
             raise SeedError(_describe(exc, source)) from None
         seed = cls()
         for name, namespace in parsed.namespaces.items():
+            _check_namespace_name(name, source)
             namespace = namespace or _SeedNamespace()
             where = f"{source}: namespaces.{name}"
             entry = SeedNamespace(
@@ -150,19 +151,19 @@ class Seed:
 
 
 def load_seed(path: Path | str) -> Seed:
-    """Read and validate a seed file (``.json`` as JSON, anything else as YAML)."""
+    """Read and validate a seed file (``.json`` as JSON, anything else as YAML).
+
+    Read by ``taxsync.safe_read``: a regular file of at most ``MAX_SEED_BYTES``, nested and
+    aliased within its limits; anything else is a SeedError naming the file.
+    """
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_SEED_BYTES:
-            raise SeedError(f"{path}: seed file is larger than {MAX_SEED_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise SeedError(f"{path}: cannot read seed file: {reason}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise SeedError(f"{path}: not valid {_format_name(path)}: {exc}") from None
+        if path.suffix.lower() == ".json":
+            data = safe_read.read_json(path, MAX_SEED_BYTES)
+        else:
+            data = safe_read.read_yaml(path, MAX_SEED_BYTES)
+    except safe_read.FileRefused as refused:
+        raise SeedError(str(refused)) from None
     return Seed.parse(data, str(path))
 
 
@@ -269,13 +270,17 @@ def _check_unique(namespace: SeedNamespace, name: str, source: str) -> None:
                 )
 
 
+def _check_namespace_name(name: str, source: str) -> None:
+    """A seeded namespace follows the rules of a manifest's (``*`` aside): ``../../etc`` or
+    ``prod/x`` would reach other routes, and the state file would keep it."""
+    problem = None if name == EVERY_NAMESPACE else namespace_problem(name)
+    if problem:
+        raise SeedError(f"{source}: namespaces.{quoted(name)}: {problem}")
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid seed"]
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
         where = ".".join(str(part) for part in error["loc"]) or "(top level)"
         lines.append(f"  {where}: {error['msg']}")
     return "\n".join(lines)
-
-
-def _format_name(path: Path) -> str:
-    return "JSON" if path.suffix.lower() == ".json" else "YAML"

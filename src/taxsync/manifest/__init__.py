@@ -41,6 +41,7 @@ from taxsync.manifest.document import (
 from taxsync.manifest.files import (
     MANIFEST_SUFFIXES,
     MAX_FILE_BYTES,
+    git_tracked,
     manifest_files,
     read_bytes,
     root_problem,
@@ -64,9 +65,13 @@ __all__ = [
 ]
 
 
-def load_tree(root: Path, environ: Mapping[str, str] | None = None) -> list[DesiredTaxonomy]:
-    """Load and validate every manifest under ``root``; raise one error listing all problems."""
-    loading = load_tree_stepwise(root, environ)
+def load_tree(
+    root: Path, environ: Mapping[str, str] | None = None, *, tracked_only: bool = False
+) -> list[DesiredTaxonomy]:
+    """Load and validate every manifest under ``root``; raise one error listing all problems.
+
+    ``tracked_only``: only the files git tracks or has staged (the pre-commit hook)."""
+    loading = load_tree_stepwise(root, environ, tracked_only=tracked_only)
     while True:
         try:
             next(loading)
@@ -75,7 +80,7 @@ def load_tree(root: Path, environ: Mapping[str, str] | None = None) -> list[Desi
 
 
 def load_tree_stepwise(
-    root: Path, environ: Mapping[str, str] | None = None
+    root: Path, environ: Mapping[str, str] | None = None, *, tracked_only: bool = False
 ) -> Generator[list[DesiredTaxonomy], None, list[DesiredTaxonomy]]:
     """``load_tree`` one file at a time, so a caller can do other work in between (read the
     namespaces already named): yields each file's taxonomies once read, valid on their own but
@@ -93,7 +98,10 @@ def load_tree_stepwise(
     desired: list[DesiredTaxonomy] = []
     secrets = secret_values(env)
     budget = RunBudget()
-    for path in manifest_files(root, problems):
+    only = git_tracked(root, problems) if tracked_only else None
+    if tracked_only and only is None:
+        raise ManifestError(problems)
+    for path in manifest_files(root, problems, only):
         loaded = list(_load_file(path, env, secrets, budget, problems))
         desired.extend(loaded)
         yield loaded

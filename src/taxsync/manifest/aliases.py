@@ -14,10 +14,11 @@ import yaml
 from taxsync.manifest.characters import shown_key
 from taxsync.manifest.document import Document
 from taxsync.model import FieldPath
+from taxsync.safe_read import MAX_ALIAS_VALUES
 
 # Alias bombs ("billion laughs"): how many values YAML aliases may add, beyond the nodes the
 # text itself holds, in one file and in one run. Checked before any value is converted.
-MAX_ALIAS_VALUES_PER_FILE = 200_000
+MAX_ALIAS_VALUES_PER_FILE = MAX_ALIAS_VALUES  # the budget of every YAML file taxsync reads
 MAX_ALIAS_VALUES_PER_RUN = 1_000_000
 
 

@@ -11,14 +11,12 @@ import functools
 import re
 from pathlib import Path
 
+from taxsync.identifiers import BIDI_CONTROLS as _BIDI_CONTROLS
+from taxsync.identifiers import NOT_IN_NAMES as NOT_IN_NAMES
+from taxsync.identifiers import describe_character as describe_character
+from taxsync.identifiers import shown
 from taxsync.model import FieldPath
 
-# Invisible characters that reorder or hide text (Trojan Source): bidi embeddings,
-# overrides and isolates, and the left-to-right, right-to-left and Arabic letter marks.
-_BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-# Names, namespaces, keys and ids: no control character at all (C0 with tab, newline and
-# carriage return, DEL, C1), no line or paragraph separator, no bidi control.
-NOT_IN_NAMES = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI_CONTROLS}]")
 # Free text (descriptions, other values): newlines and tabs are kept (values are quoted when
 # printed); carriage returns, escapes and other controls are not.
 NOT_IN_TEXT = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
@@ -42,19 +40,7 @@ _NAME_VALUED_CONFIG_KEYS = frozenset(
 
 def shown_path(path: Path | str) -> str:
     """The path as messages print it: control and bidi characters escaped."""
-    text = str(path)
-    return NOT_IN_NAMES.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def describe_character(character: str) -> str:
-    code = ord(character)
-    if code < 0x20 or 0x7F <= code <= 0x9F:
-        kind = "a control character"
-    elif code in (0x2028, 0x2029):
-        kind = "a line separator"
-    else:
-        kind = "an invisible bidirectional-text control"
-    return f"{kind} U+{code:04X}"
+    return shown(str(path))
 
 
 def shown_key(key: str) -> str:

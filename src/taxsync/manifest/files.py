@@ -8,26 +8,31 @@ a problem naming the path rather than skipped.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from taxsync.errors import ManifestProblem
 from taxsync.manifest.characters import NOT_IN_NAMES, describe_character, shown_path
+from taxsync.safe_read import FileRefused, read_regular
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml")
+GIT_TIMEOUT_S = 60
 
 
-def manifest_files(root: Path, problems: list[ManifestProblem]) -> list[Path]:
-    """Every ``*.yaml``/``*.yml`` under ``root`` (or ``root`` itself), hidden ones skipped.
+def manifest_files(
+    root: Path, problems: list[ManifestProblem], only: frozenset[str] | None = None
+) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` (in any case) under ``root`` (or ``root`` itself), hidden ones skipped.
 
     Walks the tree itself rather than trusting ``os.walk``, which skips what it cannot read:
     a folder that cannot be listed, a symlink that leaves the tree (a manifest or a folder
     linked from elsewhere), one that leads nowhere, and a file or folder whose name holds a
     control character are each a problem naming the path. Symlinks inside the tree are
-    followed, and each real file and folder is read once (so a link loop ends).
+    followed, and each real file and folder is read once (so a link loop ends). With
+    ``only`` (real paths, see ``git_tracked``), files outside it are left out.
     """
     if not root.is_dir():
         return [root]  # a single file: read_bytes makes sure it is a regular one
@@ -56,7 +61,7 @@ def manifest_files(root: Path, problems: list[ManifestProblem]) -> list[Path]:
             kind = _entry_kind(entry, path, real_root, problems)
             if kind is None:
                 continue
-            if kind == "folder" or entry.name.endswith(MANIFEST_SUFFIXES):
+            if kind == "folder" or is_manifest_name(entry.name):
                 bad = NOT_IN_NAMES.search(entry.name)
                 if bad:
                     message = f"the name contains {describe_character(bad.group())}"
@@ -64,10 +69,42 @@ def manifest_files(root: Path, problems: list[ManifestProblem]) -> list[Path]:
                     continue
             if kind == "folder":
                 subfolders.append(path)
-            elif entry.name.endswith(MANIFEST_SUFFIXES) and _first_visit(path, seen, problems):
+            elif (
+                is_manifest_name(entry.name)
+                and _first_visit(path, seen, problems)
+                and (only is None or os.path.realpath(path) in only)
+            ):
                 found.append(path)
         stack.extend(reversed(subfolders))  # depth first, in name order
     return found
+
+
+def git_tracked(root: Path, problems: list[ManifestProblem]) -> frozenset[str] | None:
+    """The real paths of the files under ``root`` that git tracks or has staged, or None
+    (and a problem) outside a git checkout.
+
+    The pre-commit hook validates these: an untracked scratch file is no part of the
+    commit, and must not block it.
+    """
+    folder = root if root.is_dir() else root.parent
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--", "."],
+            cwd=folder,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problems.append(path_problem(root, None, f"cannot ask git for the files it tracks: {exc}"))
+        return None
+    if listed.returncode != 0:
+        said = listed.stderr.decode("utf-8", "replace").strip().splitlines()
+        message = f"cannot ask git for the files it tracks: {said[0] if said else 'git failed'}"
+        problems.append(path_problem(root, None, shown_path(message)))
+        return None
+    names = listed.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return frozenset(os.path.realpath(folder / name) for name in names if name)
 
 
 def _entry_kind(
@@ -77,7 +114,7 @@ def _entry_kind(
     try:
         if not entry.is_symlink():
             return "folder" if entry.is_dir(follow_symlinks=False) else "file"
-        manifest_name = entry.name.endswith(MANIFEST_SUFFIXES)
+        manifest_name = is_manifest_name(entry.name)
         if not _inside(os.path.realpath(path), real_root):
             # A link out of the tree to a file no manifest name asks for is never read.
             if manifest_name or path.is_dir() or not path.exists():
@@ -143,70 +180,16 @@ def root_problem(root: Path) -> ManifestProblem | None:
 def read_bytes(path: Path, problems: list[ManifestProblem]) -> bytes | None:
     """The bytes of a regular file of at most ``MAX_FILE_BYTES``, or None (and a problem).
 
-    Opened without blocking (a FIFO has no writer) and checked on the open descriptor (the
-    path may change in between); read with a bound, as ``st_size`` may lie (``/proc``).
+    Read by ``taxsync.safe_read``, the one reader of every file taxsync is handed.
     """
     try:
-        descriptor = os.open(path, _OPEN_FLAGS)
-    except OSError as exc:
-        mode = _mode(path) if exc.errno == errno.ENXIO else None  # ENXIO: a socket
-        if mode is not None and not stat.S_ISREG(mode):
-            problems.append(_not_regular(path, mode))
-            return None
-        problems.append(path_problem(path, "file", f"cannot read: {reason(exc)}"))
+        return read_regular(path, MAX_FILE_BYTES)
+    except FileRefused as refused:
+        problems.append(path_problem(path, "file", refused.reason))
         return None
-    try:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            problems.append(_not_regular(path, info.st_mode))
-            return None
-        if info.st_size > MAX_FILE_BYTES:
-            problems.append(_too_large(path))
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(descriptor, min(MAX_FILE_BYTES + 1 - size, 1024 * 1024))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            problems.append(_too_large(path))
-            return None
-        return b"".join(chunks)
-    except OSError as exc:
-        problems.append(path_problem(path, "file", f"cannot read: {reason(exc)}"))
-        return None
-    finally:
-        os.close(descriptor)
 
 
-_OPEN_FLAGS = os.O_RDONLY
-for _flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY"):
-    _OPEN_FLAGS |= getattr(os, _flag, 0)
-
-
-def _too_large(path: Path) -> ManifestProblem:
-    return path_problem(path, "file", f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-
-
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _not_regular(path: Path, mode: int) -> ManifestProblem:
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
-    return path_problem(path, "file", f"not a regular file ({kind})")
-
-
-def _mode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mode
-    except OSError:
-        return None
+def is_manifest_name(name: str) -> bool:
+    """Whether a file name is a manifest's: ``.yaml`` or ``.yml`` in any case (``X.YAML``
+    skipped would leave ``plan --prune`` deleting what it declares)."""
+    return name.lower().endswith(MANIFEST_SUFFIXES)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from taxsync import files
+from taxsync import files, safe_read
 from taxsync.emulator.errors import StateFileError
 from taxsync.emulator.store.state import State, state_file_error
 
@@ -147,9 +147,8 @@ class PersistentStore:
 def _read_generation(path: Path) -> int:
     """The generation counter from the first bytes of the state file (-1 if unreadable)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(64)
-    except OSError:
+        head = safe_read.read_head(path, 64)  # never blocks: the path may be a FIFO
+    except safe_read.FileRefused:
         return -1
     match = _GENERATION_RE.match(head)
     return int(match.group(1)) if match else -1

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from taxsync import safe_read
 from taxsync.emulator.errors import AlreadyExists, NotFound, StateFileError
 from taxsync.emulator.resources import new_task_id
 from taxsync.emulator.store.times import bumped
@@ -16,6 +17,8 @@ from taxsync.emulator.store.times import bumped
 STATE_FORMAT = "taxsync-emulator-state/1"
 
 _JSON_SEPARATORS = (",", ":")
+# Far above any state a test or demo builds, far below what would exhaust memory.
+MAX_STATE_BYTES = 512 * 1024 * 1024
 
 
 class State:
@@ -42,9 +45,12 @@ class State:
     def load(cls, path: Path) -> State:
         """Parse a state file; any problem is a StateFileError naming the file."""
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise state_file_error(path, exc) from exc
+            raw = safe_read.read_regular(path, MAX_STATE_BYTES)
+            safe_read.check_json_depth(raw, path)
+        except safe_read.FileRefused as refused:
+            raise StateFileError(
+                f"emulator state file {refused}; move it aside or delete it to start afresh"
+            ) from None
         try:
             data = json.loads(raw)
             return cls._from_json(data)
