@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from taxsync.live import Neighbourhood
     from taxsync.model import DesiredTaxonomy
     from taxsync.planner import PlanOptions
-    from taxsync.reconcile import Settings
+    from taxsync.session import Settings
     from taxsync.wire import TaxonomyResponse
 
 T = TypeVar("T")

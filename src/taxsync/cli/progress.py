@@ -16,7 +16,7 @@ from taxsync import reconcile
 from taxsync.reconcile import Reporter
 
 if TYPE_CHECKING:
-    from taxsync.reconcile import ApplyResult, ChangeResult, Plan
+    from taxsync.plan import ApplyResult, ChangeResult, Plan
     from taxsync.render import Style
 
 # How often a wait is told again: off a terminal a line every TELL_EVERY_S seconds (a log

@@ -24,8 +24,8 @@ from taxsync.github.workflow import (
     write_outputs,
 )
 from taxsync.plan import ApplyResult, Plan
-from taxsync.reconcile import Reporter, Settings
 from taxsync.render import apply_markdown, fenced, plain, plan_markdown, visible
+from taxsync.session import Reporter, Settings
 
 # Actors whose pull requests GitHub runs without the repository's Actions secrets.
 _SECRETLESS_ACTORS = frozenset({"dependabot[bot]"})
