@@ -70,6 +70,12 @@ BASE: dict[str, dict[str, Any]] = {
         "local_state": "{state}",
     },
     "doctor": {"namespace": "scratch", "local": True, "local_state": "{state}"},
+    "backfill": {
+        "name": "products",
+        "namespace": "production",
+        "local": True,
+        "local_state": "{state}",
+    },
     "schema": {},
     "local serve": {"port": 0},
     "local seed": {"seed_file": "{seed}", "local_state": "{state}"},
@@ -181,6 +187,8 @@ def test_the_base_invocations_work(files: dict[str, str]) -> None:
     for path, values in BASE.items():
         if path == "doctor":
             continue  # its probe is a run of its own (tests/integration/test_doctor.py)
+        if path == "backfill":
+            continue  # it needs an applied taxonomy (tests/integration/test_backfills_owed.py)
         result = run_cli(*argv(path, values, files))
         assert result.code in (0, 2), (path, result.output)
 

@@ -351,6 +351,21 @@ def test_unreadable_event_is_a_clear_error(runner: Runner, tmp_path: Path) -> No
         runner.ctx(GITHUB_EVENT_PATH=str(tmp_path / "missing.json"))
 
 
+def test_an_event_file_is_read_like_every_other_file(runner: Runner, tmp_path: Path) -> None:
+    """A FIFO does not hang the run, and a payload nested past the reader's depth is
+    refused in one line instead of exhausting the recursion limit."""
+    import os
+
+    fifo = tmp_path / "event.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"^GITHUB_EVENT_PATH: .*event\.fifo"):
+        runner.ctx(GITHUB_EVENT_PATH=str(fifo))
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^GITHUB_EVENT_PATH: .*deep\.json"):
+        runner.ctx(GITHUB_EVENT_PATH=str(deep))
+
+
 # --- workflow commands, outputs, summary -------------------------------------------------
 
 

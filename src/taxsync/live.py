@@ -118,9 +118,6 @@ class Neighbourhood:
         """The collection with this id or name."""
         return self._by_ident.get(ident)
 
-    def has_retriever(self, ident: str) -> bool:
-        return ident in self.retrievers or ident in self.retrievers.values()
-
     def names_of(self, kind: str) -> Mapping[str, str]:
         """Each collection's (``kind="collection"``) or retriever's name, by id."""
         return self.retrievers if kind == "retriever" else self._collection_names

@@ -334,6 +334,9 @@ class Plan(BaseModel):
     changed_from: str | None = None
     pending: list[Change] = Field(default_factory=list)
     left_out: list[str] = Field(default_factory=list)
+    # With --allow-missing-references: what was let through on taxonomies this plan does not
+    # change (a change carries its own in ``unchecked``), so a typo is never silent.
+    unchecked: list[str] = Field(default_factory=list)
 
     @field_validator("namespaces")
     @classmethod

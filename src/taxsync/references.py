@@ -160,6 +160,10 @@ class Checked:
             key = (change.namespace, change.name)
             change.unchecked.extend(p.message for p in self.missing.get(key, []))
             change.names.extend(n for n in self.names.get(key, ()) if _concerns(change, n))
+        changed = {(c.namespace, c.name) for c in plan.changes}
+        for key, let_through in sorted(self.missing.items()):
+            if key not in changed:
+                plan.unchecked.extend(str(problem) for problem in let_through)
         return plan
 
 

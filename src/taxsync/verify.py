@@ -527,9 +527,10 @@ def _comparable(change: TaxonomyChange) -> dict[str, Any]:
 
 
 def _comparable_attachment(change: AttachmentChange) -> dict[str, Any]:
-    # All but the manifest location (and names: checked as a stale plan): the collection,
-    # settings, diff, notes and backfills.
-    return change.model_dump(mode="json", exclude={"source", "names"})
+    # All but the manifest location, names (checked as a stale plan) and the references let
+    # through (the whole tree's, which one attachment's re-plan does not see): the
+    # collection, settings, diff, notes and backfills.
+    return change.model_dump(mode="json", exclude={"source", "names", "unchecked"})
 
 
 def _by_name(

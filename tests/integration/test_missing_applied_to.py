@@ -36,8 +36,14 @@ def test_a_misspelt_collection_plans_no_detach_and_apply_keeps_the_entry(
     planned = run_cli("plan", str(root), ALLOW, "--format", "json", env=env(srv))
     assert planned.code == 0, planned.output
     assert json.loads(planned.out)["changes"] == []
+    # Nothing changes, yet the typo is said, at its line.
+    (let_through,) = json.loads(planned.out)["unchecked"]
+    assert "p.yaml:" in let_through and "prodcts" in let_through, let_through
     text = run_cli("plan", str(root), ALLOW, env=env(srv))
     assert "detach" not in text.out
+    assert "prodcts" in text.out and "not checked: --allow-missing-references" in text.out
+    markdown = run_cli("plan", str(root), ALLOW, "--format", "markdown", env=env(srv))
+    assert "prodcts" in markdown.out
     done = run_cli("apply", str(root), ALLOW, "--auto-approve", env=env(srv))
     assert done.code == 0, done.output
     assert len(entries(srv)) == 1  # the real entry is still there
@@ -54,7 +60,9 @@ def test_with_a_missing_collection_the_resolved_ones_still_attach_but_none_detac
     assert [(c["action"], c["collection_name"]) for c in changes] == [("attach", "col-a")]
     assert any("no entry of this taxonomy is detached" in u for u in changes[0]["unchecked"])
     assert "prodcts" in " ".join(changes[0]["unchecked"])
-    done = run_cli("apply", str(root), ALLOW, "--auto-approve", env=env(srv))
+    saved = tmp_path / "plan.json"
+    assert run_cli("plan", str(root), ALLOW, "--out", str(saved), env=env(srv)).code == 0
+    done = run_cli("apply", "--plan", str(saved), "--auto-approve", env=env(srv))
     assert done.code == 0, done.output
     assert len(entries(srv)) == 1 and len(entries(srv, "col_a")) == 1
 

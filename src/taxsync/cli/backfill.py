@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from taxsync import reconcile
-from taxsync.cli.options import connection_options
+from taxsync.cli.options import connection_options, name_callback, namespace_callback
 from taxsync.errors import EXIT_ERROR, EXIT_OK
 from taxsync.reconcile import Reporter, Settings
 
@@ -23,8 +23,15 @@ class _Polls(Reporter):
 
 
 @click.command()
-@click.argument("name")
-@click.option("-n", "--namespace", required=True, metavar="NS", help="The taxonomy's namespace.")
+@click.argument("name", callback=name_callback)
+@click.option(
+    "-n",
+    "--namespace",
+    required=True,
+    metavar="NS",
+    callback=namespace_callback,
+    help="The taxonomy's namespace.",
+)
 @click.option(
     "-c",
     "--collection",

@@ -8,7 +8,6 @@ head commit, only when the context makes that safe.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -110,15 +109,21 @@ class GitHubContext:
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
 
 
+# GitHub caps a webhook payload at 25 MB; the event file is that payload.
+_MAX_EVENT_BYTES = 32 * 1024 * 1024
+
+
 def _read_event(path: str | None) -> dict[str, Any]:
+    """The event that started the run, read like every file taxsync opens (a regular
+    file, bounded in size and depth): the runner writes it, but a pull request shapes it."""
+    from taxsync.safe_read import FileRefused, read_json
+
     if not path:
         return {}
     try:
-        event = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"GITHUB_EVENT_PATH {path}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigError(f"GITHUB_EVENT_PATH {path}: not JSON: {exc}") from None
+        event = read_json(path, _MAX_EVENT_BYTES)
+    except FileRefused as refused:
+        raise ConfigError(f"GITHUB_EVENT_PATH: {refused}") from None
     return event if isinstance(event, dict) else {}
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from taxsync import wire
 from taxsync.errors import ManifestProblem
+from taxsync.identifiers import name_problem, namespace_problem
 from taxsync.manifest.document import Document
 from taxsync.manifest.environments import per_namespace
 from taxsync.manifest.messages import id_message, teaching
@@ -104,32 +105,20 @@ def _nearest_position(positions: Mapping[FieldPath, Position], path: FieldPath) 
 def _check_names(
     manifest: TaxonomyManifest, document: Document, problems: list[ManifestProblem]
 ) -> None:
-    """Names and namespaces are URL path segments, and a namespace is an HTTP header value.
-
-    The API sets no pattern on either, so this refuses only what cannot travel: a path
-    segment ``.`` or ``..`` (resolved away by URL normalisation), ``/`` in a namespace
-    (names may hold it: ``places/regions`` exists), and a namespace that is not ASCII or
-    has whitespace at its ends (header values are Latin-1 and trimmed).
-    """
+    """Names and namespaces are URL path segments, and a namespace is an HTTP header value:
+    the rules every other way in (seeds, ``--namespace``, saved plans) applies too."""
     metadata = manifest.metadata
-    namespace = metadata.namespace
-    where: FieldPath = ("metadata", "namespace")
-    if not namespace.isascii():
-        character = next(c for c in namespace if not c.isascii())
-        message = f"must be ASCII (it is sent in an HTTP header): U+{ord(character):04X}"
-        _add(problems, document, where, message)
-    if namespace != namespace.strip():
-        _add(problems, document, where, "must not start or end with whitespace")
-    if "/" in namespace:
-        _add(problems, document, where, "must not contain '/' (it is a URL path segment)")
-    named = [(("metadata", "name"), metadata.name)] + [
-        (("metadata", "previousNames", i), old) for i, old in enumerate(metadata.previousNames)
+    checks: list[tuple[FieldPath, str | None]] = [
+        (("metadata", "namespace"), namespace_problem(metadata.namespace)),
+        (("metadata", "name"), name_problem(metadata.name)),
     ]
-    for path, name in [(where, namespace), *named]:
-        if name in (".", ".."):
-            _add(problems, document, path, f"must not be {name!r} (it is a URL path segment)")
-        elif not name:
-            _add(problems, document, path, "must not be empty")
+    checks += [
+        (("metadata", "previousNames", i), name_problem(old))
+        for i, old in enumerate(metadata.previousNames)
+    ]
+    for path, problem in checks:
+        if problem:
+            _add(problems, document, path, problem)
 
 
 def _check_semantics(

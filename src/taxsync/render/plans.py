@@ -125,6 +125,7 @@ def plan_text(plan: Plan, style: Style) -> str:
     if not plan.changes:
         unchanged = plan.summary.unchanged
         lines = [f"No changes. {unchanged} taxonomy(ies) match the manifests."]
+        lines += unchecked_lines(plan, plain)
         return "\n".join(lines + changed_text(plan, style)) + "\n"
     lines = ["taxsync will perform the following actions:", ""]
     for change in plan.changes:
@@ -142,8 +143,15 @@ def plan_text(plan: Plan, style: Style) -> str:
     lines += [
         "",
         f"Plan: {plan.summary.line(with_zeros=True)}; {plan.summary.unchanged} unchanged.",
+        *unchecked_lines(plan, plain),
     ]
     return "\n".join(lines + changed_text(plan, style)) + "\n"
+
+
+def unchecked_lines(plan: Plan, esc: Callable[[str], str]) -> list[str]:
+    """The references let through on taxonomies the plan does not change: a typo the
+    reviewer must still see (those of a change are among its notes)."""
+    return [f"note: {esc(u)} (not checked: --allow-missing-references)" for u in plan.unchecked]
 
 
 def _diff_text(field: FieldChange, style: Style, named: Named) -> str:
@@ -178,6 +186,7 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
         f"**{plan.summary.line()}** · {plan.summary.unchanged} unchanged",
     ]
     if not plan.changes:
+        lines += ["", *unchecked_lines(plan, md_inline)] if plan.unchecked else []
         return "\n".join(lines + changed_markdown(plan)) + "\n"
     changes = sorted(plan.changes, key=lambda c: c.namespace)  # stable: as planned within
     several = len({c.namespace for c in changes}) > 1
@@ -198,6 +207,7 @@ def plan_markdown(plan: Plan, link: SourceLink | None = None) -> str:
             lines += section
     for change in changes:
         lines += _details_markdown(change)
+    lines += ["", *unchecked_lines(plan, md_inline)] if plan.unchecked else []
     return "\n".join(lines + changed_markdown(plan)) + "\n"
 
 
