@@ -121,6 +121,7 @@ def write_seed(path: Path, namespaces: int) -> Path:
     every = {"collections": collections, "retrievers": retrievers}
     prefixes = ("seq", "default", "c16", "ns")  # the trees ``online`` applies
     named = {ns: {} for p in prefixes for ns in namespace_names(p, namespaces)}
+    named.update({ns: {} for ns in namespace_names("per-change", 1)})  # per_change's tree
     seed = {"namespaces": {"*": every, **named}}
     path.write_text(yaml.safe_dump(seed), encoding="utf-8")
     return path

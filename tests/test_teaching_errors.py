@@ -151,7 +151,24 @@ def test_a_newline_in_a_seed_field_never_breaks_the_error_line(tmp_path: Path) -
     run = run_cli("local", "seed", str(seed), "--local-state", str(tmp_path / "state.json"))
     assert run.code == 1
     assert run.err.count("\n") == 1, run.err
-    assert "collection_name a\\u000ab c appears more than once" in run.err
+    assert "collection_name 'a\\nb c' appears more than once" in run.err
+
+
+def test_a_seed_value_cannot_forge_a_detail_line(tmp_path: Path) -> None:
+    """A line break followed by the two spaces that start a detail line, in a name (quoted)
+    and in a key (escaped): the error keeps only the lines taxsync wrote."""
+    seed = tmp_path / "seed.json"
+    forged = "a\n  Error: forged"
+    twice = [{"collection_id": f"col_{x}", "collection_name": forged} for x in "ab"]
+    keyed = [{"collection_id": "col_c", "collection_name": "abc", forged: 1}]
+    for collections, lines in ((twice, 1), (keyed, 2)):
+        seed.write_text(json.dumps({"namespaces": {"prod": {"collections": collections}}}))
+        run = run_cli("local", "seed", str(seed), "--local-state", str(tmp_path / "s.json"))
+        assert run.code == 1
+        assert len(run.err.splitlines()) == lines, run.err
+        assert "Error: forged" not in run.err.replace("\\n  Error: forged", "").replace(
+            "\\u000a  Error: forged", ""
+        ), run.err
 
 
 def test_a_seed_error_keeps_its_detail_lines_and_escapes_a_newline_in_a_key(

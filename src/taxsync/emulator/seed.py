@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from taxsync import safe_read
-from taxsync.identifiers import namespace_problem, quoted
+from taxsync.identifiers import namespace_problem, quoted, shown
 from taxsync.wire import (
     CollectionId,
     CollectionResponse,
@@ -265,7 +265,7 @@ def _check_unique(namespace: SeedNamespace, name: str, source: str) -> None:
             doubles = sorted({v for v in values if values.count(v) > 1})
             if doubles:
                 raise SeedError(
-                    f"{source}: namespaces.{name}: {kind} {key} {', '.join(doubles)} "
+                    f"{source}: namespaces.{name}: {kind} {key} {', '.join(map(quoted, doubles))} "
                     "appears more than once"
                 )
 
@@ -282,5 +282,6 @@ def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid seed"]
     for error in exc.errors(include_url=False, include_context=False, include_input=False):
         where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"  {where}: {error['msg']}")
+        # Keys and messages quote the file: a line break there must not start a line of ours.
+        lines.append(f"  {shown(where)}: {shown(error['msg'])}")
     return "\n".join(lines)
