@@ -94,21 +94,40 @@ async def apply_plan(
         if on_result:
             on_result(outcome)
 
+    async def change(change: AnyChange) -> None:
+        outcome = await run.change(change)
+        if not _backfills_pending(outcome):
+            report(outcome)  # as it completes: the user follows the apply line by line
+
+    async def backfill(done: ChangeResult) -> None:
+        report(await run.backfill(done))
+
     for phase in _phases(plan.changes):
         # In an order of our own: two applies racing in lockstep over the same plan order
         # would re-check each head in the same instant and both write; apart, the later one
         # finds the head moved and stops (there is no If-Match to make this airtight).
-        outcomes = await asyncio.gather(*(run.change(c) for c in sample(phase, len(phase))))
-        for outcome in outcomes:
-            if not _backfills_pending(outcome):
-                report(outcome)
-    for outcome in await asyncio.gather(*(run.backfill(r) for r in run.backfilling)):
-        report(outcome)
+        await _pooled(change, sample(phase, len(phase)), options.concurrency)
+    await asyncio.gather(*(backfill(r) for r in run.backfilling))
     await recheck_attachments(client, run.result.results, on_result)
     run.result.interrupted = run.stop.is_set()
     order = {id(c): i for i, c in enumerate(plan.changes)}
     run.result.results.sort(key=lambda r: order[id(r.change)])
     return run.result
+
+
+async def _pooled(
+    work: Callable[[AnyChange], Awaitable[None]], changes: list[AnyChange], workers: int
+) -> None:
+    """``work`` on every change, ``workers`` at a time, each taking the next change when it
+    is done: a pool of a few tasks, not one task per change (with thousands of changes
+    pending, waking each in turn costs the event loop more than the requests do)."""
+    queue = iter(changes)
+
+    async def worker() -> None:
+        for change in queue:  # shared: each change goes to exactly one worker
+            await work(change)
+
+    await asyncio.gather(*(worker() for _ in range(min(max(1, workers), len(changes)))))
 
 
 def _backfills_pending(outcome: ChangeResult) -> bool:

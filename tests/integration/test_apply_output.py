@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import pty
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from unittest import mock
@@ -138,3 +140,41 @@ def test_a_stale_saved_plan_prints_only_why_it_is_refused(
     assert applied.code == 0, applied.output
     plan_at = applied.out.index("~ new version production/products v2 → v3")
     assert plan_at < applied.out.index("Apply: 1 applied, 0 failed.")
+
+
+def test_a_change_is_printed_when_it_completes_not_when_its_phase_does(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """Two creates in one phase: while one is held at the API, the other's line is out."""
+    from tests.helpers import spawn_cli, wait_held
+
+    srv = emulator()
+    root = tmp_path / "m"
+    write(root, "a.yaml", flat("alpha", NS))
+    write(root, "b.yaml", flat("beta", NS))
+    hold = srv.hold(
+        lambda r: (
+            (r.method, r.path) == ("POST", "/v1/taxonomies")
+            and (r.json() or {}).get("taxonomy_name") == "beta"
+        )
+    )
+    process = spawn_cli(srv, "apply", str(root), "--auto-approve")
+    wait_held(hold, process)
+    assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(x) for x in iter(process.stdout.readline, "")]
+    )
+    reader.start()
+    try:
+        seen = ""
+        while not ("alpha" in seen and "done" in seen):
+            seen = lines.get(timeout=10)  # Empty: alpha's line did not come while beta was held
+    finally:
+        hold.release(forward=True)
+    reader.join(timeout=WAIT_FAILSAFE_S)
+    rest = "".join(lines.queue)
+    hold.release(forward=True)
+    err = process.stderr.read() if process.stderr else ""
+    assert process.wait(timeout=WAIT_FAILSAFE_S) == 0, rest + err
+    assert "beta" in rest and "Apply: 2 applied" in rest
