@@ -24,6 +24,7 @@ import json
 import os
 import stat
 from array import array
+from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -181,11 +182,23 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _measure(root: yaml.Node, path: Path | str, max_depth: int, max_alias_values: int) -> None:
-    """Refuse a composed document that nests too deep or whose aliases add too many values.
+class AliasCycle(Exception):
+    """A YAML value that contains itself (through an alias): ``parent`` holds ``child``,
+    one of its own ancestors."""
 
-    One pass over the distinct nodes (an alias is the very node it names): each node's
-    expanded size and height, so an alias bomb is measured without being expanded.
+    def __init__(self, parent: yaml.Node, child: yaml.Node) -> None:
+        super().__init__("recursive YAML alias: a value contains itself")
+        self.parent, self.child = parent, child
+
+
+def expanded(
+    root: yaml.Node, children: Callable[[yaml.Node], list[yaml.Node]] = _children
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Each distinct node's expanded size (values, aliases expanded) and height, by ``id``.
+
+    One pass over the distinct nodes (an alias is the very node it names), so an alias bomb
+    is measured without being expanded; ``AliasCycle`` if a value contains itself.
+    ``children``: what a node holds (the manifest loader counts mapping values only).
     """
     sizes: dict[int, int] = {}
     heights: dict[int, int] = {}
@@ -196,20 +209,28 @@ def _measure(root: yaml.Node, path: Path | str, max_depth: int, max_alias_values
         key = id(node)
         if children_done:
             open_nodes.discard(key)
-            children = _children(node)
-            sizes[key] = min(1 + sum(sizes[id(c)] for c in children), 2**62)
-            heights[key] = 1 + max((heights[id(c)] for c in children), default=0)
+            held = children(node)
+            sizes[key] = min(1 + sum(sizes[id(c)] for c in held), 2**62)
+            heights[key] = 1 + max((heights[id(c)] for c in held), default=0)
             continue
         if key in sizes:
             continue
         open_nodes.add(key)
         stack.append((node, True))
-        for child in _children(node):
+        for child in children(node):
             if id(child) in open_nodes:
-                line = child.start_mark.line + 1
-                raise FileRefused(path, "recursive YAML alias: a value contains itself", line)
+                raise AliasCycle(node, child)
             if id(child) not in sizes:
                 stack.append((child, False))
+    return sizes, heights
+
+
+def _measure(root: yaml.Node, path: Path | str, max_depth: int, max_alias_values: int) -> None:
+    """Refuse a composed document that nests too deep or whose aliases add too many values."""
+    try:
+        sizes, heights = expanded(root)
+    except AliasCycle as cycle:
+        raise FileRefused(path, str(cycle), cycle.child.start_mark.line + 1) from None
     if heights[id(root)] > max_depth:
         line = _deepest(root, heights, max_depth).start_mark.line + 1
         raise FileRefused(path, f"nested more than {max_depth} levels deep", line)

@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,15 @@ def bookkeeping(srv: EmulatorHandle) -> dict:
 def plan_output(root: Path, srv: EmulatorHandle, *extra: str) -> tuple[int, str]:
     planned = run_cli("plan", str(root), "--detailed-exitcode", *extra, env=env(srv))
     return planned.code, planned.out
+
+
+def backfilled_once(root: Path, srv: EmulatorHandle) -> dict[str, Any]:
+    """Exactly one task for products in its collection, recorded in the bookkeeping, and
+    nothing left for a plan to do."""
+    (task,) = tasks_of_products(srv)
+    assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
+    assert plan_output(root, srv)[0] == 0
+    return task
 
 
 def is_task_list(request: Seen) -> bool:
@@ -132,9 +142,7 @@ def test_a_lost_backfill_answer_is_adopted_from_the_task_list(
     applied = run_cli("apply", str(root), "--auto-approve", "--backfill", env=env(srv))
     assert applied.code == 0, applied.output
     assert any(is_task_list(r) for r in srv.requests)  # looked up, not re-sent
-    (task,) = tasks_of_products(srv)
-    assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
-    assert plan_output(root, srv)[0] == 0
+    backfilled_once(root, srv)
 
 
 def test_a_lost_answer_with_nothing_started_is_sent_once_more(
@@ -364,9 +372,7 @@ def test_an_apply_killed_while_its_backfill_is_in_flight_is_finished_once(
     assert code == 2 and "↻ backfill production/products" in out, out
     applied = run_cli("apply", str(root), "--auto-approve", env=env(srv))
     assert applied.code == 0, applied.output
-    (task,) = tasks_of_products(srv)
-    assert bookkeeping(srv)["col_products_v1"]["task"] == task["task_id"]
-    assert plan_output(root, srv)[0] == 0
+    backfilled_once(root, srv)
 
 
 def test_a_rerun_of_a_failed_backfill_killed_in_flight_is_not_run_twice(

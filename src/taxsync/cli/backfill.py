@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from taxsync import reconcile
-from taxsync.cli.options import connection_options, name_callback, namespace_callback
+from taxsync.cli.options import connection_options, one_namespace, taxonomy_name, wait_timeout
 from taxsync.errors import EXIT_ERROR, EXIT_OK
 from taxsync.reconcile import Reporter, Settings
 
@@ -23,15 +23,8 @@ class _Polls(Reporter):
 
 
 @click.command()
-@click.argument("name", callback=name_callback)
-@click.option(
-    "-n",
-    "--namespace",
-    required=True,
-    metavar="NS",
-    callback=namespace_callback,
-    help="The taxonomy's namespace.",
-)
+@taxonomy_name
+@one_namespace("The taxonomy's namespace.")
 @click.option(
     "-c",
     "--collection",
@@ -41,13 +34,7 @@ class _Polls(Reporter):
     help="Only this collection, by id or name (repeatable; default: every one that applies it).",
 )
 @click.option("--wait", is_flag=True, help="Wait for each backfill task to end.")
-@click.option(
-    "--wait-timeout",
-    type=click.FloatRange(min=1),
-    default=300.0,
-    show_default=True,
-    help="Seconds to wait for the tasks (with --wait).",
-)
+@wait_timeout("Seconds to wait for the tasks (with --wait).")
 @connection_options
 def backfill(
     name: str,

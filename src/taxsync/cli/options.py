@@ -114,6 +114,24 @@ def name_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any
     return value
 
 
+def one_namespace(help: str) -> Callable[[F], F]:
+    """The required ``-n/--namespace NS`` of a command about one namespace, checked."""
+    return click.option(
+        "-n", "--namespace", required=True, metavar="NS", callback=namespace_callback, help=help
+    )
+
+
+# A taxonomy's name, as the commands about one taxonomy take it: checked like a manifest's.
+taxonomy_name = click.argument("name", callback=name_callback)
+
+
+def wait_timeout(help: str) -> Callable[[F], F]:
+    """``--wait-timeout SECONDS``: how long a wait may last."""
+    return click.option(
+        "--wait-timeout", type=click.FloatRange(min=1), default=300.0, show_default=True, help=help
+    )
+
+
 def _shown_param(param: click.Parameter) -> str:
     if isinstance(param, click.Option):
         return "/".join(param.opts)

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 import click
 
 from taxsync import reconcile
-from taxsync.cli.options import connection_options, github_option, plan_choice_options, style
+from taxsync.cli.options import (
+    connection_options,
+    github_option,
+    plan_choice_options,
+    style,
+    wait_timeout,
+)
 from taxsync.cli.progress import ApplyProgress
 from taxsync.errors import EXIT_CHANGES, EXIT_OK, ApplyFailed, ConfigError, Interrupted
 from taxsync.reconcile import Reporter, Reporters, Settings
@@ -115,13 +121,7 @@ def plan(
 @click.option(
     "--wait", is_flag=True, help="Wait until created or re-versioned taxonomies are ready."
 )
-@click.option(
-    "--wait-timeout",
-    type=click.FloatRange(min=1),
-    default=300.0,
-    show_default=True,
-    help="Seconds to wait for readiness.",
-)
+@wait_timeout("Seconds to wait for readiness.")
 @click.option(
     "--format",
     "fmt",

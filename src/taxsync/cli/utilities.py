@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from taxsync import reconcile
-from taxsync.cli.options import connection_options, name_callback, namespace_callback, style
+from taxsync.cli.options import (
+    connection_options,
+    namespace_callback,
+    one_namespace,
+    style,
+    taxonomy_name,
+)
 from taxsync.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Interrupted
 from taxsync.reconcile import Reporter, Settings
 
@@ -47,15 +53,8 @@ def export(namespaces: tuple[str, ...], out: Path, force: bool, settings: Settin
 
 
 @click.command()
-@click.argument("name", callback=name_callback)
-@click.option(
-    "-n",
-    "--namespace",
-    required=True,
-    metavar="NS",
-    callback=namespace_callback,
-    help="The taxonomy's namespace.",
-)
+@taxonomy_name
+@one_namespace("The taxonomy's namespace.")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -93,14 +92,7 @@ def diff(namespace_a: str, namespace_b: str, fmt: str, settings: Settings) -> in
 
 
 @click.command()
-@click.option(
-    "-n",
-    "--namespace",
-    required=True,
-    metavar="NS",
-    callback=namespace_callback,
-    help="Where to probe (a scratch one is best).",
-)
+@one_namespace("Where to probe (a scratch one is best).")
 @click.option(
     "--collections",
     "collections",

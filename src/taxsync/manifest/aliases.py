@@ -14,7 +14,7 @@ import yaml
 from taxsync.manifest.characters import shown_key
 from taxsync.manifest.document import Document
 from taxsync.model import FieldPath
-from taxsync.safe_read import MAX_ALIAS_VALUES
+from taxsync.safe_read import MAX_ALIAS_VALUES, AliasCycle, expanded
 
 # Alias bombs ("billion laughs"): how many values YAML aliases may add, beyond the nodes the
 # text itself holds, in one file and in one run. Checked before any value is converted.
@@ -41,37 +41,17 @@ def _values(node: yaml.Node) -> list[yaml.Node]:
 
 
 def _expanded_sizes(root: yaml.Node, document: Document) -> dict[int, int] | None:
-    """How many values each node of a document converts to, aliases expanded.
-
-    One pass over the distinct nodes (an alias is the very node it names), so an alias
-    bomb is measured without being expanded. A value that contains itself is a problem
-    (None): conversion would never end.
-    """
-    sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()  # on the current path from the root
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        key = id(node)
-        if children_done:
-            open_nodes.discard(key)
-            total = 1 + sum(sizes[id(child)] for child in _values(node))
-            sizes[key] = min(total, 2**62)
-            continue
-        if key in sizes:
-            continue
-        open_nodes.add(key)
-        stack.append((node, True))
-        for child in _values(node):
-            if id(child) in open_nodes:
-                where = node
-                if isinstance(node, yaml.MappingNode):  # at the entry's key
-                    where = next(k for k, v in node.value if v is child)
-                document.problem(where, (), "recursive YAML alias: a value contains itself")
-                return None
-            if id(child) not in sizes:
-                stack.append((child, False))
-    return sizes
+    """How many values each node of a document converts to, aliases expanded (the walk
+    every YAML file taxsync reads gets). A value that contains itself is a problem (None):
+    conversion would never end."""
+    try:
+        return expanded(root, _values)[0]
+    except AliasCycle as cycle:
+        where = cycle.parent
+        if isinstance(where, yaml.MappingNode):  # at the entry's key
+            where = next(k for k, v in where.value if v is cycle.child)
+        document.problem(where, (), str(cycle))
+        return None
 
 
 def _heaviest(root: yaml.Node, sizes: Mapping[int, int]) -> tuple[yaml.Node, FieldPath]:
