@@ -16,7 +16,7 @@ from typing import Any
 from taxsync.client import MixpeekClient
 from taxsync.errors import TaxsyncError
 from taxsync.live import LiveCollection, declared, settings
-from taxsync.plan import AttachmentChange, ChangeResult
+from taxsync.plan import AttachmentChange, ChangeResult, TaxonomyChange
 
 
 async def recheck_attachments(
@@ -24,13 +24,13 @@ async def recheck_attachments(
     results: list[ChangeResult],
     on_result: Callable[[ChangeResult], None] | None = None,
 ) -> None:
-    """Read every collection an applied attachment change wrote (once each) and fail each
-    change whose entry is not as it wrote it; ``on_result`` hears each change failed so."""
+    """Read every collection an applied attachment change or replace wrote (once each) and
+    fail each change whose entry is not as it wrote it; ``on_result`` hears each change
+    failed so."""
     written: dict[tuple[str, str], list[ChangeResult]] = {}
     for result in results:
-        if result.status == "applied" and isinstance(result.change, AttachmentChange):
-            key = (result.change.namespace, result.change.collection_id)
-            written.setdefault(key, []).append(result)
+        for collection_id in _collections_written(result):
+            written.setdefault((result.change.namespace, collection_id), []).append(result)
     found = await asyncio.gather(*(_read(client, *key) for key in written))
     for (key, changed), collection in zip(written.items(), found, strict=True):
         for result in changed:
@@ -56,15 +56,32 @@ async def _read(client: MixpeekClient, namespace: str, collection_id: str) -> An
     return None if found is None else LiveCollection.from_wire(found)
 
 
+def _collections_written(result: ChangeResult) -> list[str]:
+    """The collections an applied change rewrote: an attachment change's own, and each one
+    a replace re-pointed from the old taxonomy to the new (those the plan saw applying it)."""
+    change = result.change
+    if result.status != "applied":
+        return []
+    if isinstance(change, AttachmentChange):
+        return [change.collection_id]
+    if isinstance(change, TaxonomyChange) and change.action == "replace":
+        return [a.collection_id for a in change.applied_by]
+    return []
+
+
 def _lost(result: ChangeResult, collection: Any) -> str | None:
     """Why the entry this change wrote is not there as written (None: it is)."""
     change = result.change
-    assert isinstance(change, AttachmentChange)
     if isinstance(collection, TaxsyncError):
         return f"could not be read ({collection})"
     if collection is None:
-        return "no longer exists"
+        return None if isinstance(change, TaxonomyChange) else "no longer exists"
     entry = collection.application_of(result.taxonomy_id)
+    if isinstance(change, TaxonomyChange):  # a replace: the new taxonomy, the old one gone
+        if collection.application_of(change.taxonomy_id) is not None:
+            return "applies the replaced taxonomy again"
+        return None if entry is not None else "no longer applies the new taxonomy"
+    assert isinstance(change, AttachmentChange)
     if change.action == "detach":
         return None if entry is None else "applies the taxonomy again"
     if entry is None:

@@ -59,3 +59,38 @@ def test_an_entry_another_writer_drops_after_the_apply_verified_it_fails_its_cha
     assert not found.get("taxonomy_applications")
     gets = [r for r in srv.requests if (r.method, r.path) == ("GET", COLLECTION)]
     assert len(gets) == 3  # read, read back, and one read again at the end
+
+
+def test_a_replace_whose_re_pointed_entry_another_writer_drops_fails(
+    tmp_path: Path, emulator: StartEmulator
+) -> None:
+    """A replace re-points each collection from the old taxonomy to the new one; another
+    writer's stale list landing after that was read back is caught at the end too."""
+    from tests.helpers import hierarchical
+
+    srv = emulator()
+    root = tmp_path / "m"
+    applied = "spec:\n  appliedTo: [{collection: products}]\n"
+    write(root, "products.yaml", flat("products", NS).replace("spec:\n", applied, 1))
+    assert run_cli("apply", str(root), "--auto-approve", env=env(srv)).code == 0
+    write(root, "products.yaml", hierarchical("products", NS).replace("spec:\n", applied, 1))
+    reads: list[Seen] = []
+    wrote: list[Seen] = []
+
+    def another_writer_after_the_re_point(request: Seen) -> bool:
+        if len(reads) == 2 and not wrote:
+            stale_list = PatchCollectionRequest(taxonomy_applications=[])
+            srv.store.patch_collection(NS, "col_products_v1", stale_list)
+            wrote.append(request)
+        elif (request.method, request.path) == ("GET", COLLECTION):
+            reads.append(request)  # the re-point's read, then its read back
+        return False
+
+    srv.recorder.rules.append(Rule(another_writer_after_the_re_point))
+
+    result = run_cli("apply", str(root), "--allow-replace", "--auto-approve", env=env(srv))
+
+    assert wrote, "the other writer never wrote"
+    assert result.code == 1, result.output
+    assert "no longer applies the new taxonomy" in result.output, result.output
+    assert "another writer overwrote it" in result.output
