@@ -14,6 +14,7 @@ final error.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import random
 import time
@@ -34,6 +35,7 @@ from taxsync.errors import (
     NetworkError,
     NotFoundError,
     ResponseError,
+    TaxsyncError,
     WriteOutcomeUnknown,
 )
 from taxsync.live import LiveCollection, Neighbourhood, neighbourhood
@@ -202,12 +204,31 @@ class MixpeekClient:
                 await self.get_namespace(namespace)
             except ApiError as exc:
                 if exc.status == 404:
-                    raise NotFoundError(
-                        f"namespace {namespace!r} does not exist in the Mixpeek "
-                        "organisation (taxsync does not create namespaces)"
-                    ) from None
+                    raise await self._no_such_namespace(namespace) from None
                 raise
             return await self.list_taxonomies(namespace)
+
+    async def _no_such_namespace(self, namespace: str) -> NotFoundError:
+        """The one error for a namespace that does not resolve, however it was found out
+        (a 404, or a list's X-Namespace-Unresolved), with the namespace it may have meant."""
+        return NotFoundError(
+            f"namespace {namespace!r} does not exist in the Mixpeek organisation (taxsync does "
+            f"not create namespaces){await self._closest_namespace(namespace)}"
+        )
+
+    async def _closest_namespace(self, namespace: str) -> str:
+        """``; did you mean 'production'?`` for a namespace close to one that exists (one
+        list page, asked only once a namespace is missing); empty when none is, or when the
+        list cannot be read (the error says enough without it)."""
+        try:
+            response = await self._send("POST", "/v1/namespaces/list", json={"limit": 1000})
+            names = [
+                n.namespace_name for n in _parse(wire.ListNamespacesResponse, response).results
+            ]
+        except TaxsyncError:
+            return ""
+        close = difflib.get_close_matches(namespace, names, n=1, cutoff=0.75)
+        return f"; did you mean {close[0]!r}?" if close else ""
 
     # --- taxonomies ----------------------------------------------------------------
 
@@ -349,11 +370,8 @@ class MixpeekClient:
             query = {**(params or {}), **({"cursor": cursor} if cursor else {})}
             response = await self._send("POST", path, namespace, json=body, params=query or None)
             page = _parse(model, response)
-            if _unresolved(response, page):
-                raise NotFoundError(
-                    f"POST {path}: namespace {namespace!r} did not resolve for this API key "
-                    "(X-Namespace-Unresolved): its empty list is not its contents"
-                )
+            if _unresolved(response, page):  # its empty list is not its contents
+                raise await self._no_such_namespace(namespace)
             pages.append(page)
             cursor = page.pagination.next_cursor if page.pagination else None
             if not cursor:

@@ -89,7 +89,7 @@ def test_an_unresolved_namespace_is_an_error_never_empty(
         async with MixpeekClient(srv.url, srv.api_key) as client:
             await getattr(client, route)("production")
 
-    with pytest.raises(NotFoundError, match="did not resolve for this API key"):
+    with pytest.raises(NotFoundError, match="'production' does not exist in the Mixpeek"):
         asyncio.run(read())
 
 

@@ -97,7 +97,7 @@ def test_a_plan_in_a_misspelt_namespace_fails_as_on_the_real_api(
         assert run.code == 1 and run.out == ""
         assert run.err == (
             f"Error: namespace '{TYPO}' does not exist in the Mixpeek organisation "
-            "(taxsync does not create namespaces)\n"
+            f"(taxsync does not create namespaces); did you mean '{NS}'?\n"
         )
     for store in (srv.store, Store(state)):
         assert TYPO not in [n["namespace_name"] for n in store.list_namespaces().results]
