@@ -8,7 +8,7 @@ whose live state moved.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
 
@@ -160,24 +160,28 @@ def _saved(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("saved"))
 
 
+def _checked_if_saved(
+    value: str, info: ValidationInfo, rule: Callable[[str], str | None], what: str
+) -> str:
+    """``value`` itself; in a saved plan, only if it passes ``rule`` (else ValueError)."""
+    problem = rule(value) if _saved(info) else None
+    if problem:
+        raise ValueError(f"{what} {quoted(value)} {problem}")
+    return value
+
+
 class _ChangeCommon(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("namespace")
     @classmethod
     def _a_namespace(cls, value: str, info: ValidationInfo) -> str:
-        problem = namespace_problem(value) if _saved(info) else None
-        if problem:
-            raise ValueError(f"namespace {quoted(value)} {problem}")
-        return value
+        return _checked_if_saved(value, info, namespace_problem, "namespace")
 
     @field_validator("name")
     @classmethod
     def _a_name(cls, value: str, info: ValidationInfo) -> str:
-        problem = name_problem(value) if _saved(info) else None
-        if problem:
-            raise ValueError(f"name {quoted(value)} {problem}")
-        return value
+        return _checked_if_saved(value, info, name_problem, "name")
 
     action: Action  # each change type narrows it; a saved plan's changes are told apart by it
     namespace: str
@@ -341,11 +345,7 @@ class Plan(BaseModel):
     @field_validator("namespaces")
     @classmethod
     def _namespaces(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        for namespace in value if _saved(info) else ():
-            problem = namespace_problem(namespace)
-            if problem:
-                raise ValueError(f"namespace {quoted(namespace)} {problem}")
-        return value
+        return [_checked_if_saved(ns, info, namespace_problem, "namespace") for ns in value]
 
     @property
     def has_changes(self) -> bool:

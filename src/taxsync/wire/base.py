@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
 )
 
 COLLECTION_ID_PATTERN = r"^col_[a-zA-Z0-9_]+$"
@@ -28,6 +29,21 @@ class RequestModel(BaseModel):
     infinity (which pydantic would read from strings like 'nan') cannot be sent as JSON."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PagedListRequest(RequestModel):
+    """The body of a list route that pages by body keys (taxonomies, collections,
+    namespaces): where the page starts and how long it is, then what to list."""
+
+    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
+    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
+    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
+    page: StrictInt | None = Field(default=None, ge=1)
+    search: str | None = None
+    filters: dict[str, Any] | None = None
+    sort: dict[str, Any] | None = None
+    sorts: list[dict[str, Any]] | None = None
+    case_sensitive: bool | None = False
 
 
 class ResponseModel(BaseModel):

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from taxsync.wire.base import (
     DegradedEntry,
     LogicalOperatorInput,
+    PagedListRequest,
     PaginationResponse,
     RequestModel,
     ResponseModel,
@@ -125,17 +126,8 @@ class PatchCollectionRequest(RequestModel):
         return entries
 
 
-class ListCollectionsRequest(RequestModel):
-    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
-    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
-    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
-    page: StrictInt | None = Field(default=None, ge=1)
-    filters: dict[str, Any] | None = None
-    sort: dict[str, Any] | None = None
-    sorts: list[dict[str, Any]] | None = None
-    search: str | None = None
+class ListCollectionsRequest(PagedListRequest):
     include_system: bool | None = False
-    case_sensitive: bool | None = False
 
 
 class TaxonomyApplicationConfigOutput(ResponseModel):

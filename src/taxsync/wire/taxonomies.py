@@ -19,6 +19,7 @@ from pydantic import (
 
 from taxsync.wire.base import (
     CollectionId,
+    PagedListRequest,
     PaginationResponse,
     RequestModel,
     ResponseModel,
@@ -170,28 +171,12 @@ class PatchTaxonomyRequest(RequestModel):
     metadata: dict[str, Any] | None = None
 
 
-class ListTaxonomiesRequest(RequestModel):
-    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
-    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
-    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
-    page: StrictInt | None = Field(default=None, ge=1)
-    search: str | None = None
-    filters: dict[str, Any] | None = None
-    sort: dict[str, Any] | None = None
-    sorts: list[dict[str, Any]] | None = None
-    case_sensitive: bool | None = False
+class ListTaxonomiesRequest(PagedListRequest):
+    pass
 
 
-class ListNamespacesRequest(RequestModel):
-    limit: StrictInt | None = Field(default=None, ge=1, le=1000)
-    page_size: StrictInt | None = Field(default=None, ge=1, le=1000)
-    offset: StrictInt | None = Field(default=None, ge=0, le=10000)
-    page: StrictInt | None = Field(default=None, ge=1)
-    filters: dict[str, Any] | None = None
-    sort: dict[str, Any] | None = None
-    sorts: list[dict[str, Any]] | None = None
-    search: str | None = None
-    case_sensitive: bool | None = False
+class ListNamespacesRequest(PagedListRequest):
+    pass
 
 
 # --- responses ------------------------------------------------------------------
